@@ -1,0 +1,69 @@
+/* internal.h: the engine's shared structures. Not installed; hosts use luagrad.h. */
+#ifndef LG_INTERNAL_H
+#define LG_INTERNAL_H
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "luagrad.h"
+#include "luagrad_enums.h"
+
+/* A node. Immutable once interned; `next` chains the intern table's bucket. The arg's string
+ * and ints live in the same allocation, after src[]. */
+struct lg_uop {
+  lg_ctx *ctx;
+  lg_uop *next;
+  uint64_t hash;
+  uint32_t refcnt;
+  int32_t op;
+  int32_t nsrc;
+  lg_dtype dtype;
+  uint32_t has_bounds; /* vmin/vmax valid */
+  int64_t vmin, vmax;
+  lg_arg arg;
+  lg_uop *src[];
+};
+
+struct lg_ctx {
+  /* intern table: chained buckets; it holds no reference (a node leaves when its count drops) */
+  lg_uop **buckets;
+  uint64_t nbuckets; /* power of two */
+  int64_t live_nodes;
+  int64_t live_bytes;
+  lg_rule_host host;
+  int has_host;
+  char err[1024];
+};
+
+/* op table (core/ops.c) */
+typedef struct lg_opinfo {
+  const char *name;
+  int16_t min_src, max_src;
+  uint32_t flags;
+} lg_opinfo;
+extern const lg_opinfo lg_ops[LG_OP__COUNT];
+
+static inline bool lg_op_has(int32_t op, uint32_t flag) { return (lg_ops[op].flags & flag) != 0; }
+
+/* dtype helpers (core/dtype.c) */
+static inline int32_t lg_dt_scalar_id(lg_dtype dt) { return (int32_t)(dt & 0xffu); }
+static inline bool lg_dt_is_plain(lg_dtype dt) { return (dt >> 8) == 0; } /* scalar, not ptr */
+bool lg_dt_is_float(lg_dtype dt);
+bool lg_dt_is_int(lg_dtype dt);      /* signed or unsigned integer, not bool */
+bool lg_dt_is_unsigned(lg_dtype dt);
+/* Value range of an integer/bool scalar dtype that fits int64 (not uint64). */
+bool lg_dt_int_range(lg_dtype dt, int64_t *lo, int64_t *hi);
+
+/* Wrap an int64 to an integer dtype's width (C conversion semantics), or round a double to a
+ * float dtype (round to nearest even for float16, bfloat16, float32). core/alu.c */
+int64_t lg_wrap_int(lg_dtype dt, int64_t v);
+double lg_round_float(lg_dtype dt, double v);
+/* An integer (the bit pattern of a uint64 when is_unsigned) rounded once to a float dtype. */
+double lg_int_to_float(lg_dtype dt, int64_t v, bool is_unsigned);
+
+/* bounds of a freshly built node (core/vrange.c); sets has_bounds/vmin/vmax */
+void lg_vrange_compute(lg_uop *u);
+
+/* arg helpers (core/uop.c) */
+bool lg_arg_equal(const lg_arg *a, const lg_arg *b);
+
+#endif

@@ -1,0 +1,256 @@
+/* luagrad.h: the public C API of the luagrad engine.
+ *
+ * Plain prototypes over opaque handles and fixed-width integers, so LuaJIT's ffi.cdef can read
+ * the declarations below the include guard as they are. Ops and dtypes are plain integers here:
+ * look them up by name (lg_op_lookup, lg_dtype_lookup), or include luagrad_enums.h for the
+ * LG_OP_* and LG_DT_* constants generated from core/ops.def and core/dtypes.def.
+ *
+ * Conventions: functions that can fail return an lg_status (0 = LG_OK) and leave a message on the
+ * context (lg_ctx_error). A function that hands out a UOp through an `lg_uop **out` gives the
+ * caller a new reference, to be dropped with lg_uop_release. UOps passed in are borrowed.
+ * Everything is 0-based. */
+#ifndef LUAGRAD_H
+#define LUAGRAD_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct lg_ctx lg_ctx;
+typedef struct lg_uop lg_uop;
+typedef struct lg_ruleset lg_ruleset;
+
+typedef int32_t lg_status;
+enum {
+  LG_OK = 0,
+  LG_ERR_ARG = 1,     /* bad argument: wrong op, dtype, source count, arg kind */
+  LG_ERR_NOMEM = 2,   /* allocation failed */
+  LG_ERR_RULE = 3,    /* a rule callback raised an error or returned a bad value */
+  LG_ERR_SPEC = 4,    /* a graph breaks the spec */
+  LG_ERR_LIMIT = 5,   /* a rewrite did not converge within its budget */
+  LG_ERR_HOST = 6     /* no rule host (no Lua state) for a request that needs one */
+};
+
+/* A dtype is a 32-bit value: bits 0-7 the scalar (dtypes.def order), bits 8-23 the vector
+ * width minus one, bits 24-25 the address space plus one for a pointer (0: not a pointer). */
+typedef uint32_t lg_dtype;
+enum { LG_ADDR_GLOBAL = 0, LG_ADDR_LOCAL = 1, LG_ADDR_REG = 2 };
+
+/* A UOp's arg. kind says which fields hold it:
+ *   NONE; INT (i: integers, bools and the bit pattern of uint64); FLOAT (f); STR (s);
+ *   INTS (n values in ints); STR_INTS (s, then n values in ints), e.g. DEFINE_VAR ("i", {0, 9}). */
+enum { LG_ARG_NONE = 0, LG_ARG_INT = 1, LG_ARG_FLOAT = 2, LG_ARG_STR = 3, LG_ARG_INTS = 4, LG_ARG_STR_INTS = 5 };
+typedef struct lg_arg {
+  int32_t kind;
+  int32_t n;
+  int64_t i;
+  double f;
+  const char *s;
+  const int64_t *ints;
+} lg_arg;
+
+/* ---- context ---------------------------------------------------------------------------- */
+lg_status lg_ctx_new(lg_ctx **out);
+void lg_ctx_free(lg_ctx *ctx);
+const char *lg_ctx_error(const lg_ctx *ctx);
+/* Set the error message (printf-style) and return code; used by hosts that report into the ctx. */
+lg_status lg_ctx_fail(lg_ctx *ctx, lg_status code, const char *fmt, ...);
+/* Live node count and bytes held by nodes, for leak checks and statistics. */
+int64_t lg_ctx_live_nodes(const lg_ctx *ctx);
+int64_t lg_ctx_live_bytes(const lg_ctx *ctx);
+
+/* ---- ops and dtypes --------------------------------------------------------------------- */
+int32_t lg_op_count(void);
+const char *lg_op_name(int32_t op);
+int32_t lg_op_lookup(const char *name);          /* -1 when unknown */
+uint32_t lg_op_flags(int32_t op);
+int32_t lg_op_min_src(int32_t op);
+int32_t lg_op_max_src(int32_t op);               /* -1: any number */
+
+int32_t lg_dtype_count(void);                    /* number of scalar dtypes */
+int32_t lg_dtype_lookup(const char *name);       /* scalar dtype by name, -1 when unknown */
+lg_dtype lg_dtype_scalar(lg_dtype dt);           /* the element type: no vector, no pointer */
+uint32_t lg_dtype_lanes(lg_dtype dt);
+int32_t lg_dtype_is_ptr(lg_dtype dt);
+int32_t lg_dtype_addrspace(lg_dtype dt);         /* LG_ADDR_*, or -1 when not a pointer */
+lg_dtype lg_dtype_vec(lg_dtype dt, uint32_t lanes);
+lg_dtype lg_dtype_ptr(lg_dtype dt, int32_t addrspace);
+lg_dtype lg_dtype_base(lg_dtype dt);             /* what a pointer points to */
+int32_t lg_dtype_itemsize(lg_dtype dt);          /* bytes of one (vector) element */
+char lg_dtype_kind(lg_dtype dt);                 /* 'v' 'b' 'i' 'u' 'f' of the scalar */
+int32_t lg_dtype_is_valid(lg_dtype dt);
+/* "float32", "int8x4", "float32*", "float32 local*"; returns the length written (snprintf) */
+int32_t lg_dtype_name(lg_dtype dt, char *buf, size_t size);
+/* PyTorch's promotion of two scalar dtypes (bool < ints < floats; see core/dtype.c) */
+lg_status lg_dtype_promote(lg_ctx *ctx, lg_dtype a, lg_dtype b, lg_dtype *out);
+
+/* ---- UOps ------------------------------------------------------------------------------- */
+/* Build or find the node (op, dtype, src[0..n), arg). Checks the op's source count. */
+lg_status lg_uop_new(lg_ctx *ctx, int32_t op, lg_dtype dtype, lg_uop *const *src, int32_t n,
+                     const lg_arg *arg, lg_uop **out);
+/* CONST of a scalar dtype: the value is converted with C semantics (ints wrap, floats round to
+ * the dtype, bool is value != 0). Integers and floats come in separately to keep int64 exact. */
+lg_status lg_uop_const_int(lg_ctx *ctx, lg_dtype dtype, int64_t v, lg_uop **out);
+lg_status lg_uop_const_float(lg_ctx *ctx, lg_dtype dtype, double v, lg_uop **out);
+lg_uop *lg_uop_retain(lg_uop *u);
+void lg_uop_release(lg_uop *u);
+
+int32_t lg_uop_op(const lg_uop *u);
+lg_dtype lg_uop_dtype(const lg_uop *u);
+int32_t lg_uop_nsrc(const lg_uop *u);
+lg_uop *lg_uop_src(const lg_uop *u, int32_t i);  /* borrowed */
+const lg_arg *lg_uop_arg(const lg_uop *u);
+uint64_t lg_uop_hash(const lg_uop *u);
+uint32_t lg_uop_refcount(const lg_uop *u);
+
+/* Integer range analysis: every int/bool node knows bounds of its value, computed when it is
+ * built. Returns 1 and fills lo/hi when bounds are known, 0 otherwise (floats, uint64 beyond
+ * int64). */
+int32_t lg_uop_bounds(const lg_uop *u, int64_t *lo, int64_t *hi);
+
+/* Fold an ALU/CAST/BITCAST node whose sources are all CONST into a CONST (C semantics).
+ * *out is NULL (and LG_OK returned) when the node cannot be folded. */
+lg_status lg_uop_fold(lg_ctx *ctx, const lg_uop *u, lg_uop **out);
+
+/* Check a graph against the spec (source counts, dtypes, args per op). */
+lg_status lg_uop_verify(lg_ctx *ctx, lg_uop *root);
+
+/* Render the graph as text, one line per node, shared nodes named once; *out is malloc'd
+ * (free with lg_free). */
+lg_status lg_uop_format(lg_ctx *ctx, lg_uop *root, char **out);
+void lg_free(void *p);
+
+/* Count of distinct nodes reachable from root (including it); -1 when out of memory. */
+int64_t lg_uop_size(const lg_uop *root);
+/* The nodes reachable from root, sources before their users, written to buf (borrowed
+ * pointers, at most cap of them). Returns the total count (> cap: call again with more room),
+ * or -1 when out of memory. */
+int64_t lg_uop_toposort(const lg_uop *root, lg_uop **buf, int64_t cap);
+
+/* ---- rules and graph_rewrite ------------------------------------------------------------- */
+/* The engine calls rule callbacks and predicates through a host. vm_bindings implements one
+ * for Lua states; `fns` is the host's handle for a rule set's callbacks, `rctx` the handle for
+ * the context value of one graph_rewrite call. */
+typedef struct lg_match {
+  int32_t ncap;
+  lg_uop *const *caps;        /* by capture slot; NULL where unbound */
+  const char *const *names;   /* capture names by slot */
+  lg_uop *root;               /* the node that matched */
+} lg_match;
+
+typedef struct lg_rule_host {
+  void *ud;
+  /* Run callback `fn`; set *out to a new reference, or NULL for "no change". */
+  lg_status (*call_rule)(void *ud, lg_ctx *ctx, void *fns, int32_t fn, const lg_match *m,
+                         void *rctx, lg_uop **out);
+  /* Run predicate `fn` on u; set *ok to 1 (accept) or 0. */
+  lg_status (*call_pred)(void *ud, lg_ctx *ctx, void *fns, int32_t fn, lg_uop *u, int32_t *ok);
+  /* Forget a rule set's callbacks handle (the rule set is being freed). */
+  void (*release_fns)(void *ud, void *fns);
+  /* Compile the named pass (rule files on the search path) into a rule set; new reference. */
+  lg_status (*load_pass)(void *ud, lg_ctx *ctx, const char *name, lg_ruleset **out);
+} lg_rule_host;
+
+void lg_ctx_set_host(lg_ctx *ctx, const lg_rule_host *host);
+const lg_rule_host *lg_ctx_host(const lg_ctx *ctx);
+
+/* Rule sets are reference counted. */
+lg_ruleset *lg_ruleset_retain(lg_ruleset *rs);
+void lg_ruleset_release(lg_ruleset *rs);
+/* The named pass, compiled by the host (for C hosts: "symbolic", ...). */
+lg_status lg_pass(lg_ctx *ctx, const char *name, lg_ruleset **out);
+
+enum { LG_REWRITE_BOTTOM_UP = 0, LG_REWRITE_TOP_DOWN = 1 };
+typedef struct lg_rewrite_opts {
+  int32_t mode;         /* LG_REWRITE_BOTTOM_UP: sources first; TOP_DOWN: node first */
+  int32_t budget;       /* max rewrites of one node before LG_ERR_LIMIT; 0: default (1000) */
+  int32_t stats;        /* 1: collect per-rule statistics into the rule set */
+  void *rctx;           /* passed to callbacks */
+  int64_t visits;       /* out: nodes processed */
+  int64_t rewrites;     /* out: rule applications that changed a node */
+} lg_rewrite_opts;
+
+lg_status lg_graph_rewrite(lg_ctx *ctx, lg_uop *root, lg_ruleset *rs, lg_rewrite_opts *opts,
+                           lg_uop **out);
+
+/* ---- patterns and rule sets (core/pattern.c, core/rewrite.c) ------------------------------ */
+/* A rule is a pattern, given as an array of nodes (node 0 the root; a node's sources are
+ * indices of later nodes of the same array), and a result: a host callback, or a template
+ * (an array of the same form) that the engine builds itself, with no host call.
+ *
+ * Matching: an LG_PAT_OP node matches a UOp whose op is in ops (any op when nops is 0), whose
+ * dtype is one of dtypes or in one of dtype_classes (no check when both are empty), whose arg
+ * equals arg (when has_arg; INT and FLOAT args compare by value: 1 == 1.0 == true), and whose
+ * sources match by src_mode; a predicate (host index pred) runs after the node's sources
+ * matched. An LG_PAT_ANY node matches what one of its sources matches, tried in order. A
+ * node with a name captures the UOp; a name bound twice must bind the same UOp. Every match is
+ * tried in turn (alternatives, then swapped commutative sources) until a result is not nil.
+ *
+ * Templates: a node with a name is the captured UOp; a CONST node with an INT or FLOAT arg and no
+ * name is a constant of its one dtype, else of its sibling's (WHERE's condition: bool), else of
+ * the matched root's; a node of one op with exact sources builds that op with its arg, of its one
+ * dtype, else bool for comparisons, WHERE's second source's, the first source's, or the root's. */
+enum { LG_PAT_OP = 0, LG_PAT_ANY = 1 };
+enum { LG_SRC_ANY = 0, LG_SRC_EXACT = 1, LG_SRC_PREFIX = 2, LG_SRC_EACH = 3 };
+enum { LG_DTC_BOOL = 1, LG_DTC_SINT = 2, LG_DTC_UINT = 4, LG_DTC_FLOAT = 8 };
+
+typedef struct lg_pat {
+  int32_t kind;            /* LG_PAT_OP or LG_PAT_ANY (alternatives in src) */
+  int32_t nops;            /* op set; 0: any op */
+  const int32_t *ops;
+  int32_t ndtypes;         /* dtype filter */
+  const lg_dtype *dtypes;
+  uint32_t dtype_classes;  /* LG_DTC_* of the element type; a pointer is in no class */
+  int32_t src_mode;        /* ANY: not checked; EXACT: source i matches src[i], same count;
+                              PREFIX: the first nsrc sources; EACH: every source matches src[0] */
+  int32_t nsrc;
+  const int32_t *src;      /* node indices, each greater than this node's */
+  int32_t commutative;     /* EXACT with two sources: also try them swapped */
+  int32_t has_arg;
+  lg_arg arg;
+  const char *name;        /* capture name, or NULL */
+  int32_t pred;            /* host predicate index, or -1 */
+} lg_pat;
+
+/* A rule's result is one of: a host callback (fn >= 0), a template (ntmpl > 0), or a native
+ * result (native > 0, from lg_native_lookup). */
+typedef struct lg_rule_def {
+  const char *name;        /* for statistics and messages */
+  const lg_pat *pat;
+  int32_t npat;
+  int32_t fn;              /* host callback index, or -1 */
+  const lg_pat *tmpl;
+  int32_t ntmpl;
+  int32_t native;
+} lg_rule_def;
+
+typedef struct lg_rule_stats {
+  const char *name;
+  int64_t tries;           /* rule tried on a node of a matching op */
+  int64_t matches;         /* full structural matches (predicates passed) */
+  int64_t rewrites;        /* results that changed the node */
+  int64_t ns;              /* time spent trying the rule, callbacks included */
+} lg_rule_stats;
+
+/* Native results, run in C: "fold" (lg_uop_fold: an ALU node whose sources are constants
+ * becomes a constant), "bounds" (an integer or bool node whose bounds hold one value becomes
+ * that constant). Returns the id for lg_rule_def.native, 0 when the name is unknown. */
+int32_t lg_native_lookup(const char *name);
+/* A new, empty rule set; `fns` is the host's handle for its callbacks (released through
+ * lg_rule_host.release_fns with the set). */
+lg_status lg_ruleset_new(lg_ctx *ctx, const char *name, void *fns, lg_ruleset **out);
+/* Check and append a rule (rules are tried in the order added). */
+lg_status lg_ruleset_add(lg_ruleset *rs, const lg_rule_def *rule);
+const char *lg_ruleset_name(const lg_ruleset *rs);
+int32_t lg_ruleset_count(const lg_ruleset *rs);
+/* Statistics of rule i, collected by rewrites with opts.stats; 0 when i is out of range. */
+int32_t lg_ruleset_stats(const lg_ruleset *rs, int32_t i, lg_rule_stats *out);
+void lg_ruleset_reset_stats(lg_ruleset *rs);
+
+/* ---- embedding (vm_bindings/standalone.c; libluagrad only) -------------------------------- */
+/* A context with its own Lua 5.4 state, luagrad loaded, so C hosts get every rule. Like
+ * sqlite3_open: if loading luagrad fails, *out is still set (message in lg_ctx_error) and must
+ * be lg_closed; *out is NULL only when no context could be made (LG_ERR_NOMEM, LG_ERR_HOST).
+ * lg_close takes only contexts from lg_open. */
+lg_status lg_open(lg_ctx **out);
+void lg_close(lg_ctx *ctx);
+
+#endif

@@ -1,0 +1,336 @@
+/* rewrite.c: graph_rewrite, named passes and rule statistics.
+ *
+ * The walk is iterative (an explicit stack of frames: graph depth costs heap, not C stack) and
+ * memoized: each node is rewritten once per call. Modes:
+ *   bottom-up (default): a node's sources first. A node whose sources changed is rebuilt (same
+ *     op, dtype and arg) and processed as a new node; otherwise the rules are tried on it, and a
+ *     replacement is itself processed completely, so every result is a fixed point.
+ *   top-down: the rules are tried on a node repeatedly until none applies, then its sources are
+ *     processed; a node rebuilt from changed sources is processed again from the top.
+ * Termination: a frame's depth counts the rewrites in the chain that produced its node. A
+ * replacement is one deeper than the node it replaces, unless it is one of that node's sources
+ * (x + 0 -> x: such steps only shrink the graph, so a chain of them ends); a source inherits its
+ * user's depth only while it is itself in progress (a replacement that contains the node it
+ * replaces), so ordinary sources start again at 0. A chain longer than the budget is an error
+ * that names the rules in it.
+ * References: the root is held for the call, so the nodes of the input graph ("original" nodes,
+ * reached from the root through sources) stay alive without references of their own; every
+ * other node a frame or the memo keeps is held with a reference until the call ends. */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pattern.h"
+
+enum { ENTER, SOURCES, RESULT };
+enum { DEFAULT_BUDGET = 1000, MEMO_START = 1024 };
+
+typedef struct frame {
+  lg_uop *n, *cur; /* cur: the node that stands for n at this stage */
+  int32_t stage, depth;
+  bool from_src;   /* pushed as a source (its depth is its user's) */
+  bool orig;       /* n is an original node (not held by the frame) */
+} frame;
+
+/* The memo, node -> result: open addressing, one 16-byte entry per node, a single probe for a
+ * lookup-or-insert (the walk's hot path). `val` is the result pointer (nodes are at least
+ * 8-byte aligned) or'ed with KEY_HELD (the memo holds a reference to the key), or BUSY (in
+ * progress, no result yet). A result is held unless it is its own original key. */
+enum { KEY_HELD = 1, BUSY = 2 };
+typedef struct mentry {
+  lg_uop *key;
+  uintptr_t val;
+} mentry;
+
+typedef struct walk {
+  lg_ctx *ctx;
+  lg_ruleset *rs;
+  int32_t mode, budget;
+  lg_matcher m;
+  mentry *memo;
+  uint64_t mcap, mcount;
+  frame *stack;
+  int32_t sp, cap;
+  int32_t *chain; /* chain[d]: the rule of the d-th rewrite of the chain being processed */
+  lg_uop **srcs;
+  int32_t capsrcs;
+  int64_t visits, rewrites;
+} walk;
+
+static lg_status oom(walk *w) {
+  return lg_ctx_fail(w->ctx, LG_ERR_NOMEM, "graph_rewrite(%s): out of memory", w->rs->name);
+}
+
+static uint64_t mix(const void *p) {
+  uint64_t h = (uint64_t)(uintptr_t)p;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  return h ^ (h >> 29);
+}
+
+static lg_uop *val_node(uintptr_t v) { return (lg_uop *)(v & ~(uintptr_t)(KEY_HELD | BUSY)); }
+
+static bool val_held(const mentry *e) {
+  return !(e->val & BUSY) && !(val_node(e->val) == e->key && !(e->val & KEY_HELD));
+}
+
+static mentry *memo_find(const walk *w, const lg_uop *k) {
+  for (uint64_t i = mix(k) & (w->mcap - 1);; i = (i + 1) & (w->mcap - 1)) {
+    if (w->memo[i].key == k) return &w->memo[i];
+    if (!w->memo[i].key) return NULL;
+  }
+}
+
+/* k's entry, added with val 0 when absent; NULL when out of memory. Entries move when the
+ * table grows: don't keep one across another memo_slot. */
+static mentry *memo_slot(walk *w, lg_uop *k) {
+  if ((w->mcount + 1) * 2 > w->mcap) {
+    uint64_t cap = w->mcap * 2;
+    mentry *e = calloc(cap, sizeof *e);
+    if (!e) return NULL;
+    for (uint64_t i = 0; i < w->mcap; i++) {
+      if (!w->memo[i].key) continue;
+      uint64_t j = mix(w->memo[i].key) & (cap - 1);
+      while (e[j].key) j = (j + 1) & (cap - 1);
+      e[j] = w->memo[i];
+    }
+    free(w->memo);
+    w->memo = e;
+    w->mcap = cap;
+  }
+  uint64_t i = mix(k) & (w->mcap - 1);
+  while (w->memo[i].key && w->memo[i].key != k) i = (i + 1) & (w->mcap - 1);
+  if (!w->memo[i].key) {
+    w->memo[i] = (mentry){k, 0};
+    w->mcount++;
+  }
+  return &w->memo[i];
+}
+
+/* n's finished result, or NULL (not seen, or in progress) */
+static lg_uop *done(const walk *w, const lg_uop *n) {
+  const mentry *e = memo_find(w, n);
+  return e && !(e->val & BUSY) ? val_node(e->val) : NULL;
+}
+
+/* Record r as the result of n (an original node when orig). */
+static lg_status set_result(walk *w, lg_uop *n, bool orig, lg_uop *r) {
+  mentry *e = memo_slot(w, n);
+  if (!e) return oom(w);
+  if (!e->val) e->val = orig ? 0 : (lg_uop_retain(n), KEY_HELD);
+  lg_uop *old = val_held(e) ? val_node(e->val) : NULL;
+  e->val = (uintptr_t)r | (e->val & KEY_HELD);
+  if (val_held(e)) lg_uop_retain(r);
+  lg_uop_release(old);
+  return LG_OK;
+}
+
+static lg_status push(walk *w, lg_uop *n, lg_uop *cur, int32_t stage, int32_t depth, bool from_src, bool orig) {
+  if (!lg_reserve(&w->stack, &w->cap, (int64_t)w->sp + 1, sizeof *w->stack)) return oom(w);
+  w->stack[w->sp++] = (frame){n, cur, stage, depth, from_src, orig};
+  if (!orig) lg_uop_retain(n);
+  if (cur != n) lg_uop_retain(cur);
+  return LG_OK;
+}
+
+static void drop(frame *f) {
+  if (!f->orig) lg_uop_release(f->n);
+  if (f->cur != f->n) lg_uop_release(f->cur);
+}
+
+static lg_status no_fixed_point(walk *w, const lg_uop *u) {
+  int32_t *count = calloc((size_t)w->rs->nrules, sizeof *count);
+  if (!count) return oom(w);
+  for (int32_t i = 0; i < w->budget; i++) count[w->chain[i]]++;
+  char list[512] = "";
+  size_t len = 0;
+  for (int32_t k = 0; k < 4 && len < sizeof list; k++) {
+    int32_t best = -1;
+    for (int32_t r = 0; r < w->rs->nrules; r++)
+      if (count[r] && (best < 0 || count[r] > count[best])) best = r;
+    if (best < 0) break;
+    len += (size_t)snprintf(list + len, sizeof list - len, "%s%s (%dx)", k ? ", " : "", w->rs->rules[best].name,
+                            count[best]);
+    count[best] = 0;
+  }
+  free(count);
+  char dt[64];
+  lg_dtype_name(u->dtype, dt, sizeof dt);
+  return lg_ctx_fail(w->ctx, LG_ERR_LIMIT, "graph_rewrite(%s): no fixed point after %d rewrites of one node (%s %s); last rules: %s",
+                     w->rs->name, w->budget, lg_op_name(u->op), dt, list);
+}
+
+/* u was rewritten by rule into r at chain depth *depth: count it, and deepen the chain */
+static lg_status rewritten(walk *w, const lg_uop *u, int32_t rule, const lg_uop *r, int32_t *depth) {
+  w->rewrites++;
+  for (int32_t i = 0; i < u->nsrc; i++)
+    if (u->src[i] == r) return LG_OK;
+  if (*depth >= w->budget) return no_fixed_point(w, u);
+  w->chain[(*depth)++] = rule;
+  return LG_OK;
+}
+
+/* n's result is r's: take it when r is finished, else process r first. Consumes r. */
+static lg_status follow(walk *w, lg_uop *n, bool orig, lg_uop *r, int32_t depth) {
+  lg_uop *d = done(w, r);
+  lg_status st = d ? set_result(w, n, orig, d) : push(w, n, r, RESULT, 0, false, orig);
+  if (!st && !d) st = push(w, r, r, ENTER, depth, false, false);
+  lg_uop_release(r);
+  return st;
+}
+
+/* cur stands for n and its sources are finished, with results in w->srcs: rebuild cur when
+ * they changed, else (bottom-up) try the rules on it, else it is n's result. */
+static lg_status sources(walk *w, lg_uop *n, bool orig, lg_uop *cur, int32_t depth) {
+  lg_uop *r;
+  lg_status st;
+  bool changed = false;
+  for (int32_t i = 0; i < cur->nsrc; i++) changed |= w->srcs[i] != cur->src[i];
+  if (changed) {
+    if ((st = lg_uop_new(w->ctx, cur->op, cur->dtype, w->srcs, cur->nsrc, &cur->arg, &r))) return st;
+    return follow(w, n, orig, r, depth);
+  }
+  if (w->mode == LG_REWRITE_BOTTOM_UP) {
+    int32_t rule;
+    w->visits++;
+    if ((st = lg_matcher_apply(&w->m, cur, &r, &rule))) return st;
+    if (r) {
+      if ((st = rewritten(w, cur, rule, r, &depth))) {
+        lg_uop_release(r);
+        return st;
+      }
+      return follow(w, n, orig, r, depth);
+    }
+  }
+  st = set_result(w, n, orig, cur);
+  if (!st && cur != n) st = set_result(w, cur, false, cur);
+  return st;
+}
+
+/* Fill w->srcs with the results of u's sources; false when one is not finished. */
+static lg_status gather(walk *w, const lg_uop *u, bool *all) {
+  if (!lg_reserve(&w->srcs, &w->capsrcs, u->nsrc, sizeof *w->srcs)) return oom(w);
+  *all = true;
+  for (int32_t i = 0; i < u->nsrc; i++) *all &= (w->srcs[i] = done(w, u->src[i])) != NULL;
+  return LG_OK;
+}
+
+static lg_status enter(walk *w, const frame *f) {
+  lg_uop *n = f->n;
+  mentry *e = memo_slot(w, n);
+  if (!e) return oom(w);
+  if (e->val && !(e->val & BUSY)) return LG_OK; /* finished */
+  int32_t depth = (e->val || !f->from_src) ? f->depth : 0;
+  if (!e->val) e->val = f->orig ? BUSY : (lg_uop_retain(n), BUSY | KEY_HELD);
+  lg_status st = LG_OK;
+  lg_uop *cur = lg_uop_retain(n);
+  while (w->mode == LG_REWRITE_TOP_DOWN) {
+    lg_uop *r, *d;
+    int32_t rule;
+    w->visits++;
+    if ((st = lg_matcher_apply(&w->m, cur, &r, &rule)) || !r) break;
+    if ((st = rewritten(w, cur, rule, r, &depth))) {
+      lg_uop_release(r);
+      break;
+    }
+    lg_uop_release(cur);
+    cur = r;
+    if ((d = done(w, cur))) {
+      st = set_result(w, n, f->orig, d);
+      lg_uop_release(cur);
+      return st;
+    }
+  }
+  bool all = false, orig = f->orig && cur == n; /* then cur's sources are original too */
+  if (!st) st = gather(w, cur, &all);
+  if (!st && all) {
+    st = sources(w, n, f->orig, cur, depth);
+  } else if (!st) {
+    st = push(w, n, cur, SOURCES, depth, false, f->orig);
+    for (int32_t i = cur->nsrc - 1; i >= 0 && !st; i--)
+      if (!done(w, cur->src[i])) st = push(w, cur->src[i], cur->src[i], ENTER, depth, true, orig);
+  }
+  lg_uop_release(cur);
+  return st;
+}
+
+lg_status lg_graph_rewrite(lg_ctx *ctx, lg_uop *root, lg_ruleset *rs, lg_rewrite_opts *opts, lg_uop **out) {
+  lg_rewrite_opts o = opts ? *opts : (lg_rewrite_opts){0};
+  *out = NULL;
+  if (!root || !rs) return lg_ctx_fail(ctx, LG_ERR_ARG, "graph_rewrite: no %s", root ? "rule set" : "graph");
+  if (o.mode != LG_REWRITE_BOTTOM_UP && o.mode != LG_REWRITE_TOP_DOWN)
+    return lg_ctx_fail(ctx, LG_ERR_ARG, "graph_rewrite(%s): unknown mode %d", rs->name, o.mode);
+  if (o.budget < 0) return lg_ctx_fail(ctx, LG_ERR_ARG, "graph_rewrite(%s): budget %d < 0", rs->name, o.budget);
+  walk w = {.ctx = ctx, .rs = rs, .mode = o.mode, .budget = o.budget ? o.budget : DEFAULT_BUDGET, .mcap = MEMO_START};
+  lg_status st = lg_ruleset_index(rs);
+  if (st) return st;
+  w.chain = malloc((size_t)w.budget * sizeof *w.chain);
+  w.memo = calloc(w.mcap, sizeof *w.memo);
+  if (!w.chain || !w.memo || (st = lg_matcher_init(&w.m, rs, o.rctx, o.stats))) {
+    free(w.chain);
+    free(w.memo);
+    return st ? st : oom(&w);
+  }
+  lg_ruleset_retain(rs);
+  lg_uop_retain(root);
+  rs->busy++;
+
+  st = push(&w, root, root, ENTER, 0, true, true);
+  while (!st && w.sp) {
+    frame f = w.stack[--w.sp];
+    bool all;
+    if (f.stage == ENTER) {
+      st = enter(&w, &f);
+    } else if (f.stage == RESULT) {
+      lg_uop *d = done(&w, f.cur);
+      assert(d); /* f.cur was pushed after this frame */
+      st = set_result(&w, f.n, f.orig, d);
+    } else if (!(st = gather(&w, f.cur, &all))) {
+      assert(all); /* the sources were pushed after this frame */
+      st = sources(&w, f.n, f.orig, f.cur, f.depth);
+    }
+    drop(&f);
+  }
+  if (!st) *out = lg_uop_retain(done(&w, root));
+
+  while (w.sp) drop(&w.stack[--w.sp]);
+  for (uint64_t i = 0; i < w.mcap; i++) {
+    mentry *e = &w.memo[i];
+    if (!e->key) continue;
+    if (val_held(e)) lg_uop_release(val_node(e->val));
+    if (e->val & KEY_HELD) lg_uop_release(e->key);
+  }
+  free(w.memo);
+  free(w.stack);
+  free(w.chain);
+  free(w.srcs);
+  lg_matcher_free(&w.m);
+  rs->busy--;
+  lg_ruleset_release(rs);
+  lg_uop_release(root);
+  if (opts) opts->visits = w.visits, opts->rewrites = w.rewrites;
+  return st;
+}
+
+lg_status lg_pass(lg_ctx *ctx, const char *name, lg_ruleset **out) {
+  const lg_rule_host *host = lg_ctx_host(ctx);
+  *out = NULL;
+  if (!host || !host->load_pass)
+    return lg_ctx_fail(ctx, LG_ERR_HOST, "pass %s: no rule host to load rule files (use lg_open)", name);
+  return host->load_pass(host->ud, ctx, name, out);
+}
+
+int32_t lg_ruleset_stats(const lg_ruleset *rs, int32_t i, lg_rule_stats *out) {
+  if (i < 0 || i >= rs->nrules) return 0;
+  const lg_rule *r = &rs->rules[i];
+  *out = (lg_rule_stats){r->name, r->tries, r->matches, r->rewrites, r->ns};
+  return 1;
+}
+
+void lg_ruleset_reset_stats(lg_ruleset *rs) {
+  for (int32_t i = 0; i < rs->nrules; i++) {
+    lg_rule *r = &rs->rules[i];
+    r->tries = r->matches = r->rewrites = r->ns = 0;
+  }
+}

@@ -1,0 +1,33 @@
+-- luagrad.pattern: the rule DSL. Patterns are immutable userdata ("luagrad.Pattern") built with
+-- constructors and operators; numbers and booleans in operator expressions become constants.
+--
+--   local P = require "luagrad.pattern"
+--   local x, c = P.var("x"), P.cvar("c")
+--   { x + 0, x }                                     -- template result: applied in C
+--   { (x + c) * 2, function(m, ctx, node) ... end }  -- callback: a UOp, or nil for "no change"
+--
+-- Constructors
+--   P.var([name [, dtypes]])      any node (captured when named)
+--   P.cvar([name [, dtypes]])     a CONST
+--   P.const(value [, dtypes])     a CONST equal to value (by value: 1 == 1.0; true == 1)
+--   P.op(ops, opts)               ops: an op name, a list of them (an op set), or nil (any op)
+--       opts.src = {p, ...}       exact sources (with rest = true: a prefix, more may follow)
+--       opts.each = p             every source (any number) matches p
+--       opts.dtype, opts.arg, opts.name, opts.pred
+--       opts.commutative          default: true for 2 sources when every op is commutative
+--   P.any(p1, p2, ...)            alternation, tried in order
+--   P.native(name)                a result computed in C: "fold" (constant folding), "bounds"
+-- Operators (ops with a commutative flag match both source orders)
+--   + - * / // % ^ unary-   ADD SUB MUL FDIV IDIV MOD POW NEG
+--   & | ~ << >>             AND OR XOR SHL SHR
+--   x:lt(y) x:gt(y) x:ne(y) x:eq(y) x:max(y) c:where(a, b) x:cast(dtype)
+-- Modifiers (each returns a new pattern)
+--   p:named(name)  p:dtype(dt, ...)  p:pred(fn)
+-- dtypes: DType objects, names ("int32"), classes ("int", "sint", "uint", "float"), or lists.
+-- A name bound twice in one pattern must bind the same node.
+--
+-- Templates: a pattern as a rule's result is built by the engine with no Lua call. A named node
+-- stands for its capture; a constant takes its own dtype, else its sibling's, else the matched
+-- node's; an op takes its own dtype (x:cast(dt)), else bool for comparisons, WHERE's value
+-- dtype, its first source's. A plain number or boolean result is a constant of the node's dtype.
+return require("luagrad.core").pattern

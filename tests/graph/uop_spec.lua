@@ -1,0 +1,108 @@
+-- UOps from Lua: interning, fields, arithmetic, args, errors, release.
+local lg = require "luagrad"
+local U = lg.uop
+
+describe("uop", function()
+  it("interns structurally equal nodes", function()
+    local i = U.var("i", 0, 9)
+    assert.are.equal(i, U.var("i", 0, 9))
+    assert.are_not.equal(i, U.var("i", 0, 8))
+    assert.are.equal(i + 1, i + 1)
+    assert.are.equal(U.const(lg.float32, 0.0), U.const(lg.float32, 0.0))
+    assert.are_not.equal(U.const(lg.float32, 0.0), U.const(lg.float32, -0.0))
+    local t = { [i * 2] = "x" }
+    assert.are.equal("x", t[i * 2])
+  end)
+
+  it("exposes op, dtype, src, arg and bounds", function()
+    local i = U.var("i", 0, 9)
+    local e = i * 4 + 3
+    assert.are.equal("ADD", e.op)
+    assert.are.equal(lg.int32, e.dtype)
+    assert.are.equal(2, #e.src)
+    assert.are.equal(i * 4, e.src[1])
+    assert.are.equal(3, e.src[2].arg)
+    assert.are.same({ "i", 0, 9 }, i.arg)
+    assert.are.equal(3, e.vmin)
+    assert.are.equal(39, e.vmax)
+    assert.is_nil(U.const(lg.float32, 1).vmin)
+  end)
+
+  it("gives CONST args by dtype", function()
+    assert.are.equal(true, U.const(lg.bool, true).arg)
+    assert.are.equal(44, U.const(lg.int8, 300).arg)
+    assert.are.equal(-1, U.const(lg.uint64, -1).arg) -- uint64's bit pattern as a Lua integer
+    assert.are.equal(0.5, U.const(lg.float16, 0.5).arg)
+    assert.are.equal(0.0999755859375, U.const(lg.float16, 0.1).arg)
+    assert.is_true(math.type(U.const(lg.float32, 3).arg) == "float")
+  end)
+
+  it("builds any op through uop.new and checks source counts", function()
+    local r = U.new("RANGE", lg.int32, { U.const(lg.int32, 16) }, { 0, 1 })
+    assert.are.same({ 0, 1 }, r.arg)
+    assert.are.equal(15, r.vmax)
+    local s = U.new("SINK", lg.void, { r })
+    assert.are.equal("SINK", s.op)
+    assert.error_matches(function() U.new("ADD", lg.int32, { r }) end, "ADD: takes 2 sources, got 1", 1, true)
+    assert.error_matches(function() U.new("NOPE", lg.int32) end, "bad argument #1 to 'new' (unknown op 'NOPE')", 1, true)
+    assert.error_matches(function() U.new("ADD", lg.int32, { r, 3 }) end, "ADD: source 2 is a number, not a UOp", 1, true)
+  end)
+
+  it("refuses mixed dtypes and ops a dtype does not have", function()
+    local i, f = U.var("i", 0, 9), U.const(lg.float32, 1.5)
+    assert.error_matches(function() return i + f end, "ADD: operand 2 is float32, expected int32 (cast it first)", 1, true)
+    assert.error_matches(function() return f // f end, "IDIV: not defined for float32 operands", 1, true)
+    assert.error_matches(function() return i + 1.5 end, "ADD: 1.5 is not a value of int32", 1, true)
+    assert.has_error(function() return i + "x" end)
+  end)
+
+  it("builds comparisons, where, casts and bitwise ops", function()
+    local i = U.var("i", 0, 9)
+    assert.are.equal(lg.bool, i:lt(3).dtype)
+    assert.are.equal("CMPLT", i:gt(3).op)
+    assert.are.equal(U.const(lg.int32, 3), i:gt(3).src[1])
+    assert.are.equal("WHERE", i:lt(3):where(i, 0).op)
+    assert.are.equal(lg.float32, i:cast(lg.float32).dtype)
+    assert.are.equal("XOR", (~i).op)
+    assert.are.equal("SHL", (i << 2).op)
+  end)
+
+  it("replaces fields and sorts topologically", function()
+    local i = U.var("i", 0, 9)
+    local e = (i + 1) * (i + 1)
+    assert.are.equal((i + 1) - (i + 1), e:replace { op = "SUB" })
+    local order = e:toposort()
+    assert.are.equal(4, #order) -- i, 1, i+1, product
+    assert.are.equal(e, order[#order])
+    assert.are.equal(4, e:size())
+  end)
+
+  it("prints a graph with shared nodes named once", function()
+    local i = U.var("i", 0, 9)
+    local s = tostring((i + 1) * (i + 1))
+    local _, adds = s:gsub("ADD", "")
+    assert.are.equal(1, adds)
+    assert.truthy(s:find("MUL"))
+  end)
+
+  it("verifies graphs against the spec", function()
+    local i = U.var("i", 0, 9)
+    assert.are.equal(i + 1, (i + 1):verify())
+    local bad = U.new("ADD", lg.float32, { i, i })
+    assert.has_error(function() bad:verify() end)
+  end)
+
+  it("releases nodes when their last holder goes", function()
+    collectgarbage()
+    collectgarbage()
+    local base = lg.core.live_nodes()
+    do
+      local x = U.var("x", 0, 1000)
+      for k = 1, 100000 do x = x + k end
+      assert.is_true(lg.core.live_nodes() >= base + 100000)
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.are.equal(base, lg.core.live_nodes())
+  end)
+end)
