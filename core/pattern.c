@@ -116,6 +116,7 @@ void lg_ruleset_release(lg_ruleset *rs) {
   free(rs->nodes);
   free(rs->byop);
   free(rs->name);
+  lg_walkbuf_free(rs->spare);
   free(rs);
 }
 

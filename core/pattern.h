@@ -24,6 +24,9 @@ typedef struct lg_pnode {
   int32_t comm;    /* 2 sources, also tried swapped */
 } lg_pnode;
 
+typedef struct lg_walkbuf lg_walkbuf; /* a rewrite's buffers (core/rewrite.c) */
+void lg_walkbuf_free(lg_walkbuf *b);
+
 typedef struct lg_rule {
   char *name;
   int32_t pat;         /* root pattern node */
@@ -54,6 +57,7 @@ struct lg_ruleset {
   int32_t nrules, caprules;
   int32_t max_tmpl; /* largest template, for the matcher's scratch */
   bool indexed;     /* byop is current */
+  lg_walkbuf *spare; /* the last rewrite's buffers, for the next */
   int32_t byop_start[LG_OP__COUNT + 1];
   int32_t *byop;    /* rule indices by root op, in rule order */
 };

@@ -15,7 +15,8 @@
  * that names the rules in it.
  * References: the root is held for the call, so the nodes of the input graph ("original" nodes,
  * reached from the root through sources) stay alive without references of their own; every
- * other node a frame or the memo keeps is held with a reference until the call ends. */
+ * other node a frame or the memo keeps is held with a reference, the memo's until the call
+ * ends. */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@
 #include "pattern.h"
 
 enum { ENTER, SOURCES, RESULT };
-enum { DEFAULT_BUDGET = 1000, MEMO_START = 1024 };
+enum { DEFAULT_BUDGET = 1000, MEMO_START = 1024, KEEP_MAX = 1 << 19 /* entries kept for the next walk */ };
 
 typedef struct frame {
   lg_uop *n, *cur; /* cur: the node that stands for n at this stage */
@@ -33,30 +34,52 @@ typedef struct frame {
   bool orig;       /* n is an original node (not held by the frame) */
 } frame;
 
-/* The memo, node -> result: open addressing, one 16-byte entry per node, a single probe for a
- * lookup-or-insert (the walk's hot path). `val` is the result pointer (nodes are at least
- * 8-byte aligned) or'ed with KEY_HELD (the memo holds a reference to the key), or BUSY (in
- * progress, no result yet). A result is held unless it is its own original key. */
-enum { KEY_HELD = 1, BUSY = 2 };
+/* The memo, node -> result: open addressing with a single probe sequence per lookup-or-insert
+ * (the walk's hot path). Entries of older walks (gen differs) count as empty, so a reused
+ * table needs no clearing. */
 typedef struct mentry {
   lg_uop *key;
-  uintptr_t val;
+  lg_uop *res; /* NULL while busy (in progress) */
+  uint32_t gen;
 } mentry;
+
+/* A walk's buffers; the rule set keeps the last one for its next walk, since allocating and
+ * faulting in fresh pages every call costs more than the walk itself (up to KEEP_MAX entries
+ * each: a huge walk's buffers are not worth holding on to). */
+struct lg_walkbuf {
+  mentry *memo;
+  uint64_t mcap;
+  uint32_t gen;
+  frame *stack;
+  int32_t cap;
+  lg_uop **held; /* the references this walk took (memo keys and results) */
+  int32_t capheld;
+  lg_uop **srcs;
+  int32_t capsrcs;
+  int32_t *chain; /* chain[d]: the rule of the d-th rewrite of the chain being processed */
+  int32_t capchain;
+};
 
 typedef struct walk {
   lg_ctx *ctx;
   lg_ruleset *rs;
   int32_t mode, budget;
   lg_matcher m;
-  mentry *memo;
-  uint64_t mcap, mcount;
-  frame *stack;
-  int32_t sp, cap;
-  int32_t *chain; /* chain[d]: the rule of the d-th rewrite of the chain being processed */
-  lg_uop **srcs;
-  int32_t capsrcs;
+  lg_walkbuf *b;
+  uint64_t mcount;
+  int32_t sp, nheld;
   int64_t visits, rewrites;
 } walk;
+
+void lg_walkbuf_free(lg_walkbuf *b) {
+  if (!b) return;
+  free(b->memo);
+  free(b->stack);
+  free(b->held);
+  free(b->srcs);
+  free(b->chain);
+  free(b);
+}
 
 static lg_status oom(walk *w) {
   return lg_ctx_fail(w->ctx, LG_ERR_NOMEM, "graph_rewrite(%s): out of memory", w->rs->name);
@@ -69,66 +92,69 @@ static uint64_t mix(const void *p) {
   return h ^ (h >> 29);
 }
 
-static lg_uop *val_node(uintptr_t v) { return (lg_uop *)(v & ~(uintptr_t)(KEY_HELD | BUSY)); }
-
-static bool val_held(const mentry *e) {
-  return !(e->val & BUSY) && !(val_node(e->val) == e->key && !(e->val & KEY_HELD));
-}
-
 static mentry *memo_find(const walk *w, const lg_uop *k) {
-  for (uint64_t i = mix(k) & (w->mcap - 1);; i = (i + 1) & (w->mcap - 1)) {
-    if (w->memo[i].key == k) return &w->memo[i];
-    if (!w->memo[i].key) return NULL;
+  const lg_walkbuf *b = w->b;
+  for (uint64_t i = mix(k) & (b->mcap - 1);; i = (i + 1) & (b->mcap - 1)) {
+    if (b->memo[i].gen != b->gen) return NULL;
+    if (b->memo[i].key == k) return &b->memo[i];
   }
 }
 
-/* k's entry, added with val 0 when absent; NULL when out of memory. Entries move when the
- * table grows: don't keep one across another memo_slot. */
-static mentry *memo_slot(walk *w, lg_uop *k) {
-  if ((w->mcount + 1) * 2 > w->mcap) {
-    uint64_t cap = w->mcap * 2;
+/* k's entry, added (busy, res NULL) when absent, *fresh telling which; NULL when out of
+ * memory. Entries move when the table grows: don't keep one across another memo_slot. */
+static mentry *memo_slot(walk *w, lg_uop *k, bool *fresh) {
+  lg_walkbuf *b = w->b;
+  if ((w->mcount + 1) * 2 > b->mcap) {
+    uint64_t cap = b->mcap * 2;
     mentry *e = calloc(cap, sizeof *e);
     if (!e) return NULL;
-    for (uint64_t i = 0; i < w->mcap; i++) {
-      if (!w->memo[i].key) continue;
-      uint64_t j = mix(w->memo[i].key) & (cap - 1);
-      while (e[j].key) j = (j + 1) & (cap - 1);
-      e[j] = w->memo[i];
+    for (uint64_t i = 0; i < b->mcap; i++) {
+      if (b->memo[i].gen != b->gen) continue;
+      uint64_t j = mix(b->memo[i].key) & (cap - 1);
+      while (e[j].gen == b->gen) j = (j + 1) & (cap - 1);
+      e[j] = b->memo[i];
     }
-    free(w->memo);
-    w->memo = e;
-    w->mcap = cap;
+    free(b->memo);
+    b->memo = e;
+    b->mcap = cap;
   }
-  uint64_t i = mix(k) & (w->mcap - 1);
-  while (w->memo[i].key && w->memo[i].key != k) i = (i + 1) & (w->mcap - 1);
-  if (!w->memo[i].key) {
-    w->memo[i] = (mentry){k, 0};
+  uint64_t i = mix(k) & (b->mcap - 1);
+  while (b->memo[i].gen == b->gen && b->memo[i].key != k) i = (i + 1) & (b->mcap - 1);
+  *fresh = b->memo[i].gen != b->gen;
+  if (*fresh) {
+    b->memo[i] = (mentry){k, NULL, b->gen};
     w->mcount++;
   }
-  return &w->memo[i];
+  return &b->memo[i];
 }
 
 /* n's finished result, or NULL (not seen, or in progress) */
 static lg_uop *done(const walk *w, const lg_uop *n) {
   const mentry *e = memo_find(w, n);
-  return e && !(e->val & BUSY) ? val_node(e->val) : NULL;
+  return e ? e->res : NULL;
+}
+
+/* Take a reference to u until the walk ends. */
+static lg_status hold(walk *w, lg_uop *u) {
+  if (!lg_reserve(&w->b->held, &w->b->capheld, (int64_t)w->nheld + 1, sizeof *w->b->held)) return oom(w);
+  w->b->held[w->nheld++] = lg_uop_retain(u);
+  return LG_OK;
 }
 
 /* Record r as the result of n (an original node when orig). */
 static lg_status set_result(walk *w, lg_uop *n, bool orig, lg_uop *r) {
-  mentry *e = memo_slot(w, n);
-  if (!e) return oom(w);
-  if (!e->val) e->val = orig ? 0 : (lg_uop_retain(n), KEY_HELD);
-  lg_uop *old = val_held(e) ? val_node(e->val) : NULL;
-  e->val = (uintptr_t)r | (e->val & KEY_HELD);
-  if (val_held(e)) lg_uop_retain(r);
-  lg_uop_release(old);
-  return LG_OK;
+  bool fresh;
+  mentry *e = memo_slot(w, n, &fresh);
+  lg_status st = e ? LG_OK : oom(w);
+  if (!st && fresh && !orig) st = hold(w, n);
+  if (!st && r != n) st = hold(w, r);
+  if (!st) e->res = r;
+  return st;
 }
 
 static lg_status push(walk *w, lg_uop *n, lg_uop *cur, int32_t stage, int32_t depth, bool from_src, bool orig) {
-  if (!lg_reserve(&w->stack, &w->cap, (int64_t)w->sp + 1, sizeof *w->stack)) return oom(w);
-  w->stack[w->sp++] = (frame){n, cur, stage, depth, from_src, orig};
+  if (!lg_reserve(&w->b->stack, &w->b->cap, (int64_t)w->sp + 1, sizeof *w->b->stack)) return oom(w);
+  w->b->stack[w->sp++] = (frame){n, cur, stage, depth, from_src, orig};
   if (!orig) lg_uop_retain(n);
   if (cur != n) lg_uop_retain(cur);
   return LG_OK;
@@ -142,7 +168,7 @@ static void drop(frame *f) {
 static lg_status no_fixed_point(walk *w, const lg_uop *u) {
   int32_t *count = calloc((size_t)w->rs->nrules, sizeof *count);
   if (!count) return oom(w);
-  for (int32_t i = 0; i < w->budget; i++) count[w->chain[i]]++;
+  for (int32_t i = 0; i < w->budget; i++) count[w->b->chain[i]]++;
   char list[512] = "";
   size_t len = 0;
   for (int32_t k = 0; k < 4 && len < sizeof list; k++) {
@@ -167,7 +193,7 @@ static lg_status rewritten(walk *w, const lg_uop *u, int32_t rule, const lg_uop 
   for (int32_t i = 0; i < u->nsrc; i++)
     if (u->src[i] == r) return LG_OK;
   if (*depth >= w->budget) return no_fixed_point(w, u);
-  w->chain[(*depth)++] = rule;
+  w->b->chain[(*depth)++] = rule;
   return LG_OK;
 }
 
@@ -180,15 +206,15 @@ static lg_status follow(walk *w, lg_uop *n, bool orig, lg_uop *r, int32_t depth)
   return st;
 }
 
-/* cur stands for n and its sources are finished, with results in w->srcs: rebuild cur when
+/* cur stands for n and its sources are finished, with results in w->b->srcs: rebuild cur when
  * they changed, else (bottom-up) try the rules on it, else it is n's result. */
 static lg_status sources(walk *w, lg_uop *n, bool orig, lg_uop *cur, int32_t depth) {
   lg_uop *r;
   lg_status st;
   bool changed = false;
-  for (int32_t i = 0; i < cur->nsrc; i++) changed |= w->srcs[i] != cur->src[i];
+  for (int32_t i = 0; i < cur->nsrc; i++) changed |= w->b->srcs[i] != cur->src[i];
   if (changed) {
-    if ((st = lg_uop_new(w->ctx, cur->op, cur->dtype, w->srcs, cur->nsrc, &cur->arg, &r))) return st;
+    if ((st = lg_uop_new(w->ctx, cur->op, cur->dtype, w->b->srcs, cur->nsrc, &cur->arg, &r))) return st;
     return follow(w, n, orig, r, depth);
   }
   if (w->mode == LG_REWRITE_BOTTOM_UP) {
@@ -208,22 +234,23 @@ static lg_status sources(walk *w, lg_uop *n, bool orig, lg_uop *cur, int32_t dep
   return st;
 }
 
-/* Fill w->srcs with the results of u's sources; false when one is not finished. */
+/* Fill w->b->srcs with the results of u's sources; false when one is not finished. */
 static lg_status gather(walk *w, const lg_uop *u, bool *all) {
-  if (!lg_reserve(&w->srcs, &w->capsrcs, u->nsrc, sizeof *w->srcs)) return oom(w);
+  if (!lg_reserve(&w->b->srcs, &w->b->capsrcs, u->nsrc, sizeof *w->b->srcs)) return oom(w);
   *all = true;
-  for (int32_t i = 0; i < u->nsrc; i++) *all &= (w->srcs[i] = done(w, u->src[i])) != NULL;
+  for (int32_t i = 0; i < u->nsrc; i++) *all &= (w->b->srcs[i] = done(w, u->src[i])) != NULL;
   return LG_OK;
 }
 
 static lg_status enter(walk *w, const frame *f) {
   lg_uop *n = f->n;
-  mentry *e = memo_slot(w, n);
+  bool fresh;
+  mentry *e = memo_slot(w, n, &fresh);
   if (!e) return oom(w);
-  if (e->val && !(e->val & BUSY)) return LG_OK; /* finished */
-  int32_t depth = (e->val || !f->from_src) ? f->depth : 0;
-  if (!e->val) e->val = f->orig ? BUSY : (lg_uop_retain(n), BUSY | KEY_HELD);
-  lg_status st = LG_OK;
+  if (e->res) return LG_OK; /* finished */
+  int32_t depth = (!fresh || !f->from_src) ? f->depth : 0;
+  lg_status st = fresh && !f->orig ? hold(w, n) : LG_OK;
+  if (st) return st;
   lg_uop *cur = lg_uop_retain(n);
   while (w->mode == LG_REWRITE_TOP_DOWN) {
     lg_uop *r, *d;
@@ -262,14 +289,19 @@ lg_status lg_graph_rewrite(lg_ctx *ctx, lg_uop *root, lg_ruleset *rs, lg_rewrite
   if (o.mode != LG_REWRITE_BOTTOM_UP && o.mode != LG_REWRITE_TOP_DOWN)
     return lg_ctx_fail(ctx, LG_ERR_ARG, "graph_rewrite(%s): unknown mode %d", rs->name, o.mode);
   if (o.budget < 0) return lg_ctx_fail(ctx, LG_ERR_ARG, "graph_rewrite(%s): budget %d < 0", rs->name, o.budget);
-  walk w = {.ctx = ctx, .rs = rs, .mode = o.mode, .budget = o.budget ? o.budget : DEFAULT_BUDGET, .mcap = MEMO_START};
+  walk w = {.ctx = ctx, .rs = rs, .mode = o.mode, .budget = o.budget ? o.budget : DEFAULT_BUDGET, .b = rs->spare};
   lg_status st = lg_ruleset_index(rs);
   if (st) return st;
-  w.chain = malloc((size_t)w.budget * sizeof *w.chain);
-  w.memo = calloc(w.mcap, sizeof *w.memo);
-  if (!w.chain || !w.memo || (st = lg_matcher_init(&w.m, rs, o.rctx, o.stats))) {
-    free(w.chain);
-    free(w.memo);
+  rs->spare = NULL;
+  if (!w.b) w.b = calloc(1, sizeof *w.b);
+  if (w.b && !w.b->memo && (w.b->memo = calloc(MEMO_START, sizeof *w.b->memo))) w.b->mcap = MEMO_START;
+  if (w.b && w.b->memo && ++w.b->gen == 0) { /* generations wrapped: clear the table */
+    memset(w.b->memo, 0, w.b->mcap * sizeof *w.b->memo);
+    w.b->gen = 1;
+  }
+  if (!w.b || !w.b->memo || !lg_reserve(&w.b->chain, &w.b->capchain, w.budget, sizeof *w.b->chain) ||
+      (st = lg_matcher_init(&w.m, rs, o.rctx, o.stats))) {
+    lg_walkbuf_free(w.b);
     return st ? st : oom(&w);
   }
   lg_ruleset_retain(rs);
@@ -278,7 +310,7 @@ lg_status lg_graph_rewrite(lg_ctx *ctx, lg_uop *root, lg_ruleset *rs, lg_rewrite
 
   st = push(&w, root, root, ENTER, 0, true, true);
   while (!st && w.sp) {
-    frame f = w.stack[--w.sp];
+    frame f = w.b->stack[--w.sp];
     bool all;
     if (f.stage == ENTER) {
       st = enter(&w, &f);
@@ -294,19 +326,15 @@ lg_status lg_graph_rewrite(lg_ctx *ctx, lg_uop *root, lg_ruleset *rs, lg_rewrite
   }
   if (!st) *out = lg_uop_retain(done(&w, root));
 
-  while (w.sp) drop(&w.stack[--w.sp]);
-  for (uint64_t i = 0; i < w.mcap; i++) {
-    mentry *e = &w.memo[i];
-    if (!e->key) continue;
-    if (val_held(e)) lg_uop_release(val_node(e->val));
-    if (e->val & KEY_HELD) lg_uop_release(e->key);
-  }
-  free(w.memo);
-  free(w.stack);
-  free(w.chain);
-  free(w.srcs);
+  while (w.sp) drop(&w.b->stack[--w.sp]);
+  while (w.nheld) lg_uop_release(w.b->held[--w.nheld]);
   lg_matcher_free(&w.m);
   rs->busy--;
+  if (w.b->mcap > KEEP_MAX) free(w.b->memo), w.b->memo = NULL, w.b->mcap = 0;
+  if (w.b->cap > KEEP_MAX) free(w.b->stack), w.b->stack = NULL, w.b->cap = 0;
+  if (w.b->capheld > KEEP_MAX) free(w.b->held), w.b->held = NULL, w.b->capheld = 0;
+  if (rs->spare) lg_walkbuf_free(w.b); /* a nested walk left its buffers first */
+  else rs->spare = w.b;
   lg_ruleset_release(rs);
   lg_uop_release(root);
   if (opts) opts->visits = w.visits, opts->rewrites = w.rewrites;

@@ -11,6 +11,11 @@
 
 #define LGL_UOP "luagrad.UOp"
 #define LGL_DTYPE "luagrad.DType"
+#define LGL_RULESET "luagrad.RuleSet"
+
+typedef struct {
+  lg_ruleset *rs; /* NULL once released */
+} lgl_ruleset_box;
 
 /* The engine context of this Lua state (created by luaopen_luagrad_core). */
 lg_ctx *lgl_ctx(lua_State *L);
@@ -40,9 +45,17 @@ void lgl_push_arg(lua_State *L, const lg_uop *u);
 void lgl_open_dtype(lua_State *L);
 void lgl_open_uop(lua_State *L);
 void lgl_open_pattern(lua_State *L);
+void lgl_open_rewrite(lua_State *L);
 
-/* The rule host for Lua states: callbacks run in this state's main thread. */
+/* core.compile(list [, name]) -> RuleSet (lua_pattern.c) */
+int lgl_compile(lua_State *L);
+lg_ruleset *lgl_check_ruleset(lua_State *L, int idx);
+
+/* The rule host for Lua states: callbacks run on the thread that called graph_rewrite, else on
+ * the state's main thread. */
 void lgl_install_host(lua_State *L, lg_ctx *ctx);
+/* The main lua_State of the Lua rule host on ctx, NULL when it has none. */
+lua_State *lgl_host_state(const lg_ctx *ctx);
 
 int luaopen_luagrad_core(lua_State *L);
 

@@ -1,5 +1,5 @@
-/* lua_pattern.c: the rule DSL (Pattern userdata), compiling rule lists into engine rule sets
- * (RuleSet userdata), graph_rewrite, and the rule host that runs Lua callbacks for the engine.
+/* lua_pattern.c: the rule DSL (Pattern userdata) and compiling rule lists into engine rule sets
+ * (RuleSet userdata; graph_rewrite and the rule host are in lua_rewrite.c).
  *
  * A Pattern is immutable: a small C struct (kind, op set, dtype filter, source mode) and one
  * user value, a table holding its sources [1..n] and name, pred, arg and `where` (file:line of
@@ -14,7 +14,6 @@
 #include "lgl.h"
 
 #define LGL_PATTERN "luagrad.Pattern"
-#define LGL_RULESET "luagrad.RuleSet"
 #define LGL_NATIVE "luagrad.Native"
 
 enum { MAX_DT = 16, MAX_NODES = 1 << 20 };
@@ -29,24 +28,6 @@ typedef struct lpat {
   int32_t has_arg;
   int64_t size, tot_ops, tot_dts; /* over the whole tree: nodes, op-list and dtype-list entries */
 } lpat;
-
-typedef struct {
-  lg_ruleset *rs;
-} rs_box;
-
-/* The host: callbacks run on the thread that called graph_rewrite (the main thread otherwise). */
-typedef struct {
-  lua_State *L;
-} lgl_host;
-
-static const char host_key = 'h'; /* its address is the registry key of the host */
-
-static lgl_host *get_host(lua_State *L) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &host_key);
-  lgl_host *h = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  return h;
-}
 
 /* ---- building patterns -------------------------------------------------------------------- */
 
@@ -81,6 +62,8 @@ static lpat *new_pat(lua_State *L, int32_t kind) {
   lua_setiuservalue(L, -2, 1);
   return p;
 }
+
+static bool has_op(const lpat *p, int32_t op) { return (p->mask[op >> 6] >> (op & 63)) & 1; }
 
 static void set_ops(lpat *p, int32_t op) {
   p->mask[op >> 6] |= 1ull << (op & 63);
@@ -226,7 +209,7 @@ static int l_op(lua_State *L) {
     for (lua_Integer i = 1, n = (lua_Integer)lua_rawlen(L, 1); i <= n; i++) {
       lua_rawgeti(L, 1, i);
       int32_t op = check_op(L, -1);
-      if (!((p->mask[op >> 6] >> (op & 63)) & 1)) set_ops(p, op);
+      if (!has_op(p, op)) set_ops(p, op);
       lua_pop(L, 1);
     }
   } else if (!lua_isnil(L, 1)) {
@@ -273,7 +256,7 @@ static int l_op(lua_State *L) {
   }
   bool all_comm = p->nops > 0;
   for (int32_t op = 0; op < LG_OP__COUNT; op++)
-    if ((p->mask[op >> 6] >> (op & 63)) & 1) all_comm = all_comm && (lg_op_flags(op) & LG_OPF_COMM);
+    if (has_op(p, op)) all_comm = all_comm && (lg_op_flags(op) & LG_OPF_COMM);
   int c = lua_getfield(L, 2, "commutative");
   p->comm = c == LUA_TNIL ? (all_comm && p->src_mode == LG_SRC_EXACT && p->nkids == 2) : lua_toboolean(L, -1);
   if (p->comm && (p->src_mode != LG_SRC_EXACT || p->nkids != 2))
@@ -403,7 +386,7 @@ static void push_text(lua_State *L, int idx, int depth) {
   luaL_checkstack(L, 8, NULL);
   lua_getiuservalue(L, idx, 1);
   int tbl = lua_gettop(L);
-  bool is_const = p->nops == 1 && ((p->mask[0] >> LG_OP_CONST) & 1) && p->has_arg;
+  bool is_const = p->nops == 1 && has_op(p, LG_OP_CONST) && p->has_arg;
   if (p->kind == LG_PAT_ANY) {
     lua_pushliteral(L, "any");
   } else if (is_const) {
@@ -416,7 +399,7 @@ static void push_text(lua_State *L, int idx, int depth) {
     if (named && p->nops) lua_pushliteral(L, "=");
     if (!named && !p->nops) lua_pushliteral(L, "_");
     for (int32_t op = 0, k = 0; op < LG_OP__COUNT; op++)
-      if ((p->mask[op >> 6] >> (op & 63)) & 1) {
+      if (has_op(p, op)) {
         if (k++) lua_pushliteral(L, "|");
         lua_pushstring(L, lg_op_name(op));
         lua_concat(L, lua_gettop(L) - tbl);
@@ -474,7 +457,9 @@ typedef struct {
 
 static void keep(lua_State *L, const compiler *c) { lua_rawseti(L, c->keep, (lua_Integer)lua_rawlen(L, c->keep) + 1); }
 
-/* The engine index of the function at the top (added to fns once); pops it. */
+/* The engine index of the function at the top (added to fns once); pops it. fns holds pairs:
+ * fns[2i+1] the function, fns[2i+2] how many arguments it takes (a callback that declares only
+ * (m) is not given ctx and node: that saves making a userdata for every call). */
 static int32_t fn_index(lua_State *L, const compiler *c) {
   lua_pushvalue(L, -1);
   if (lua_rawget(L, c->fnidx) == LUA_TNUMBER) {
@@ -483,9 +468,14 @@ static int32_t fn_index(lua_State *L, const compiler *c) {
     return i;
   }
   lua_pop(L, 1);
-  int32_t i = (int32_t)lua_rawlen(L, c->fns);
+  lua_Debug ar;
   lua_pushvalue(L, -1);
-  lua_rawseti(L, c->fns, i + 1);
+  lua_getinfo(L, ">u", &ar);
+  int32_t i = (int32_t)lua_rawlen(L, c->fns) / 2;
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, c->fns, 2 * i + 1);
+  lua_pushinteger(L, ar.isvararg || ar.nparams > 3 ? 3 : ar.nparams);
+  lua_rawseti(L, c->fns, 2 * i + 2);
   lua_pushinteger(L, i);
   lua_rawset(L, c->fnidx);
   return i;
@@ -517,7 +507,7 @@ static lg_pat *flatten(lua_State *L, int root, const compiler *c, int32_t *count
                   .dtype_classes = p->dtc, .ndtypes = p->ndt, .has_arg = p->has_arg, .pred = -1};
     q->ops = ints + nints;
     for (int32_t op = 0; p->nops && op < LG_OP__COUNT; op++)
-      if ((p->mask[op >> 6] >> (op & 63)) & 1) ints[nints++] = op, q->nops++;
+      if (has_op(p, op)) ints[nints++] = op, q->nops++;
     q->dtypes = dts + ndts;
     for (int32_t j = 0; j < p->ndt; j++) dts[ndts++] = p->dts[j];
     q->src = ints + nints;
@@ -544,12 +534,6 @@ static lg_pat *flatten(lua_State *L, int root, const compiler *c, int32_t *count
   lua_pop(L, 1);
   *count = k;
   return pats;
-}
-
-static lg_ruleset *check_ruleset(lua_State *L, int idx) {
-  rs_box *b = luaL_checkudata(L, idx, LGL_RULESET);
-  if (!b->rs) luaL_argerror(L, idx, "the rule set is closed");
-  return b->rs;
 }
 
 /* Compile rule i of the list at `list` (the rule table is at the top of the stack). */
@@ -600,12 +584,12 @@ static void compile_rule(lua_State *L, lg_ruleset *rs, const compiler *c, lua_In
 }
 
 /* core.compile(list [, name]) -> RuleSet */
-static int l_compile(lua_State *L) {
+int lgl_compile(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   const char *name = luaL_optstring(L, 2, "rules");
   lg_ctx *ctx = lgl_ctx(L);
   lua_settop(L, 2);
-  rs_box *b = lua_newuserdatauv(L, sizeof *b, 0); /* 3 */
+  lgl_ruleset_box *b = lua_newuserdatauv(L, sizeof *b, 0); /* 3 */
   b->rs = NULL;
   luaL_setmetatable(L, LGL_RULESET);
   compiler c = {.fns = 4, .fnidx = 5, .keep = 6};
@@ -627,251 +611,6 @@ static int l_compile(lua_State *L) {
   return 1;
 }
 
-static int rs_gc(lua_State *L) {
-  rs_box *b = luaL_checkudata(L, 1, LGL_RULESET);
-  if (b->rs) {
-    lgl_host *h = get_host(L);
-    lua_State *saved = h->L;
-    h->L = L; /* release_fns runs on this thread */
-    lg_ruleset_release(b->rs);
-    h->L = saved;
-    b->rs = NULL;
-  }
-  return 0;
-}
-
-/* rs:stats() -> {{name=, tries=, matches=, rewrites=, ns=}, ...} in rule order */
-static int rs_stats(lua_State *L) {
-  lg_ruleset *rs = check_ruleset(L, 1);
-  lg_rule_stats s;
-  lua_createtable(L, lg_ruleset_count(rs), 0);
-  for (int32_t i = 0; lg_ruleset_stats(rs, i, &s); i++) {
-    lua_createtable(L, 0, 5);
-    lua_pushstring(L, s.name);
-    lua_setfield(L, -2, "name");
-    lua_pushinteger(L, s.tries);
-    lua_setfield(L, -2, "tries");
-    lua_pushinteger(L, s.matches);
-    lua_setfield(L, -2, "matches");
-    lua_pushinteger(L, s.rewrites);
-    lua_setfield(L, -2, "rewrites");
-    lua_pushinteger(L, s.ns);
-    lua_setfield(L, -2, "ns");
-    lua_rawseti(L, -2, i + 1);
-  }
-  return 1;
-}
-
-static int rs_reset_stats(lua_State *L) {
-  lg_ruleset_reset_stats(check_ruleset(L, 1));
-  return 0;
-}
-
-static int rs_name(lua_State *L) {
-  lua_pushstring(L, lg_ruleset_name(check_ruleset(L, 1)));
-  return 1;
-}
-
-static int rs_len(lua_State *L) {
-  lua_pushinteger(L, lg_ruleset_count(check_ruleset(L, 1)));
-  return 1;
-}
-
-static int rs_tostring(lua_State *L) {
-  lg_ruleset *rs = check_ruleset(L, 1);
-  lua_pushfstring(L, "RuleSet(%s, %d rules)", lg_ruleset_name(rs), (int)lg_ruleset_count(rs));
-  return 1;
-}
-
-/* ---- graph_rewrite ------------------------------------------------------------------------ */
-
-/* The rule set for the value at idx: a RuleSet, a list of rules, or a pass name (replaced in
- * place by the RuleSet). */
-static lg_ruleset *to_ruleset(lua_State *L, int idx) {
-  if (lua_type(L, idx) == LUA_TTABLE) {
-    lua_pushcfunction(L, l_compile);
-    lua_pushvalue(L, idx);
-    lua_pushliteral(L, "graph_rewrite");
-    lua_call(L, 2, 1);
-    lua_replace(L, idx);
-  } else if (lua_type(L, idx) == LUA_TSTRING) {
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "luagrad.rules");
-    lua_call(L, 1, 1);
-    lua_getfield(L, -1, "pass");
-    lua_pushvalue(L, idx);
-    lua_call(L, 1, 1);
-    lua_replace(L, idx);
-    lua_pop(L, 1);
-  }
-  return check_ruleset(L, idx);
-}
-
-enum { CTX_INDEX = 4 }; /* where l_graph_rewrite keeps opts.ctx: rctx is this stack index */
-
-/* core.graph_rewrite(node, rules [, opts]) -> node. opts: {mode =, ctx =, budget =, stats =};
- * after the call opts.visits and opts.rewrites hold the counts. */
-static int l_graph_rewrite(lua_State *L) {
-  static const char *const keys[] = {"mode", "ctx", "budget", "stats", "visits", "rewrites", NULL};
-  lg_uop *root = lgl_check_uop(L, 1);
-  lua_settop(L, 3);
-  lg_ruleset *rs = to_ruleset(L, 2);
-  lg_rewrite_opts o = {.rctx = (void *)(intptr_t)CTX_INDEX};
-  if (lua_isnil(L, 3)) {
-    lua_pushnil(L);
-  } else {
-    luaL_checktype(L, 3, LUA_TTABLE);
-    for (lua_pushnil(L); lua_next(L, 3); lua_pop(L, 1)) {
-      int known = 0;
-      for (int i = 0; keys[i] && !known; i++) known = lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), keys[i]) == 0;
-      if (!known) return luaL_error(L, "graph_rewrite: unknown option '%s'", luaL_tolstring(L, -2, NULL));
-    }
-    const char *mode = lua_getfield(L, 3, "mode") == LUA_TNIL ? "bottom_up" : lua_tostring(L, -1);
-    if (!mode || (strcmp(mode, "bottom_up") != 0 && strcmp(mode, "top_down") != 0))
-      return luaL_error(L, "graph_rewrite: mode must be \"bottom_up\" or \"top_down\", got %s", luaL_tolstring(L, -1, NULL));
-    o.mode = mode[0] == 't' ? LG_REWRITE_TOP_DOWN : LG_REWRITE_BOTTOM_UP;
-    int isint = lua_getfield(L, 3, "budget") == LUA_TNIL;
-    lua_Integer budget = isint ? 0 : lua_tointegerx(L, -1, &isint);
-    if (!isint || budget < 0 || budget > 100000000)
-      return luaL_error(L, "graph_rewrite: budget must be an integer from 1 to 1e8, got %s", luaL_tolstring(L, -1, NULL));
-    o.budget = (int32_t)budget;
-    lua_getfield(L, 3, "stats");
-    o.stats = lua_toboolean(L, -1);
-    lua_pop(L, 3);
-    lua_getfield(L, 3, "ctx");
-  }
-  lg_ctx *ctx = lgl_ctx(L);
-  lgl_host *h = get_host(L);
-  lua_State *saved = h->L;
-  lg_uop *out;
-  h->L = L;
-  lg_status st = lg_graph_rewrite(ctx, root, rs, &o, &out);
-  h->L = saved;
-  if (st) return lgl_fail(L, ctx);
-  lgl_push_uop_owned(L, out);
-  if (lua_istable(L, 3)) {
-    lua_pushinteger(L, o.visits);
-    lua_setfield(L, 3, "visits");
-    lua_pushinteger(L, o.rewrites);
-    lua_setfield(L, 3, "rewrites");
-  }
-  return 1;
-}
-
-/* ---- the rule host ------------------------------------------------------------------------ */
-
-typedef struct {
-  const lg_match *m;
-  lg_uop *u;
-  intptr_t fns;
-  int32_t fn, ok;
-  const char *name;
-  lg_uop *out;
-  lg_ruleset *rs;
-} host_call;
-
-static int push_fn(lua_State *L, const host_call *c) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, (lua_Integer)c->fns);
-  lua_rawgeti(L, -1, c->fn + 1);
-  lua_remove(L, -2);
-  return 0;
-}
-
-/* (call, ctx): fn(captures, ctx, node) */
-static int rule_tramp(lua_State *L) {
-  host_call *c = lua_touserdata(L, 1);
-  push_fn(L, c);
-  lua_createtable(L, 0, c->m->ncap);
-  for (int32_t i = 0; i < c->m->ncap; i++) {
-    if (!c->m->caps[i]) continue;
-    lgl_push_uop(L, c->m->caps[i]);
-    lua_setfield(L, -2, c->m->names[i]);
-  }
-  lua_pushvalue(L, 2);
-  lgl_push_uop(L, c->m->root);
-  lua_call(L, 3, 1);
-  if (lua_isnil(L, -1)) return 0;
-  lg_uop *u = lgl_to_uop(L, -1);
-  if (!u) return luaL_error(L, "returned a %s, expected a UOp or nil", luaL_typename(L, -1));
-  c->out = lg_uop_retain(u);
-  return 0;
-}
-
-static int pred_tramp(lua_State *L) {
-  host_call *c = lua_touserdata(L, 1);
-  push_fn(L, c);
-  lgl_push_uop(L, c->u);
-  lua_call(L, 1, 1);
-  c->ok = lua_toboolean(L, -1);
-  return 0;
-}
-
-static int pass_tramp(lua_State *L) {
-  host_call *c = lua_touserdata(L, 1);
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "luagrad.rules");
-  lua_call(L, 1, 1);
-  lua_getfield(L, -1, "pass");
-  lua_pushstring(L, c->name);
-  lua_call(L, 1, 1);
-  rs_box *b = luaL_testudata(L, -1, LGL_RULESET);
-  if (!b || !b->rs) return luaL_error(L, "rules.pass('%s') returned a %s, not a RuleSet", c->name, luaL_typename(L, -1));
-  c->rs = lg_ruleset_retain(b->rs);
-  return 0;
-}
-
-/* Run a trampoline under lua_pcall: a Lua error becomes the ctx's message, no longjmp escapes. */
-static lg_status protected(lua_State *L, lg_ctx *ctx, lua_CFunction f, host_call *c, int ctx_index) {
-  if (!lua_checkstack(L, 8)) return lg_ctx_fail(ctx, LG_ERR_NOMEM, "Lua stack overflow");
-  lua_pushcfunction(L, f);
-  lua_pushlightuserdata(L, c);
-  if (ctx_index) lua_pushvalue(L, ctx_index);
-  else lua_pushnil(L);
-  int r = lua_pcall(L, 2, 0, 0);
-  if (r == LUA_OK) return LG_OK;
-  const char *msg = lua_tostring(L, -1);
-  lg_status st = lg_ctx_fail(ctx, r == LUA_ERRMEM ? LG_ERR_NOMEM : LG_ERR_RULE, "%s",
-                             msg ? msg : "(error object is not a string)");
-  lua_pop(L, 1);
-  return st;
-}
-
-static lg_status host_rule(void *ud, lg_ctx *ctx, void *fns, int32_t fn, const lg_match *m, void *rctx, lg_uop **out) {
-  host_call c = {.m = m, .fns = (intptr_t)fns, .fn = fn};
-  lg_status st = protected(((lgl_host *)ud)->L, ctx, rule_tramp, &c, (int)(intptr_t)rctx);
-  *out = c.out;
-  return st;
-}
-
-static lg_status host_pred(void *ud, lg_ctx *ctx, void *fns, int32_t fn, lg_uop *u, int32_t *ok) {
-  host_call c = {.u = u, .fns = (intptr_t)fns, .fn = fn};
-  lg_status st = protected(((lgl_host *)ud)->L, ctx, pred_tramp, &c, 0);
-  *ok = c.ok;
-  return st;
-}
-
-static lg_status host_pass(void *ud, lg_ctx *ctx, const char *name, lg_ruleset **out) {
-  host_call c = {.name = name};
-  lg_status st = protected(((lgl_host *)ud)->L, ctx, pass_tramp, &c, 0);
-  *out = c.rs;
-  return st;
-}
-
-static void host_release(void *ud, void *fns) {
-  luaL_unref(((lgl_host *)ud)->L, LUA_REGISTRYINDEX, (int)(intptr_t)fns);
-}
-
-void lgl_install_host(lua_State *L, lg_ctx *ctx) {
-  lgl_host *h = lua_newuserdatauv(L, sizeof *h, 0);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-  h->L = lua_tothread(L, -1);
-  lua_pop(L, 1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &host_key);
-  lg_rule_host host = {.ud = h, .call_rule = host_rule, .call_pred = host_pred, .release_fns = host_release,
-                       .load_pass = host_pass};
-  lg_ctx_set_host(ctx, &host);
-}
-
 /* ---- registration ------------------------------------------------------------------------- */
 
 static const luaL_Reg pat_meta[] = {
@@ -883,10 +622,6 @@ static const luaL_Reg pat_methods[] = {
     {"lt", m_lt}, {"gt", m_gt}, {"ne", m_ne}, {"eq", m_eq}, {"max", m_max}, {"where", m_where},
     {"cast", m_cast}, {"named", m_named}, {"dtype", m_dtype}, {"pred", m_pred}, {NULL, NULL}};
 
-static const luaL_Reg rs_meta[] = {{"__gc", rs_gc}, {"__close", rs_gc}, {"__len", rs_len},
-                                   {"__tostring", rs_tostring}, {NULL, NULL}};
-static const luaL_Reg rs_methods[] = {{"stats", rs_stats}, {"reset_stats", rs_reset_stats}, {"name", rs_name},
-                                      {NULL, NULL}};
 
 static const luaL_Reg pattern_funcs[] = {{"var", l_var}, {"cvar", l_cvar}, {"const", l_const}, {"op", l_op},
                                          {"any", l_any}, {"native", l_native}, {NULL, NULL}};
@@ -904,12 +639,9 @@ static void new_class(lua_State *L, const char *name, const luaL_Reg *meta, cons
 
 void lgl_open_pattern(lua_State *L) {
   new_class(L, LGL_PATTERN, pat_meta, pat_methods);
-  new_class(L, LGL_RULESET, rs_meta, rs_methods);
   new_class(L, LGL_NATIVE, native_meta, no_methods);
   luaL_newlib(L, pattern_funcs);
   lua_setfield(L, -2, "pattern");
-  lua_pushcfunction(L, l_compile);
+  lua_pushcfunction(L, lgl_compile);
   lua_setfield(L, -2, "compile");
-  lua_pushcfunction(L, l_graph_rewrite);
-  lua_setfield(L, -2, "graph_rewrite");
 }

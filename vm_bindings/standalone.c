@@ -96,5 +96,5 @@ lg_status lg_open(lg_ctx **out) {
 }
 
 void lg_close(lg_ctx *ctx) {
-  if (ctx) lua_close(*(lua_State **)lg_ctx_host(ctx)->ud);
+  if (ctx) lua_close(lgl_host_state(ctx));
 }

@@ -18,7 +18,8 @@ static lg_pat bin(const int32_t *op, int32_t comm) {
                   .commutative = comm, .pred = -1};
 }
 
-/* ---- a stub host: callback 0 returns capture "x"; 1 returns NULL; 2 fails; 3 returns x - y ---- */
+/* ---- a stub host: callback 0 returns capture "x"; 1 returns NULL; 2 fails; 3 returns x - y;
+ * 4 rewrites capture "x" with the rule set passed as rctx, after trying to add a rule to it ---- */
 typedef struct stub {
   int calls, preds;
   void *last_rctx;
@@ -40,6 +41,12 @@ static lg_status stub_rule(void *ud, lg_ctx *ctx, void *fns, int32_t fn, const l
   if (fn == 3) {
     lg_uop *src[2] = {cap(m, "x"), cap(m, "y")};
     return lg_uop_new(ctx, LG_OP_SUB, lg_uop_dtype(src[0]), src, 2, NULL, out);
+  }
+  if (fn == 4) {
+    lg_pat p[1] = {{.kind = LG_PAT_OP, .pred = -1}};
+    lg_rule_def d = {.name = "late", .pat = p, .npat = 1, .fn = 1};
+    if (lg_ruleset_add(rctx, &d) != LG_ERR_ARG) return lg_ctx_fail(ctx, LG_ERR_RULE, "added a rule to a busy set");
+    return lg_graph_rewrite(ctx, cap(m, "x"), rctx, NULL, out);
   }
   return LG_OK;
 }
@@ -289,5 +296,55 @@ CTEST(rewrite_bad_rules_are_refused) {
   CHECK_INT(lg_ruleset_add(rs, &d4), LG_ERR_ARG);
   CHECK_INT(lg_ruleset_count(rs), 0);
   lg_ruleset_release(rs);
+  lg_ctx_free(ctx);
+}
+
+CTEST(rewrite_nested_with_the_same_rule_set) {
+  lg_ctx *ctx;
+  REQUIRE(lg_ctx_new(&ctx) == LG_OK);
+  stub s = {0};
+  lg_rule_host host = {.ud = &s, .call_rule = stub_rule};
+  lg_ctx_set_host(ctx, &host);
+  lg_ruleset *rs;
+  REQUIRE_OK(ctx, lg_ruleset_new(ctx, "nest", NULL, &rs));
+  REQUIRE_OK(ctx, add_zero_rule(rs));
+  lg_pat p[3] = {bin(MUL, 1), var("x"), konst(1)};
+  lg_rule_def d = {.name = "inner", .pat = p, .npat = 3, .fn = 4};
+  REQUIRE_OK(ctx, lg_ruleset_add(rs, &d));
+  lg_uop *a = dvar(ctx, "a");
+  lg_uop *g = mk2(ctx, LG_OP_MUL, mk2(ctx, LG_OP_ADD, lg_uop_retain(a), cint(ctx, 0)), cint(ctx, 1)), *out;
+  for (int i = 0; i < 3; i++) { /* the walk buffers go back and forth between the two levels */
+    lg_rewrite_opts o = {.mode = LG_REWRITE_TOP_DOWN, .rctx = rs};
+    REQUIRE_OK(ctx, lg_graph_rewrite(ctx, g, rs, &o, &out));
+    CHECK(out == a);
+    lg_uop_release(out);
+  }
+  CHECK_INT(lg_ruleset_count(rs), 2);
+  lg_uop_release(g);
+  lg_uop_release(a);
+  CHECK_INT(lg_ctx_live_nodes(ctx), 0);
+  lg_ruleset_release(rs);
+  lg_ctx_free(ctx);
+}
+
+CTEST(rewrite_native_results) {
+  lg_ctx *ctx;
+  REQUIRE(lg_ctx_new(&ctx) == LG_OK);
+  CHECK(lg_native_lookup("fold") > 0);
+  CHECK(lg_native_lookup("bounds") > 0);
+  CHECK_INT(lg_native_lookup("nope"), 0);
+  lg_ruleset *rs;
+  REQUIRE_OK(ctx, lg_ruleset_new(ctx, "native", NULL, &rs));
+  lg_pat each[2] = {{.kind = LG_PAT_OP, .nops = 1, .ops = ADD, .src_mode = LG_SRC_EACH, .nsrc = 1, .src = S1, .pred = -1},
+                    {.kind = LG_PAT_OP, .nops = 1, .ops = CONST, .pred = -1}};
+  lg_rule_def d = {.name = "fold", .pat = each, .npat = 2, .fn = -1, .native = lg_native_lookup("fold")};
+  REQUIRE_OK(ctx, lg_ruleset_add(rs, &d));
+  lg_uop *g = mk2(ctx, LG_OP_ADD, mk2(ctx, LG_OP_ADD, cint(ctx, 2), cint(ctx, 3)), cint(ctx, 4)), *out;
+  REQUIRE_OK(ctx, lg_graph_rewrite(ctx, g, rs, NULL, &out));
+  CHECK(lg_uop_op(out) == LG_OP_CONST && lg_uop_arg(out)->i == 9);
+  lg_uop_release(out);
+  lg_uop_release(g);
+  lg_ruleset_release(rs);
+  CHECK_INT(lg_ctx_live_nodes(ctx), 0);
   lg_ctx_free(ctx);
 }

@@ -272,6 +272,5 @@ describe("matcher fuzz", function()
       end
     end
     assert.is_true(matched > 50, "the fuzz should produce matches (got " .. matched .. " of " .. compared .. ")")
-    if os.getenv("FUZZ_VERBOSE") then print(compared, matched) end
   end)
 end)

@@ -56,6 +56,19 @@ describe("graph_rewrite", function()
     assert.are.same({ x = a, c = core.const(int32, 3), s = a + 3 }, seen.m)
   end)
 
+  it("passes captures, ctx and node to every kind of callback", function()
+    local got = {}
+    local rules = {
+      { x * 1, function(...) got.all = select("#", ...) end },
+      { x * 1, function(_, ...) got.var = { ... } end },
+      { x * 1, function(m, cx) got.two = { m.x, cx } end },
+    }
+    rewrite(a * 1, rules, { ctx = "ctx" })
+    assert.are.equal(3, got.all)
+    assert.are.same({ "ctx", a * 1 }, got.var)
+    assert.are.same({ a, "ctx" }, got.two)
+  end)
+
   it("falls through to the next match and the next rule when a callback returns nil", function()
     local order = {}
     local rules = {

@@ -53,7 +53,8 @@ describe("rule files", function()
     local script = [[local core = require "luagrad.core"
       local a = core.var("a", 0, 9)
       io.write(tostring(core.graph_rewrite(a * 1, "envpass") == a))]]
-    local p = io.popen("LUAGRAD_RULES_PATH='/nonexistent:" .. dir .. "' lua5.4 -e '" .. script .. "' 2>&1")
+    local lua = os.getenv("LUA") or "lua5.4"
+    local p = io.popen("LUAGRAD_RULES_PATH='/nonexistent:" .. dir .. "' " .. lua .. " -e '" .. script .. "' 2>&1")
     local out = p:read("a")
     p:close()
     assert.are.equal("true", out)
