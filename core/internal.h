@@ -63,6 +63,9 @@ double lg_int_to_float(lg_dtype dt, int64_t v, bool is_unsigned);
 /* bounds of a freshly built node (core/vrange.c); sets has_bounds/vmin/vmax */
 void lg_vrange_compute(lg_uop *u);
 
+/* The "divmod" native result of the symbolic rules (core/symbolic.c). */
+lg_status lg_sym_divmod(lg_ctx *ctx, lg_uop *u, lg_uop **out);
+
 /* arg helpers (core/uop.c) */
 bool lg_arg_equal(const lg_arg *a, const lg_arg *b);
 

@@ -61,7 +61,7 @@ static lg_status native_bounds(lg_ctx *ctx, lg_uop *u, lg_uop **out) {
 static const struct {
   const char *name;
   lg_status (*fn)(lg_ctx *ctx, lg_uop *u, lg_uop **out);
-} natives[] = {{"fold", native_fold}, {"bounds", native_bounds}};
+} natives[] = {{"fold", native_fold}, {"bounds", native_bounds}, {"divmod", lg_sym_divmod}};
 #define NNATIVES (sizeof natives / sizeof natives[0])
 
 int32_t lg_native_lookup(const char *name) {
@@ -345,6 +345,17 @@ lg_status lg_ruleset_add(lg_ruleset *rs, const lg_rule_def *def) {
   }
   ru.ops[0] = rs->nodes[ru.pat].ops[0];
   ru.ops[1] = rs->nodes[ru.pat].ops[1];
+  const lg_pnode *root = &rs->nodes[ru.pat];
+  if (root->kind == LG_PAT_OP && root->src_mode == LG_SRC_EXACT && (root->nsrc == 1 || root->nsrc == 2)) {
+    ru.qn = root->nsrc;
+    ru.qcomm = root->comm;
+    for (int32_t i = 0; i < root->nsrc; i++) {
+      const lg_pnode *kid = &rs->nodes[rs->kids[root->kid + i]];
+      bool any = kid->kind != LG_PAT_OP;
+      ru.qops[i][0] = any ? ~UINT64_C(0) : kid->ops[0];
+      ru.qops[i][1] = any ? ~UINT64_C(0) : kid->ops[1];
+    }
+  }
   if (def->ntmpl > rs->max_tmpl) rs->max_tmpl = def->ntmpl;
   if (maxsrc > rs->max_tmpl) rs->max_tmpl = maxsrc; /* the scratch also holds one node's sources */
   rs->rules[rs->nrules++] = ru;
@@ -615,11 +626,22 @@ static lg_status try_rule(lg_matcher *m, lg_rule *ru, lg_uop *u, lg_uop **out) {
   return st;
 }
 
+static bool has_op(const uint64_t *ops, int32_t op) { return (ops[op >> 6] >> (op & 63)) & 1; }
+
+/* A cheap test on u's sources' ops that rules most candidates out before matching starts. */
+static bool rejected(const lg_rule *ru, const lg_uop *u) {
+  if (!ru->qn) return false;
+  if (u->nsrc != ru->qn) return true;
+  if (has_op(ru->qops[0], u->src[0]->op) && (ru->qn == 1 || has_op(ru->qops[1], u->src[1]->op))) return false;
+  return !(ru->qcomm && ru->qn == 2 && has_op(ru->qops[0], u->src[1]->op) && has_op(ru->qops[1], u->src[0]->op));
+}
+
 lg_status lg_matcher_apply(lg_matcher *m, lg_uop *u, lg_uop **out, int32_t *rule) {
   const lg_ruleset *rs = m->rs;
   *out = NULL;
   for (int32_t j = rs->byop_start[u->op]; j < rs->byop_start[u->op + 1]; j++) {
     lg_rule *ru = &rs->rules[rs->byop[j]];
+    if (rejected(ru, u)) continue;
     int64_t t0 = m->stats ? now_ns() : 0;
     lg_status st = try_rule(m, ru, u, out);
     if (m->stats) ru->tries++, ru->ns += now_ns() - t0;

@@ -36,6 +36,9 @@ typedef struct lg_rule {
   int32_t ncap;
   char **capnames;     /* by slot */
   uint64_t ops[2];     /* ops the root can match (the index) */
+  int32_t qn;          /* early reject: 1 or 2 exact sources whose ops must be in qops */
+  bool qcomm;          /* ... in either order */
+  uint64_t qops[2][2];
   int64_t tries, matches, rewrites, ns;
 } lg_rule;
 

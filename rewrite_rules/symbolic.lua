@@ -1,6 +1,8 @@
 -- symbolic.lua: algebraic simplification and constant folding. This is the pass that keeps
 -- generated index math small. Rules are grouped by root op; integer rules rely on the bounds
 -- (vmin/vmax) every integer node carries. IDIV and MOD truncate toward zero, as in C.
+-- Three results are computed in C (P.native): constant folding, values known from bounds, and
+-- the division of a sum by a constant (core/symbolic.c), which runs on most index expressions.
 local P = require "luagrad.pattern"
 local core = require "luagrad.core"
 
@@ -26,111 +28,23 @@ local yn = P.op(nonconst, { name = "y", dtype = INTS })
 
 -- ---- helpers ----------------------------------------------------------------------------
 
-local function imin(dt) return ({ int8 = -128, int16 = -32768, int32 = -2147483648, int64 = math.mininteger })[dt.name] or 0 end
-local function imax(dt)
-  return ({ int8 = 127, int16 = 32767, int32 = 2147483647, int64 = math.maxinteger, uint8 = 255, uint16 = 65535,
-    uint32 = 4294967295 })[dt.name]
+-- the value range of each integer dtype whose range fits a Lua integer (not uint64)
+local LO, HI = {}, {}
+for _, name in ipairs(INTS) do
+  local bits, signed = core.dtypes[name].itemsize * 8, name:sub(1, 1) == "i"
+  if bits < 64 or signed then
+    LO[core.dtypes[name]] = signed and -(1 << (bits - 1)) or 0 -- wraps to math.mininteger for int64
+    HI[core.dtypes[name]] = signed and (1 << (bits - 1)) - 1 or (1 << bits) - 1
+  end
 end
-
 -- bounds that prove a node never wrapped: known and narrower than its dtype's whole range
 local function exact(u)
   local lo, hi = u.vmin, u.vmax
-  return lo ~= nil and imax(u.dtype) ~= nil and (lo > imin(u.dtype) or hi < imax(u.dtype))
+  local dt = u.dtype
+  return lo ~= nil and HI[dt] ~= nil and (lo > LO[dt] or hi < HI[dt])
 end
 
-local function fits(v, dt) return v >= imin(dt) and imax(dt) ~= nil and v <= imax(dt) end
-
--- A sum of terms: {terms = {node, ...}, coef = {[node] = k}, k = constant}, looking through ADD,
--- SUB, NEG and multiplication by constants. nil when a node on the way may have wrapped.
-local function linear(u)
-  local s = { terms = {}, coef = {}, k = 0 }
-  local function walk(v, k, depth)
-    local op = v.op
-    if op == "CONST" then s.k = s.k + k * v.arg return true end
-    if depth < 16 and (op == "ADD" or op == "SUB" or op == "NEG" or op == "MUL") then
-      if not exact(v) then return false end
-      local a, b = v.src[1], v.src[2]
-      if op == "ADD" then return walk(a, k, depth + 1) and walk(b, k, depth + 1) end
-      if op == "SUB" then return walk(a, k, depth + 1) and walk(b, -k, depth + 1) end
-      if op == "NEG" then return walk(a, -k, depth + 1) end
-      if b.op == "CONST" then return walk(a, k * b.arg, depth + 1) end
-      if a.op == "CONST" then return walk(b, k * a.arg, depth + 1) end
-    end
-    if not s.coef[v] then s.terms[#s.terms + 1] = v end
-    s.coef[v] = (s.coef[v] or 0) + k
-    return true
-  end
-  return walk(u, 1, 0) and s or nil
-end
-
--- Build sum(coef * term) + k in dtype dt: positive terms first, so negatives become SUBs.
-local function build(terms, coef, k, dt)
-  local out
-  local function add(v, neg)
-    if not out then out = neg and -v or v
-    elseif neg then out = out - v
-    else out = out + v end
-  end
-  for pass = 1, 2 do
-    for _, t in ipairs(terms) do
-      local a = coef[t]
-      if a ~= 0 and ((a > 0) == (pass == 1)) then
-        local m = math.abs(a)
-        add(m == 1 and t or t * m, a < 0)
-      end
-    end
-  end
-  if k ~= 0 or not out then
-    if out and k < 0 then out = out - (-k) else out = out and out + k or core.const(dt, k) end
-  end
-  return out
-end
-
-local function gcd(a, b)
-  a, b = math.abs(a), math.abs(b)
-  while b ~= 0 do a, b = b, a % b end
-  return a
-end
-
--- x // c and x % c for a constant c > 0: terms whose coefficient c divides move out of the
--- division; what stays (r) must be >= 0 for truncation to split that way (x >= 0 too).
-local function divmod(m, _, node)
-  local n, d, dt = node.src[1], node.src[2].arg, node.dtype
-  if d <= 0 or not exact(n) then return nil end
-  local s = linear(n)
-  if not s then return nil end
-  local qc, rc = {}, {}
-  for _, t in ipairs(s.terms) do
-    local a = s.coef[t]
-    qc[t], rc[t] = (a % d == 0) and a // d or 0, (a % d == 0) and 0 or a
-  end
-  local kq, kr = s.k // d, s.k % d
-  local r = build(s.terms, rc, kr, dt)
-  local result
-  if r.op == "CONST" and r.arg == 0 then -- exact division: valid for either sign
-    result = node.op == "IDIV" and build(s.terms, qc, kq, dt) or r
-  elseif n.vmin >= 0 and r.vmin and r.vmin >= 0 then
-    if node.op == "IDIV" then
-      local q = build(s.terms, qc, kq, dt)
-      if r.vmax < d then result = q
-      elseif q.op == "CONST" and q.arg == 0 then result = nil
-      else result = q + r // d end
-    else
-      result = r.vmax < d and r or r % d
-    end
-  end
-  if not result then -- common factor of every coefficient, the constant and the divisor
-    local g = d
-    for _, t in ipairs(s.terms) do g = gcd(g, s.coef[t]) end
-    g = gcd(g, s.k)
-    if g <= 1 then return nil end
-    local sc = {}
-    for _, t in ipairs(s.terms) do sc[t] = s.coef[t] // g end
-    local ng = build(s.terms, sc, s.k // g, dt)
-    result = node.op == "IDIV" and ng // (d // g) or (ng % (d // g)) * g
-  end
-  if result ~= node and result:size() <= node:size() then return result end
-end
+local function fits(v, dt) return HI[dt] ~= nil and v >= LO[dt] and v <= HI[dt] end
 
 -- (x // a) // b -> x // (a*b) and (x % a) % b -> x % b when b divides a (a, b > 0)
 local function nested_div(m, _, node)
@@ -224,7 +138,8 @@ local rules = {
   { xi % 1, 0 },
   { (xi // c1) // c2, nested_div, name = "nested division" },
   { (xi % c1) % c2, nested_mod, name = "nested modulo" },
-  { P.op({ "IDIV", "MOD" }, { src = { xi, ci } }), divmod, name = "divmod" },
+  { P.op({ "IDIV", "MOD" }, { src = { P.op({ "ADD", "SUB", "MUL" }, { dtype = INTS }), ci } }), P.native("divmod"),
+    name = "divmod" },
   -- MAX
   { x:max(x), x },
   { xi:max(yi), max_bounds, name = "max by bounds" },

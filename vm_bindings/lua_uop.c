@@ -379,32 +379,36 @@ static int m_toposort(lua_State *L) {
   return 1;
 }
 
+/* __index: fields by number through upvalue 2 (name -> field), then the methods (upvalue 1).
+ * Upvalue 3 holds the op names, so reading u.op makes no new string. */
+enum { F_OP = 1, F_DTYPE, F_ARG, F_SRC, F_VMIN, F_VMAX, F_HASH };
+static const char *const field_names[] = {"op", "dtype", "arg", "src", "vmin", "vmax", "hash", NULL};
+
 static int uop_index(lua_State *L) {
   lg_uop *u = lgl_check_uop(L, 1);
-  const char *k = lua_tostring(L, 2);
-  if (k && lua_type(L, 2) == LUA_TSTRING) {
-    if (strcmp(k, "op") == 0) return lua_pushstring(L, lg_op_name(lg_uop_op(u))), 1;
-    if (strcmp(k, "dtype") == 0) return lgl_push_dtype(L, lg_uop_dtype(u)), 1;
-    if (strcmp(k, "arg") == 0) return lgl_push_arg(L, u), 1;
-    if (strcmp(k, "src") == 0) {
-      lua_createtable(L, lg_uop_nsrc(u), 0);
-      for (int32_t i = 0; i < lg_uop_nsrc(u); i++) {
-        lgl_push_uop(L, lg_uop_src(u, i));
-        lua_rawseti(L, -2, i + 1);
-      }
-      return 1;
-    }
-    if (strcmp(k, "vmin") == 0 || strcmp(k, "vmax") == 0) {
-      int64_t lo, hi;
-      if (!lg_uop_bounds(u, &lo, &hi)) return 0;
-      lua_pushinteger(L, k[2] == 'i' ? lo : hi);
-      return 1;
-    }
-    if (strcmp(k, "hash") == 0) return lua_pushinteger(L, (lua_Integer)lg_uop_hash(u)), 1;
-  }
   lua_pushvalue(L, 2);
-  lua_rawget(L, lua_upvalueindex(1));
-  return 1;
+  int field = lua_rawget(L, lua_upvalueindex(2)) == LUA_TNUMBER ? (int)lua_tointeger(L, -1) : 0;
+  lua_pop(L, 1);
+  int64_t lo, hi;
+  switch (field) {
+  case F_OP: lua_rawgeti(L, lua_upvalueindex(3), lg_uop_op(u) + 1); return 1;
+  case F_DTYPE: lgl_push_dtype(L, lg_uop_dtype(u)); return 1;
+  case F_ARG: lgl_push_arg(L, u); return 1;
+  case F_SRC:
+    lua_createtable(L, lg_uop_nsrc(u), 0);
+    for (int32_t i = 0; i < lg_uop_nsrc(u); i++) {
+      lgl_push_uop(L, lg_uop_src(u, i));
+      lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+  case F_VMIN:
+  case F_VMAX:
+    if (!lg_uop_bounds(u, &lo, &hi)) return 0;
+    lua_pushinteger(L, field == F_VMIN ? lo : hi);
+    return 1;
+  case F_HASH: lua_pushinteger(L, (lua_Integer)lg_uop_hash(u)); return 1;
+  default: lua_pushvalue(L, 2); lua_rawget(L, lua_upvalueindex(1)); return 1;
+  }
 }
 
 static const luaL_Reg uop_methods[] = {
@@ -435,7 +439,17 @@ void lgl_open_uop(lua_State *L) {
   luaL_newlib(L, uop_methods); /* methods, extended from Lua through core.UOp */
   lua_pushvalue(L, -1);
   lua_setfield(L, -4, "UOp");
-  lua_pushcclosure(L, uop_index, 1);
+  lua_newtable(L);
+  for (int i = 0; field_names[i]; i++) {
+    lua_pushinteger(L, i + 1);
+    lua_setfield(L, -2, field_names[i]);
+  }
+  lua_createtable(L, lg_op_count(), 0);
+  for (int32_t i = 0; i < lg_op_count(); i++) {
+    lua_pushstring(L, lg_op_name(i));
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_pushcclosure(L, uop_index, 3);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
 

@@ -17,6 +17,8 @@
 --       opts.commutative          default: true for 2 sources when every op is commutative
 --   P.any(p1, p2, ...)            alternation, tried in order
 --   P.native(name)                a result computed in C: "fold" (constant folding), "bounds"
+--                                 (a value known from bounds), "divmod" (core/symbolic.c)
+--                                 (a value known from bounds), "divmod" (core/symbolic.c)
 -- Operators (ops with a commutative flag match both source orders)
 --   + - * / // % ^ unary-   ADD SUB MUL FDIV IDIV MOD POW NEG
 --   & | ~ << >>             AND OR XOR SHL SHR
