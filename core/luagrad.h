@@ -164,7 +164,8 @@ typedef struct lg_rewrite_opts {
   int32_t budget;       /* max rewrites of one node before LG_ERR_LIMIT; 0: default (1000) */
   int32_t stats;        /* 1: collect per-rule statistics into the rule set */
   void *rctx;           /* passed to callbacks */
-  int64_t visits;       /* out: nodes processed */
+  int64_t visits;       /* out: times the rules were tried on a node */
+  int64_t nodes;        /* out: distinct nodes the walk processed (input and created) */
   int64_t rewrites;     /* out: rule applications that changed a node */
 } lg_rewrite_opts;
 

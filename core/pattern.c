@@ -346,7 +346,11 @@ lg_status lg_ruleset_add(lg_ruleset *rs, const lg_rule_def *def) {
   ru.ops[0] = rs->nodes[ru.pat].ops[0];
   ru.ops[1] = rs->nodes[ru.pat].ops[1];
   const lg_pnode *root = &rs->nodes[ru.pat];
-  if (root->kind == LG_PAT_OP && root->src_mode == LG_SRC_EXACT && (root->nsrc == 1 || root->nsrc == 2)) {
+  if (root->kind == LG_PAT_OP && root->src_mode == LG_SRC_EACH && rs->nodes[rs->kids[root->kid]].kind == LG_PAT_OP) {
+    ru.qeach = true;
+    ru.qops[0][0] = rs->nodes[rs->kids[root->kid]].ops[0];
+    ru.qops[0][1] = rs->nodes[rs->kids[root->kid]].ops[1];
+  } else if (root->kind == LG_PAT_OP && root->src_mode == LG_SRC_EXACT && (root->nsrc == 1 || root->nsrc == 2)) {
     ru.qn = root->nsrc;
     ru.qcomm = root->comm;
     for (int32_t i = 0; i < root->nsrc; i++) {
@@ -630,6 +634,11 @@ static bool has_op(const uint64_t *ops, int32_t op) { return (ops[op >> 6] >> (o
 
 /* A cheap test on u's sources' ops that rules most candidates out before matching starts. */
 static bool rejected(const lg_rule *ru, const lg_uop *u) {
+  if (ru->qeach) {
+    for (int32_t i = 0; i < u->nsrc; i++)
+      if (!has_op(ru->qops[0], u->src[i]->op)) return true;
+    return false;
+  }
   if (!ru->qn) return false;
   if (u->nsrc != ru->qn) return true;
   if (has_op(ru->qops[0], u->src[0]->op) && (ru->qn == 1 || has_op(ru->qops[1], u->src[1]->op))) return false;

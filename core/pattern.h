@@ -38,6 +38,7 @@ typedef struct lg_rule {
   uint64_t ops[2];     /* ops the root can match (the index) */
   int32_t qn;          /* early reject: 1 or 2 exact sources whose ops must be in qops */
   bool qcomm;          /* ... in either order */
+  bool qeach;          /* or: every source's op must be in qops[0] */
   uint64_t qops[2][2];
   int64_t tries, matches, rewrites, ns;
 } lg_rule;

@@ -337,7 +337,7 @@ lg_status lg_graph_rewrite(lg_ctx *ctx, lg_uop *root, lg_ruleset *rs, lg_rewrite
   else rs->spare = w.b;
   lg_ruleset_release(rs);
   lg_uop_release(root);
-  if (opts) opts->visits = w.visits, opts->rewrites = w.rewrites;
+  if (opts) opts->visits = w.visits, opts->rewrites = w.rewrites, opts->nodes = (int64_t)w.mcount;
   return st;
 }
 

@@ -106,9 +106,10 @@ static lg_ruleset *to_ruleset(lua_State *L, int idx) {
 }
 
 /* core.graph_rewrite(node, rules [, opts]) -> node. opts: {mode =, ctx =, budget =, stats =};
- * after the call opts.visits and opts.rewrites hold the counts. */
+ * after the call opts.visits (rule tries at a node), opts.nodes (distinct nodes processed) and
+ * opts.rewrites hold the counts. */
 static int l_graph_rewrite(lua_State *L) {
-  static const char *const keys[] = {"mode", "ctx", "budget", "stats", "visits", "rewrites", NULL};
+  static const char *const keys[] = {"mode", "ctx", "budget", "stats", "visits", "rewrites", "nodes", NULL};
   lg_uop *root = lgl_check_uop(L, 1);
   lua_settop(L, 3);
   lg_ruleset *rs = to_ruleset(L, 2);
@@ -155,6 +156,8 @@ static int l_graph_rewrite(lua_State *L) {
     lua_setfield(L, 3, "visits");
     lua_pushinteger(L, o.rewrites);
     lua_setfield(L, 3, "rewrites");
+    lua_pushinteger(L, o.nodes);
+    lua_setfield(L, 3, "nodes");
   }
   return 1;
 }
