@@ -346,7 +346,7 @@ lg_status lg_ruleset_add(lg_ruleset *rs, const lg_rule_def *def) {
   ru.ops[0] = rs->nodes[ru.pat].ops[0];
   ru.ops[1] = rs->nodes[ru.pat].ops[1];
   const lg_pnode *root = &rs->nodes[ru.pat];
-  if (root->kind == LG_PAT_OP && root->src_mode == LG_SRC_EACH && rs->nodes[rs->kids[root->kid]].kind == LG_PAT_OP) {
+  if (root->kind == LG_PAT_OP && root->src_mode == LG_SRC_EACH) {
     ru.qeach = true;
     ru.qops[0][0] = rs->nodes[rs->kids[root->kid]].ops[0];
     ru.qops[0][1] = rs->nodes[rs->kids[root->kid]].ops[1];
@@ -354,10 +354,9 @@ lg_status lg_ruleset_add(lg_ruleset *rs, const lg_rule_def *def) {
     ru.qn = root->nsrc;
     ru.qcomm = root->comm;
     for (int32_t i = 0; i < root->nsrc; i++) {
-      const lg_pnode *kid = &rs->nodes[rs->kids[root->kid + i]];
-      bool any = kid->kind != LG_PAT_OP;
-      ru.qops[i][0] = any ? ~UINT64_C(0) : kid->ops[0];
-      ru.qops[i][1] = any ? ~UINT64_C(0) : kid->ops[1];
+      const lg_pnode *kid = &rs->nodes[rs->kids[root->kid + i]]; /* an alternation has its alternatives' ops */
+      ru.qops[i][0] = kid->ops[0];
+      ru.qops[i][1] = kid->ops[1];
     }
   }
   if (def->ntmpl > rs->max_tmpl) rs->max_tmpl = def->ntmpl;

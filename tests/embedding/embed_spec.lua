@@ -1,5 +1,6 @@
--- The embedding examples: a C host with its own Lua state (examples/embed/host.c) and a C program
--- on the plain C API with lg_open (examples/embed/c_api.c). Built with `make examples`.
+-- The embedding examples: a C host with its own Lua state (examples/embed/host.c), a C program
+-- on the plain C API with lg_open (examples/embed/c_api.c), both built with `make examples`, and
+-- LuaJIT through its FFI (examples/embed/ffi.lua).
 local root = os.getenv("LG_ROOT") or "."
 local build = os.getenv("LG_BUILD") or "build"
 -- make's B: relative to the source tree when it is inside it, like the default build/
@@ -55,5 +56,12 @@ describe("embedding", function()
     os.execute("rm -rf " .. q(dir))
     assert.are.equal(1, code)
     assert.matches("c_api: lg_open: require \"luagrad\": module 'luagrad' not found", out, 1, true)
+  end)
+
+  it("works from LuaJIT through the FFI, with every rule", function()
+    local out, code = sh(string.format("env -u LUA_PATH -u LUA_CPATH luajit %s %s %s",
+      q(root .. "/examples/embed/ffi.lua"), q(build .. "/include/luagrad.h"), q(build .. "/lib/libluagrad.so")))
+    assert.are.equal(0, code, out)
+    assert.matches('%0 = DEFINE_VAR int32 ("x", 0, 9)\nsimplified to x: true', out, 1, true)
   end)
 end)
