@@ -23,6 +23,7 @@ lg_status lg_ctx_new(lg_ctx **out) {
 
 void lg_ctx_free(lg_ctx *ctx) {
   if (!ctx) return;
+  lg_devices_free(ctx->devices);
   /* Nodes still referenced here were leaked by their holders; the context owns their memory. */
   for (uint64_t b = 0; b < ctx->nbuckets; b++) {
     lg_uop *u = ctx->buckets[b];

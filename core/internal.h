@@ -31,8 +31,11 @@ struct lg_ctx {
   int64_t live_bytes;
   lg_rule_host host;
   int has_host;
+  struct lg_devices *devices;
   char err[1024];
 };
+
+void lg_devices_free(struct lg_devices *devices); /* core/device.c */
 
 /* op table (core/ops.c) */
 typedef struct lg_opinfo {

@@ -26,7 +26,9 @@ enum {
   LG_ERR_RULE = 3,    /* a rule callback raised an error or returned a bad value */
   LG_ERR_SPEC = 4,    /* a graph breaks the spec */
   LG_ERR_LIMIT = 5,   /* a rewrite did not converge within its budget */
-  LG_ERR_HOST = 6     /* no rule host (no Lua state) for a request that needs one */
+  LG_ERR_HOST = 6,    /* no rule host (no Lua state) for a request that needs one */
+  LG_ERR_DEVICE = 7,  /* the device or the system failed: no compiler, a refused cache folder */
+  LG_ERR_COMPILE = 8  /* a kernel's source did not compile; the message shows the first errors */
 };
 
 /* A dtype is a 32-bit value: bits 0-7 the scalar (dtypes.def order), bits 8-23 the vector
@@ -245,6 +247,81 @@ int32_t lg_ruleset_count(const lg_ruleset *rs);
 /* Statistics of rule i, collected by rewrites with opts.stats; 0 when i is out of range. */
 int32_t lg_ruleset_stats(const lg_ruleset *rs, int32_t i, lg_rule_stats *out);
 void lg_ruleset_reset_stats(lg_ruleset *rs);
+
+/* ---- devices (core/device.c, devices/<kind>/) --------------------------------------------- */
+/* A device ("CPU"; later "LLVM", "CUDA", "CUDA:1") runs compiled programs on buffers of its
+ * memory. The context opens a device on first lg_device_get and owns it: the handle is
+ * borrowed and valid until lg_ctx_free. Buffers and programs are reference counted (a _new or
+ * _compile gives the caller one reference); release them before lg_ctx_free, which frees
+ * whatever is left. Launches may be asynchronous on GPUs: lg_buffer_read waits for the work
+ * queued before it; lg_device_synchronize waits for all of it. On the CPU everything is
+ * synchronous.
+ *
+ * Kernel calling convention on the CPU: the entry function of the source is
+ *   void entry(void **bufs, const int64_t *ints, int32_t core_id, int32_t ncores);
+ * bufs[i] is the data of the i-th buffer given to lg_program_launch (64-byte aligned), ints the
+ * scalar arguments (symbolic sizes, ...) as given; both arrays live for the call only. The
+ * kernel is run once for each core_id in [0, ncores) (ncores = dims->global[0], 1 when dims is
+ * NULL or global[0] < 1) and does its share of the work for that core_id; the runs may be
+ * concurrent.
+ *
+ * Compiled programs are cached by a hash of (device kind, compiler and flags, target, entry,
+ * source): in memory per context (compiling again while a program is held returns it), and on
+ * disk, one file per program, under $CACHE_DIR, else $XDG_CACHE_HOME/luagrad, else
+ * ~/.cache/luagrad, in a folder per device kind (created with mode 0700; a folder owned by
+ * another user or writable by group or others is refused: LG_ERR_DEVICE).
+ * CPU environment: LUAGRAD_CC (compiler command, default "cc"; words split on spaces),
+ * LUAGRAD_CFLAGS (flags appended, split on spaces); read when a context opens the device. */
+typedef struct lg_device lg_device;
+typedef struct lg_buffer lg_buffer;
+typedef struct lg_program lg_program;
+
+/* Launch geometry: for GPUs, global is the grid (in blocks) and local the block (in threads);
+ * the CPU reads only global[0], its number of cores (see above). */
+typedef struct lg_launch_dims {
+  int32_t global[3];
+  int32_t local[3];
+} lg_launch_dims;
+
+typedef struct lg_device_stats {
+  int64_t compiles;      /* compiler runs (programs found in neither cache) */
+  int64_t disk_hits;     /* programs loaded from the disk cache */
+  int64_t memory_hits;   /* programs reused from this context's cache */
+  int64_t compile_ns;    /* time spent in compiler runs */
+  int64_t launches;
+  int64_t buffers;       /* live buffers */
+  int64_t buffer_bytes;  /* bytes held by live buffers */
+} lg_device_stats;
+
+/* name: a kind, optionally with an index ("CPU", "cpu", "CUDA:1"). */
+lg_status lg_device_get(lg_ctx *ctx, const char *name, lg_device **out);
+const char *lg_device_name(const lg_device *dev);   /* canonical: "CPU", "CUDA:1" */
+lg_status lg_device_synchronize(lg_device *dev);    /* message on the device's context */
+void lg_device_stats_get(const lg_device *dev, lg_device_stats *out);
+
+/* A buffer of nbytes (>= 0) of device memory; its contents are undefined until written. */
+lg_status lg_buffer_new(lg_ctx *ctx, lg_device *dev, int64_t nbytes, lg_buffer **out);
+lg_buffer *lg_buffer_retain(lg_buffer *buf);
+void lg_buffer_release(lg_buffer *buf);
+lg_device *lg_buffer_device(const lg_buffer *buf);
+int64_t lg_buffer_size(const lg_buffer *buf);
+/* Copy n bytes from host memory into the buffer at offset, or out of it; the range must lie in
+ * the buffer. Errors go to the buffer's context. */
+lg_status lg_buffer_write(lg_buffer *buf, int64_t offset, const void *src, int64_t n);
+lg_status lg_buffer_read(lg_buffer *buf, int64_t offset, void *dst, int64_t n);
+
+/* Compile src (CPU: C source) and find its function `entry` (a C identifier), or reuse the
+ * program from a cache. */
+lg_status lg_program_compile(lg_ctx *ctx, lg_device *dev, const char *src, const char *entry,
+                             lg_program **out);
+lg_program *lg_program_retain(lg_program *prog);
+void lg_program_release(lg_program *prog);
+const char *lg_program_entry(const lg_program *prog);
+lg_device *lg_program_device(const lg_program *prog);
+/* Run the program on bufs[0..nbufs) (all on its device) with the scalar arguments
+ * ints[0..nints); dims may be NULL. The kernel must expect exactly these arguments. */
+lg_status lg_program_launch(lg_ctx *ctx, lg_program *prog, lg_buffer *const *bufs, int32_t nbufs,
+                            const int64_t *ints, int32_t nints, const lg_launch_dims *dims);
 
 /* ---- embedding (vm_bindings/standalone.c; libluagrad only) -------------------------------- */
 /* A context with its own Lua 5.4 state, luagrad loaded, so C hosts get every rule. Like

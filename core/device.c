@@ -1,0 +1,446 @@
+/* device.c: the device registry, buffers, programs and the compile caches (see device.h). */
+#include "device.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+/* The device kinds, by name. Adding a kind is one line here and its folder under devices/. */
+static const lg_device_ops *const kinds[] = {&lg_cpu_device};
+
+/* Bumped when the calling convention or the cache layout changes: old cache files are not
+ * found any more. */
+enum { CACHE_FORMAT = 1 };
+enum { FIRST_BUCKETS = 64, MAX_INDEX = 1023, STACK_BUFS = 16 };
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* a, b and c joined, malloc'd; NULL when out of memory */
+static char *str_cat(const char *a, const char *b, const char *c) {
+  size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
+  char *d = malloc(n);
+  if (d) snprintf(d, n, "%s%s%s", a, b, c);
+  return d;
+}
+
+/* ---- devices ------------------------------------------------------------------------------ */
+
+/* "KIND" or "KIND:N", any case; sets *ops and *index, or returns false. */
+static bool parse_name(const char *name, const lg_device_ops **ops, int32_t *index) {
+  size_t klen = strcspn(name, ":");
+  *index = 0;
+  if (name[klen] == ':') {
+    const char *p = name + klen + 1;
+    if (!*p) return false;
+    long v = 0;
+    for (; *p; p++) {
+      if (!isdigit((unsigned char)*p) || (v = v * 10 + (*p - '0')) > MAX_INDEX) return false;
+    }
+    *index = (int32_t)v;
+  }
+  for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+    if (strlen(kinds[k]->kind) == klen && strncasecmp(kinds[k]->kind, name, klen) == 0) {
+      *ops = kinds[k];
+      return true;
+    }
+  }
+  return false;
+}
+
+static lg_status known_kinds(lg_ctx *ctx, const char *name) {
+  char list[256] = "";
+  for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+    size_t n = strlen(list);
+    snprintf(list + n, sizeof list - n, "%s%s", k ? ", " : "", kinds[k]->kind);
+  }
+  return lg_ctx_fail(ctx, LG_ERR_ARG, "device '%s': unknown (devices: %s, optionally with an index as in CPU:0)",
+                     name, list);
+}
+
+lg_status lg_device_get(lg_ctx *ctx, const char *name, lg_device **out) {
+  const lg_device_ops *ops;
+  int32_t index;
+  if (!name || !parse_name(name, &ops, &index)) return known_kinds(ctx, name ? name : "(null)");
+  if (!ctx->devices && !(ctx->devices = calloc(1, sizeof *ctx->devices)))
+    return lg_ctx_fail(ctx, LG_ERR_NOMEM, "device %s: out of memory", name);
+  for (lg_device *d = ctx->devices->first; d; d = d->next) {
+    if (d->ops == ops && d->index == index) {
+      *out = d;
+      return LG_OK;
+    }
+  }
+  lg_device *dev = calloc(1, sizeof *dev);
+  if (!dev) return lg_ctx_fail(ctx, LG_ERR_NOMEM, "device %s: out of memory", name);
+  dev->ctx = ctx;
+  dev->ops = ops;
+  dev->index = index;
+  if (index) snprintf(dev->name, sizeof dev->name, "%s:%d", ops->kind, (int)index);
+  else snprintf(dev->name, sizeof dev->name, "%s", ops->kind);
+  lg_status st = ops->open(dev);
+  if (st != LG_OK) {
+    free(dev->compiler_id);
+    free(dev);
+    return st;
+  }
+  dev->next = ctx->devices->first;
+  ctx->devices->first = dev;
+  *out = dev;
+  return LG_OK;
+}
+
+const char *lg_device_name(const lg_device *dev) { return dev->name; }
+
+lg_status lg_device_synchronize(lg_device *dev) { return dev->ops->synchronize(dev); }
+
+void lg_device_stats_get(const lg_device *dev, lg_device_stats *out) { *out = dev->stats; }
+
+static void program_free(lg_program *p) {
+  lg_device *dev = p->dev;
+  lg_program **slot = &dev->progs[p->key[0] & (dev->nprog_buckets - 1)];
+  while (*slot != p) slot = &(*slot)->next;
+  *slot = p->next;
+  dev->nprogs--;
+  dev->ops->unload(dev, p->prog);
+  free(p->entry);
+  free(p);
+}
+
+static void buffer_free(lg_buffer *b) {
+  lg_device *dev = b->dev;
+  if (b->mem) dev->ops->free(dev, b->mem, b->nbytes);
+  if (b->prev) b->prev->next = b->next;
+  else dev->buffers = b->next;
+  if (b->next) b->next->prev = b->prev;
+  dev->stats.buffers--;
+  dev->stats.buffer_bytes -= b->nbytes;
+  free(b);
+}
+
+/* Programs and buffers still alive here were leaked by their holders; the context frees them. */
+void lg_devices_free(struct lg_devices *devices) {
+  if (!devices) return;
+  for (lg_device *dev = devices->first, *next; dev; dev = next) {
+    next = dev->next;
+    for (uint64_t i = 0; i < dev->nprog_buckets; i++) {
+      while (dev->progs[i]) program_free(dev->progs[i]);
+    }
+    while (dev->buffers) buffer_free(dev->buffers);
+    dev->ops->close(dev);
+    free(dev->progs);
+    free(dev->compiler_id);
+    free(dev->cache_dir);
+    free(dev);
+  }
+  free(devices);
+}
+
+static lg_status other_ctx(lg_ctx *ctx, const char *what, const lg_device *dev) {
+  return lg_ctx_fail(ctx, LG_ERR_ARG, "%s: device %s belongs to another context", what, dev->name);
+}
+
+/* ---- buffers ------------------------------------------------------------------------------ */
+
+lg_status lg_buffer_new(lg_ctx *ctx, lg_device *dev, int64_t nbytes, lg_buffer **out) {
+  if (dev->ctx != ctx) return other_ctx(ctx, "buffer_new", dev);
+  if (nbytes < 0) return lg_ctx_fail(ctx, LG_ERR_ARG, "buffer_new: size %lld is negative", (long long)nbytes);
+  lg_buffer *b = calloc(1, sizeof *b);
+  if (!b) return lg_ctx_fail(ctx, LG_ERR_NOMEM, "buffer_new: out of memory");
+  if (nbytes > 0) {
+    lg_status st = dev->ops->alloc(dev, nbytes, &b->mem);
+    if (st != LG_OK) {
+      free(b);
+      return st;
+    }
+  }
+  b->dev = dev;
+  b->nbytes = nbytes;
+  b->refcnt = 1;
+  b->next = dev->buffers;
+  if (b->next) b->next->prev = b;
+  dev->buffers = b;
+  dev->stats.buffers++;
+  dev->stats.buffer_bytes += nbytes;
+  *out = b;
+  return LG_OK;
+}
+
+lg_buffer *lg_buffer_retain(lg_buffer *buf) {
+  if (buf) buf->refcnt++;
+  return buf;
+}
+
+void lg_buffer_release(lg_buffer *buf) {
+  if (buf && --buf->refcnt == 0) buffer_free(buf);
+}
+
+lg_device *lg_buffer_device(const lg_buffer *buf) { return buf->dev; }
+int64_t lg_buffer_size(const lg_buffer *buf) { return buf->nbytes; }
+
+static lg_status check_range(const lg_buffer *b, const char *what, int64_t offset, const void *p, int64_t n) {
+  if (offset < 0 || n < 0 || offset > b->nbytes || n > b->nbytes - offset)
+    return lg_ctx_fail(b->dev->ctx, LG_ERR_ARG, "%s: bytes [%lld, %lld + %lld) are outside the buffer of %lld bytes on %s",
+                       what, (long long)offset, (long long)offset, (long long)n, (long long)b->nbytes, b->dev->name);
+  if (n > 0 && !p) return lg_ctx_fail(b->dev->ctx, LG_ERR_ARG, "%s: NULL host pointer", what);
+  return LG_OK;
+}
+
+lg_status lg_buffer_write(lg_buffer *buf, int64_t offset, const void *src, int64_t n) {
+  lg_status st = check_range(buf, "buffer_write", offset, src, n);
+  if (st != LG_OK || n == 0) return st;
+  return buf->dev->ops->copy_in(buf->dev, buf->mem, offset, src, n);
+}
+
+lg_status lg_buffer_read(lg_buffer *buf, int64_t offset, void *dst, int64_t n) {
+  lg_status st = check_range(buf, "buffer_read", offset, dst, n);
+  if (st != LG_OK || n == 0) return st;
+  return buf->dev->ops->copy_out(buf->dev, dst, buf->mem, offset, n);
+}
+
+/* ---- the disk cache folder ------------------------------------------------------------------ */
+
+/* mkdir -p with mode 0700 for what it creates. */
+static lg_status make_dirs(lg_ctx *ctx, char *path) {
+  for (char *p = path + 1;; p++) {
+    if (*p != '/' && *p) continue;
+    char c = *p;
+    *p = '\0';
+    struct stat st;
+    int e = mkdir(path, 0700) == 0 ? 0 : errno;
+    if (e && e != EEXIST && !(stat(path, &st) == 0 && S_ISDIR(st.st_mode))) {
+      *p = c;
+      return lg_ctx_fail(ctx, LG_ERR_DEVICE, "cannot create the cache directory %s: %s", path, strerror(e));
+    }
+    *p = c;
+    if (!c) return LG_OK;
+  }
+}
+
+/* A folder whose files get loaded as code must be ours alone. */
+static lg_status check_private(lg_ctx *ctx, const char *path) {
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return lg_ctx_fail(ctx, LG_ERR_DEVICE, "cache directory %s: %s", path, strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return lg_ctx_fail(ctx, LG_ERR_DEVICE, "cache directory %s is not a directory", path);
+  if (st.st_uid != geteuid())
+    return lg_ctx_fail(ctx, LG_ERR_DEVICE,
+                       "cache directory %s is owned by another user (uid %u, not %u): refusing to load code from it; "
+                       "set CACHE_DIR to a directory of your own",
+                       path, (unsigned)st.st_uid, (unsigned)geteuid());
+  if (st.st_mode & (S_IWGRP | S_IWOTH))
+    return lg_ctx_fail(ctx, LG_ERR_DEVICE,
+                       "cache directory %s is writable by group or others (mode %03o): refusing to load code from it; "
+                       "chmod 700 it or set CACHE_DIR",
+                       path, (unsigned)(st.st_mode & 0777));
+  return LG_OK;
+}
+
+/* $CACHE_DIR, else $XDG_CACHE_HOME/luagrad, else $HOME/.cache/luagrad; then the kind's folder. */
+static lg_status cache_dir(lg_device *dev, const char **out) {
+  if (dev->cache_dir) {
+    *out = dev->cache_dir;
+    return LG_OK;
+  }
+  lg_ctx *ctx = dev->ctx;
+  const char *env = getenv("CACHE_DIR"), *suffix = "";
+  if (!env || !*env) {
+    env = getenv("XDG_CACHE_HOME"), suffix = "/luagrad";
+    if (!env || *env != '/') env = getenv("HOME"), suffix = "/.cache/luagrad";
+    if (!env || !*env) return lg_ctx_fail(ctx, LG_ERR_DEVICE, "no cache directory: set CACHE_DIR (HOME is not set)");
+  }
+  char *root = str_cat(env, suffix, "");
+  if (!root) return lg_ctx_fail(ctx, LG_ERR_NOMEM, "cache directory: out of memory");
+  lg_status st = make_dirs(ctx, root);
+  char *real = st == LG_OK ? realpath(root, NULL) : NULL;
+  if (st == LG_OK && !real) st = lg_ctx_fail(ctx, LG_ERR_DEVICE, "cache directory %s: %s", root, strerror(errno));
+  free(root);
+  if (st == LG_OK) st = check_private(ctx, real);
+  char *dir = st == LG_OK ? str_cat(real, "/", dev->ops->kind) : NULL;
+  if (dir) {
+    for (char *p = dir + strlen(real) + 1; *p; p++) *p = (char)tolower((unsigned char)*p);
+  }
+  free(real);
+  if (st != LG_OK) return st;
+  if (!dir) return lg_ctx_fail(ctx, LG_ERR_NOMEM, "cache directory: out of memory");
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+    st = lg_ctx_fail(ctx, LG_ERR_DEVICE, "cannot create the cache directory %s: %s", dir, strerror(errno));
+  if (st == LG_OK) st = check_private(ctx, dir);
+  if (st != LG_OK) {
+    free(dir);
+    return st;
+  }
+  *out = dev->cache_dir = dir;
+  return LG_OK;
+}
+
+/* ---- programs ----------------------------------------------------------------------------- */
+
+static bool is_identifier(const char *s) {
+  if (!s || !(isalpha((unsigned char)*s) || *s == '_')) return false;
+  for (; *s; s++) {
+    if (!(isalnum((unsigned char)*s) || *s == '_')) return false;
+  }
+  return true;
+}
+
+/* XXH3-128 of the source, seeded with a chain of 64-bit hashes of what else defines the file. */
+static void program_key(const lg_device *dev, const char *src, const char *entry, uint64_t key[2]) {
+  const char *parts[] = {dev->ops->kind, dev->compiler_id, entry};
+  XXH64_hash_t seed = CACHE_FORMAT;
+  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) seed = XXH3_64bits_withSeed(parts[i], strlen(parts[i]), seed);
+  XXH128_hash_t h = XXH3_128bits_withSeed(src, strlen(src), seed);
+  key[0] = h.low64;
+  key[1] = h.high64;
+}
+
+static lg_program *cache_find(const lg_device *dev, const uint64_t key[2]) {
+  if (!dev->nprog_buckets) return NULL;
+  for (lg_program *p = dev->progs[key[0] & (dev->nprog_buckets - 1)]; p; p = p->next) {
+    if (p->key[0] == key[0] && p->key[1] == key[1]) return p;
+  }
+  return NULL;
+}
+
+static bool cache_put(lg_device *dev, lg_program *prog) {
+  if (dev->nprogs >= dev->nprog_buckets) {
+    uint64_t nb = dev->nprog_buckets ? dev->nprog_buckets * 2 : FIRST_BUCKETS;
+    lg_program **b = calloc(nb, sizeof *b);
+    if (!b) return false;
+    for (uint64_t i = 0; i < dev->nprog_buckets; i++) {
+      for (lg_program *p = dev->progs[i], *pn; p; p = pn) {
+        pn = p->next;
+        p->next = b[p->key[0] & (nb - 1)];
+        b[p->key[0] & (nb - 1)] = p;
+      }
+    }
+    free(dev->progs);
+    dev->progs = b;
+    dev->nprog_buckets = nb;
+  }
+  lg_program **slot = &dev->progs[prog->key[0] & (dev->nprog_buckets - 1)];
+  prog->next = *slot;
+  *slot = prog;
+  dev->nprogs++;
+  return true;
+}
+
+/* Compile into a temporary file of the cache folder and load it; only a file that loaded is
+ * renamed to `path`, so the disk cache holds no program that fails to load. */
+static lg_status compile_load(lg_device *dev, const char *dir, const char *src, const char *entry, const char *path,
+                              void **handle) {
+  lg_ctx *ctx = dev->ctx;
+  const char *ext = dev->ops->bin_ext;
+  char *tmp = str_cat(dir, "/tmp-XXXXXX", ext);
+  if (!tmp) return lg_ctx_fail(ctx, LG_ERR_NOMEM, "compile: out of memory");
+  int fd = mkstemps(tmp, (int)strlen(ext));
+  if (fd < 0) {
+    lg_status st =
+        lg_ctx_fail(ctx, LG_ERR_DEVICE, "cannot create a file in the cache directory %s: %s", dir, strerror(errno));
+    free(tmp);
+    return st;
+  }
+  close(fd);
+  int64_t t0 = now_ns();
+  lg_status st = dev->ops->compile(dev, src, entry, tmp);
+  dev->stats.compiles++;
+  dev->stats.compile_ns += now_ns() - t0;
+  if (st == LG_OK) st = dev->ops->load(dev, tmp, entry, handle);
+  if (st == LG_OK && rename(tmp, path) != 0) {
+    st = lg_ctx_fail(ctx, LG_ERR_DEVICE, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    dev->ops->unload(dev, *handle);
+  }
+  if (st != LG_OK) unlink(tmp);
+  free(tmp);
+  return st;
+}
+
+lg_status lg_program_compile(lg_ctx *ctx, lg_device *dev, const char *src, const char *entry, lg_program **out) {
+  if (dev->ctx != ctx) return other_ctx(ctx, "program_compile", dev);
+  if (!src) return lg_ctx_fail(ctx, LG_ERR_ARG, "program_compile: no source");
+  if (!is_identifier(entry))
+    return lg_ctx_fail(ctx, LG_ERR_ARG, "program_compile: entry '%s' is not a C identifier", entry ? entry : "(null)");
+  uint64_t key[2];
+  program_key(dev, src, entry, key);
+  lg_program *prog = cache_find(dev, key);
+  if (prog) {
+    dev->stats.memory_hits++;
+    *out = lg_program_retain(prog);
+    return LG_OK;
+  }
+  const char *dir = NULL;
+  lg_status st = cache_dir(dev, &dir);
+  if (st != LG_OK) return st;
+  char name[40];
+  snprintf(name, sizeof name, "/%016llx%016llx", (unsigned long long)key[1], (unsigned long long)key[0]);
+  char *path = str_cat(dir, name, dev->ops->bin_ext);
+  if (!path) return lg_ctx_fail(ctx, LG_ERR_NOMEM, "program_compile: out of memory");
+  void *handle = NULL;
+  /* A cached file that does not load (cut short, from another compiler) is compiled again. */
+  if (access(path, F_OK) == 0) {
+    if (dev->ops->load(dev, path, entry, &handle) == LG_OK) dev->stats.disk_hits++;
+    else unlink(path);
+  }
+  if (!handle) st = compile_load(dev, dir, src, entry, path, &handle);
+  free(path);
+  if (st != LG_OK) return st;
+  prog = calloc(1, sizeof *prog);
+  if (prog)
+    *prog = (lg_program){.dev = dev, .prog = handle, .entry = str_cat(entry, "", ""), .key = {key[0], key[1]}, .refcnt = 1};
+  if (!prog || !prog->entry || !cache_put(dev, prog)) {
+    dev->ops->unload(dev, handle);
+    if (prog) free(prog->entry);
+    free(prog);
+    return lg_ctx_fail(ctx, LG_ERR_NOMEM, "program_compile: out of memory");
+  }
+  *out = prog;
+  return LG_OK;
+}
+
+lg_program *lg_program_retain(lg_program *prog) {
+  if (prog) prog->refcnt++;
+  return prog;
+}
+
+void lg_program_release(lg_program *prog) {
+  if (prog && --prog->refcnt == 0) program_free(prog);
+}
+
+const char *lg_program_entry(const lg_program *prog) { return prog->entry; }
+lg_device *lg_program_device(const lg_program *prog) { return prog->dev; }
+
+lg_status lg_program_launch(lg_ctx *ctx, lg_program *prog, lg_buffer *const *bufs, int32_t nbufs,
+                            const int64_t *ints, int32_t nints, const lg_launch_dims *dims) {
+  lg_device *dev = prog->dev;
+  if (dev->ctx != ctx) return other_ctx(ctx, "program_launch", dev);
+  if (nbufs < 0 || nints < 0 || (nbufs && !bufs) || (nints && !ints))
+    return lg_ctx_fail(ctx, LG_ERR_ARG, "program_launch %s: bad argument arrays (%d buffers, %d ints)", prog->entry,
+                       (int)nbufs, (int)nints);
+  void *stack_mems[STACK_BUFS], **mems = stack_mems;
+  if (nbufs > STACK_BUFS && !(mems = malloc((size_t)nbufs * sizeof *mems)))
+    return lg_ctx_fail(ctx, LG_ERR_NOMEM, "program_launch: out of memory");
+  lg_status st = LG_OK;
+  for (int32_t i = 0; i < nbufs && st == LG_OK; i++) {
+    if (!bufs[i]) st = lg_ctx_fail(ctx, LG_ERR_ARG, "program_launch %s: buffer %d is NULL", prog->entry, (int)i);
+    else if (bufs[i]->dev->ctx != ctx)
+      st = lg_ctx_fail(ctx, LG_ERR_ARG, "program_launch %s: buffer %d belongs to another context", prog->entry, (int)i);
+    else if (bufs[i]->dev != dev)
+      st = lg_ctx_fail(ctx, LG_ERR_ARG, "program_launch %s: buffer %d is on %s, the program on %s", prog->entry, (int)i,
+                       bufs[i]->dev->name, dev->name);
+    else mems[i] = bufs[i]->mem;
+  }
+  if (st == LG_OK) {
+    st = dev->ops->launch(dev, prog->prog, mems, nbufs, ints, nints, dims);
+    dev->stats.launches++;
+  }
+  if (mems != stack_mems) free(mems);
+  return st;
+}

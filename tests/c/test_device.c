@@ -1,0 +1,264 @@
+/* test_device.c: the device layer and the CPU device: buffers, compiling and launching a
+ * hand-written kernel, compile errors, the memory and disk caches, bad compilers and cache
+ * folders. Every test that compiles uses a private CACHE_DIR; three compiler runs in all. */
+#include <dirent.h>
+#include <ftw.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctest.h"
+#include "device.h"
+
+static const char add_src[] =
+    "#include <stdint.h>\n"
+    "void add(void **bufs, const int64_t *ints, int32_t core_id, int32_t ncores) {\n"
+    "  float *c = bufs[0];\n"
+    "  const float *a = bufs[1], *b = bufs[2];\n"
+    "  int64_t n = ints[0], lo = n * core_id / ncores, hi = n * (core_id + 1) / ncores;\n"
+    "  for (int64_t i = lo; i < hi; i++) c[i] = a[i] + b[i];\n"
+    "}\n";
+
+static const char bad_src[] =
+    "#include <stdint.h>\n"
+    "void bad(void **bufs, const int64_t *ints, int32_t core_id, int32_t ncores) {\n"
+    "  float *c = bufs[0];\n"
+    "  c[0] = undefined_thing + 1.0f;\n"
+    "}\n";
+
+/* An environment variable set for one test and put back after it. */
+typedef struct saved_env {
+  const char *name;
+  char *old;
+} saved_env;
+
+static saved_env env_set(const char *name, const char *value) {
+  const char *old = getenv(name);
+  saved_env s = {name, old ? strdup(old) : NULL};
+  if (value) setenv(name, value, 1);
+  else unsetenv(name);
+  return s;
+}
+
+static void env_restore(saved_env s) {
+  if (s.old) setenv(s.name, s.old, 1);
+  else unsetenv(s.name);
+  free(s.old);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) { return remove(path); }
+static void remove_tree(const char *dir) { nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS); }
+
+/* Files in dir whose names end with ext. */
+static int count_files(const char *dir, const char *ext) {
+  DIR *d = opendir(dir);
+  if (!d) return -1;
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d));) {
+    size_t l = strlen(e->d_name), el = strlen(ext);
+    n += e->d_name[0] != '.' && l >= el && strcmp(e->d_name + l - el, ext) == 0;
+  }
+  closedir(d);
+  return n;
+}
+
+static lg_device *cpu(ctest_run *ctest_r_, lg_ctx *ctx) {
+  lg_device *dev = NULL;
+  lg_status st = lg_device_get(ctx, "CPU", &dev);
+  CHECK_MSG(st == LG_OK, "lg_device_get: %s", lg_ctx_error(ctx));
+  return dev;
+}
+
+CTEST(device_registry) {
+  lg_ctx *ctx;
+  REQUIRE(lg_ctx_new(&ctx) == LG_OK);
+  lg_device *a = cpu(ctest_r_, ctx), *b = NULL, *c = NULL;
+  REQUIRE(a);
+  CHECK_STR(lg_device_name(a), "CPU");
+  CHECK(lg_device_get(ctx, "cpu", &b) == LG_OK && b == a);
+  CHECK(lg_device_get(ctx, "CPU:0", &c) == LG_OK && c == a);
+  CHECK_INT(lg_device_get(ctx, "CPU:1", &c), LG_ERR_ARG);
+  CHECK(strstr(lg_ctx_error(ctx), "CPU:1"));
+  CHECK_INT(lg_device_get(ctx, "TPU", &c), LG_ERR_ARG);
+  CHECK(strstr(lg_ctx_error(ctx), "'TPU': unknown (devices: CPU"));
+  CHECK_INT(lg_device_get(ctx, "CPU:", &c), LG_ERR_ARG);
+  CHECK_INT(lg_device_synchronize(a), LG_OK);
+  lg_ctx_free(ctx);
+}
+
+CTEST(device_buffers) {
+  lg_ctx *ctx;
+  REQUIRE(lg_ctx_new(&ctx) == LG_OK);
+  lg_device *dev = cpu(ctest_r_, ctx);
+  REQUIRE(dev);
+  lg_buffer *buf = NULL, *empty = NULL;
+  REQUIRE_OK(ctx, lg_buffer_new(ctx, dev, 1000, &buf));
+  CHECK_INT((uintptr_t)buf->mem % 64, 0);
+  CHECK_INT(lg_buffer_size(buf), 1000);
+  CHECK(lg_buffer_device(buf) == dev);
+  unsigned char in[1000], out[1000] = {0};
+  for (int i = 0; i < 1000; i++) in[i] = (unsigned char)(i * 7);
+  REQUIRE_OK(ctx, lg_buffer_write(buf, 0, in, 1000));
+  REQUIRE_OK(ctx, lg_buffer_read(buf, 0, out, 1000));
+  CHECK(memcmp(in, out, 1000) == 0);
+  REQUIRE_OK(ctx, lg_buffer_write(buf, 990, in, 10));
+  REQUIRE_OK(ctx, lg_buffer_read(buf, 985, out, 15));
+  CHECK(memcmp(out, in + 985, 5) == 0 && memcmp(out + 5, in, 10) == 0);
+  CHECK_INT(lg_buffer_write(buf, 995, in, 10), LG_ERR_ARG);
+  CHECK(strstr(lg_ctx_error(ctx), "bytes [995, 995 + 10) are outside the buffer of 1000 bytes on CPU"));
+  CHECK_INT(lg_buffer_read(buf, -1, out, 1), LG_ERR_ARG);
+  CHECK_INT(lg_buffer_new(ctx, dev, -5, &empty), LG_ERR_ARG);
+  REQUIRE_OK(ctx, lg_buffer_new(ctx, dev, 0, &empty));
+  REQUIRE_OK(ctx, lg_buffer_write(empty, 0, NULL, 0));
+  lg_device_stats st;
+  lg_device_stats_get(dev, &st);
+  CHECK_INT(st.buffers, 2);
+  CHECK_INT(st.buffer_bytes, 1000);
+  CHECK(lg_buffer_retain(buf) == buf);
+  lg_buffer_release(buf);
+  lg_buffer_release(buf);
+  lg_buffer_release(empty);
+  lg_device_stats_get(dev, &st);
+  CHECK_INT(st.buffers, 0);
+  CHECK_INT(st.buffer_bytes, 0);
+  /* a buffer left alive is freed with its context */
+  REQUIRE_OK(ctx, lg_buffer_new(ctx, dev, 64, &buf));
+  lg_ctx_free(ctx);
+}
+
+/* Run the add kernel over n floats; 1 when c == a + b. */
+static int run_add(lg_ctx *ctx, lg_program *prog, int64_t n, const lg_launch_dims *dims) {
+  lg_device *dev = lg_program_device(prog);
+  lg_buffer *bufs[3] = {NULL, NULL, NULL};
+  float a[100], b[100], c[100];
+  int ok = n <= 100;
+  for (int i = 0; i < 3 && ok; i++) ok = lg_buffer_new(ctx, dev, n * 4, &bufs[i]) == LG_OK;
+  for (int64_t i = 0; i < n; i++) a[i] = (float)i, b[i] = 0.5f * (float)i, c[i] = -1;
+  ok = ok && lg_buffer_write(bufs[1], 0, a, n * 4) == LG_OK && lg_buffer_write(bufs[2], 0, b, n * 4) == LG_OK &&
+       lg_program_launch(ctx, prog, bufs, 3, &n, 1, dims) == LG_OK && lg_buffer_read(bufs[0], 0, c, n * 4) == LG_OK;
+  for (int64_t i = 0; i < n && ok; i++) ok = c[i] == 1.5f * (float)i;
+  for (int i = 0; i < 3; i++) lg_buffer_release(bufs[i]);
+  return ok;
+}
+
+CTEST(device_compile_and_caches) {
+  char dir[] = "/tmp/lg_cache_XXXXXX", sub[64];
+  REQUIRE(mkdtemp(dir));
+  snprintf(sub, sizeof sub, "%s/cpu", dir);
+  saved_env cache = env_set("CACHE_DIR", dir), cc = env_set("LUAGRAD_CC", NULL);
+  lg_ctx *ctx = NULL, *ctx2 = NULL;
+  lg_program *p = NULL, *q = NULL, *r = NULL;
+  lg_device_stats st;
+  REQUIRE(lg_ctx_new(&ctx) == LG_OK && lg_ctx_new(&ctx2) == LG_OK);
+  lg_device *dev = cpu(ctest_r_, ctx), *dev2 = cpu(ctest_r_, ctx2);
+  REQUIRE(dev && dev2);
+
+  /* compile, launch on one core and on three */
+  REQUIRE_OK(ctx, lg_program_compile(ctx, dev, add_src, "add", &p));
+  CHECK_STR(lg_program_entry(p), "add");
+  lg_device_stats_get(dev, &st);
+  CHECK_INT(st.compiles, 1);
+  CHECK_INT(st.disk_hits, 0);
+  CHECK(run_add(ctx, p, 100, NULL));
+  CHECK(run_add(ctx, p, 7, &(lg_launch_dims){.global = {3, 1, 1}}));
+  CHECK_MSG(run_add(ctx, p, 0, NULL), "%s", lg_ctx_error(ctx));
+  lg_device_stats_get(dev, &st);
+  CHECK_INT(st.launches, 3);
+  CHECK_INT(count_files(sub, ".so"), 1);
+  CHECK_INT(count_files(sub, ".c"), 0);
+  struct stat sb;
+  CHECK(stat(sub, &sb) == 0 && (sb.st_mode & 0777) == 0700);
+
+  /* memory cache: the same program while it is held */
+  REQUIRE_OK(ctx, lg_program_compile(ctx, dev, add_src, "add", &q));
+  CHECK(q == p);
+  lg_device_stats_get(dev, &st);
+  CHECK_INT(st.memory_hits, 1);
+  CHECK_INT(st.compiles, 1);
+  lg_program_release(q);
+
+  /* disk cache: another context loads the file and runs no compiler */
+  REQUIRE_OK(ctx2, lg_program_compile(ctx2, dev2, add_src, "add", &r));
+  lg_device_stats_get(dev2, &st);
+  CHECK_INT(st.compiles, 0);
+  CHECK_INT(st.disk_hits, 1);
+  CHECK(run_add(ctx2, r, 50, NULL));
+
+  /* launch arguments are checked */
+  lg_buffer *b = NULL, *none[1] = {NULL};
+  REQUIRE_OK(ctx, lg_buffer_new(ctx, dev, 16, &b));
+  CHECK_INT(lg_program_launch(ctx, p, none, 1, NULL, 0, NULL), LG_ERR_ARG);
+  CHECK(strstr(lg_ctx_error(ctx), "buffer 0 is NULL"));
+  CHECK_INT(lg_program_launch(ctx2, r, &b, 1, NULL, 0, NULL), LG_ERR_ARG);
+  CHECK_INT(lg_program_launch(ctx, p, &b, 1, NULL, 1, NULL), LG_ERR_ARG);
+  lg_buffer_release(b);
+
+  /* a compile error quotes the compiler and the offending line; no temporary file is left */
+  CHECK_INT(lg_program_compile(ctx, dev, bad_src, "bad", &q), LG_ERR_COMPILE);
+  const char *msg = lg_ctx_error(ctx);
+  CHECK_MSG(strstr(msg, "kernel 'bad' does not compile") && strstr(msg, "bad.c:4:10: error:") &&
+                strstr(msg, "undefined_thing") && strstr(msg, "    4 |   c[0] = undefined_thing + 1.0f;\n      |          ^"),
+            "message:\n%s", msg);
+  /* a source without the entry */
+  CHECK_INT(lg_program_compile(ctx, dev, add_src, "sub", &q), LG_ERR_COMPILE);
+  CHECK(strstr(lg_ctx_error(ctx), "defines no function 'sub'"));
+  CHECK_INT(lg_program_compile(ctx, dev, add_src, "not an identifier", &q), LG_ERR_ARG);
+  lg_device_stats_get(dev, &st);
+  CHECK_INT(st.compiles, 3);
+  CHECK_INT(count_files(sub, ".c"), 0);
+  CHECK_INT(count_files(sub, ".so"), 1); /* only programs that loaded are kept */
+
+  lg_program_release(p);
+  lg_program_release(r);
+  lg_ctx_free(ctx);
+  lg_ctx_free(ctx2);
+  remove_tree(dir);
+  env_restore(cache);
+  env_restore(cc);
+}
+
+CTEST(device_missing_compiler) {
+  char dir[] = "/tmp/lg_cache_XXXXXX";
+  REQUIRE(mkdtemp(dir));
+  saved_env cache = env_set("CACHE_DIR", dir), cc = env_set("LUAGRAD_CC", "/nonexistent/cc");
+  lg_ctx *ctx;
+  REQUIRE(lg_ctx_new(&ctx) == LG_OK);
+  lg_device *dev = cpu(ctest_r_, ctx);
+  lg_program *p = NULL;
+  if (dev) {
+    CHECK_INT(lg_program_compile(ctx, dev, add_src, "add", &p), LG_ERR_DEVICE);
+    CHECK_STR(lg_ctx_error(ctx), "CPU: cannot run the C compiler '/nonexistent/cc' (LUAGRAD_CC): No such file or directory");
+  }
+  lg_ctx_free(ctx);
+  remove_tree(dir);
+  env_restore(cache);
+  env_restore(cc);
+}
+
+CTEST(device_unsafe_cache_dir) {
+  char dir[] = "/tmp/lg_cache_XXXXXX";
+  REQUIRE(mkdtemp(dir));
+  REQUIRE(chmod(dir, 0777) == 0);
+  saved_env cache = env_set("CACHE_DIR", dir);
+  lg_ctx *ctx;
+  REQUIRE(lg_ctx_new(&ctx) == LG_OK);
+  lg_device *dev = cpu(ctest_r_, ctx);
+  lg_program *p = NULL;
+  if (dev) {
+    CHECK_INT(lg_program_compile(ctx, dev, add_src, "add", &p), LG_ERR_DEVICE);
+    CHECK_MSG(strstr(lg_ctx_error(ctx), dir) && strstr(lg_ctx_error(ctx), "is writable by group or others (mode 777)"),
+              "%s", lg_ctx_error(ctx));
+  }
+  lg_ctx_free(ctx);
+  /* as root, a folder of another user can be made: it is refused too */
+  if (geteuid() == 0 && chmod(dir, 0700) == 0 && chown(dir, 65534, 65534) == 0) {
+    REQUIRE(lg_ctx_new(&ctx) == LG_OK);
+    if ((dev = cpu(ctest_r_, ctx))) {
+      CHECK_INT(lg_program_compile(ctx, dev, add_src, "add", &p), LG_ERR_DEVICE);
+      CHECK_MSG(strstr(lg_ctx_error(ctx), "is owned by another user"), "%s", lg_ctx_error(ctx));
+    }
+    lg_ctx_free(ctx);
+  }
+  remove_tree(dir);
+  env_restore(cache);
+}
