@@ -20,6 +20,10 @@ struct lg_uop {
   uint32_t has_bounds; /* vmin/vmax valid */
   int64_t vmin, vmax;
   lg_arg arg;
+  /* scratch of graph_rewrite (core/rewrite.c): the walk that saw the node last, and its result
+   * there (NULL while in progress). Not part of the node's identity. */
+  uint64_t walk;
+  lg_uop *walk_res;
   lg_uop *src[];
 };
 
@@ -32,6 +36,8 @@ struct lg_ctx {
   lg_rule_host host;
   int has_host;
   struct lg_devices *devices;
+  uint64_t walks;        /* graph_rewrite calls so far: each walk's id */
+  int32_t active_walks;  /* graph_rewrite calls in progress (nested through callbacks) */
   char err[1024];
 };
 

@@ -25,7 +25,7 @@
 #include "pattern.h"
 
 enum { ENTER, SOURCES, RESULT };
-enum { DEFAULT_BUDGET = 1000, MEMO_START = 1024, KEEP_MAX = 1 << 19 /* entries kept for the next walk */ };
+enum { DEFAULT_BUDGET = 1000, KEEP_MAX = 1 << 19 /* entries kept for the next walk */ };
 
 typedef struct frame {
   lg_uop *n, *cur; /* cur: the node that stands for n at this stage */
@@ -34,22 +34,20 @@ typedef struct frame {
   bool orig;       /* n is an original node (not held by the frame) */
 } frame;
 
-/* The memo, node -> result: open addressing with a single probe sequence per lookup-or-insert
- * (the walk's hot path). Entries of older walks (gen differs) count as empty, so a reused
- * table needs no clearing. */
-typedef struct mentry {
-  lg_uop *key;
-  lg_uop *res; /* NULL while busy (in progress) */
-  uint32_t gen;
-} mentry;
+/* The memo lives in the nodes: u->walk is the id of the walk that saw u last and u->walk_res
+ * its result there (NULL while in progress). A walk nested in another (a callback that calls
+ * graph_rewrite) saves the marks of the outer walk that it overwrites and puts them back when it
+ * ends, so the outer walk's memo and its in-progress marks survive. */
+typedef struct saved_mark {
+  lg_uop *u;
+  uint64_t walk;
+  lg_uop *res;
+} saved_mark;
 
 /* A walk's buffers; the rule set keeps the last one for its next walk, since allocating and
  * faulting in fresh pages every call costs more than the walk itself (up to KEEP_MAX entries
  * each: a huge walk's buffers are not worth holding on to). */
 struct lg_walkbuf {
-  mentry *memo;
-  uint64_t mcap;
-  uint32_t gen;
   frame *stack;
   int32_t cap;
   lg_uop **held; /* the references this walk took (memo keys and results) */
@@ -58,6 +56,8 @@ struct lg_walkbuf {
   int32_t capsrcs;
   int32_t *chain; /* chain[d]: the rule of the d-th rewrite of the chain being processed */
   int32_t capchain;
+  saved_mark *saved; /* a nested walk's overwritten marks */
+  int32_t capsaved;
 };
 
 typedef struct walk {
@@ -66,18 +66,19 @@ typedef struct walk {
   int32_t mode, budget;
   lg_matcher m;
   lg_walkbuf *b;
-  uint64_t mcount;
-  int32_t sp, nheld;
+  uint64_t id, mcount;
+  bool nested;
+  int32_t sp, nheld, nsaved;
   int64_t visits, rewrites;
 } walk;
 
 void lg_walkbuf_free(lg_walkbuf *b) {
   if (!b) return;
-  free(b->memo);
   free(b->stack);
   free(b->held);
   free(b->srcs);
   free(b->chain);
+  free(b->saved);
   free(b);
 }
 
@@ -85,54 +86,22 @@ static lg_status oom(walk *w) {
   return lg_ctx_fail(w->ctx, LG_ERR_NOMEM, "graph_rewrite(%s): out of memory", w->rs->name);
 }
 
-static uint64_t mix(const void *p) {
-  uint64_t h = (uint64_t)(uintptr_t)p;
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdULL;
-  return h ^ (h >> 29);
-}
-
-static mentry *memo_find(const walk *w, const lg_uop *k) {
-  const lg_walkbuf *b = w->b;
-  for (uint64_t i = mix(k) & (b->mcap - 1);; i = (i + 1) & (b->mcap - 1)) {
-    if (b->memo[i].gen != b->gen) return NULL;
-    if (b->memo[i].key == k) return &b->memo[i];
+/* Mark n as seen by this walk; *fresh when it was not yet. false when out of memory. */
+static bool mark(walk *w, lg_uop *n, bool *fresh) {
+  *fresh = n->walk != w->id;
+  if (!*fresh) return true;
+  if (w->nested && n->walk) {
+    if (!lg_reserve(&w->b->saved, &w->b->capsaved, (int64_t)w->nsaved + 1, sizeof *w->b->saved)) return false;
+    w->b->saved[w->nsaved++] = (saved_mark){n, n->walk, n->walk_res};
   }
-}
-
-/* k's entry, added (busy, res NULL) when absent, *fresh telling which; NULL when out of
- * memory. Entries move when the table grows: don't keep one across another memo_slot. */
-static mentry *memo_slot(walk *w, lg_uop *k, bool *fresh) {
-  lg_walkbuf *b = w->b;
-  if ((w->mcount + 1) * 2 > b->mcap) {
-    uint64_t cap = b->mcap * 2;
-    mentry *e = calloc(cap, sizeof *e);
-    if (!e) return NULL;
-    for (uint64_t i = 0; i < b->mcap; i++) {
-      if (b->memo[i].gen != b->gen) continue;
-      uint64_t j = mix(b->memo[i].key) & (cap - 1);
-      while (e[j].gen == b->gen) j = (j + 1) & (cap - 1);
-      e[j] = b->memo[i];
-    }
-    free(b->memo);
-    b->memo = e;
-    b->mcap = cap;
-  }
-  uint64_t i = mix(k) & (b->mcap - 1);
-  while (b->memo[i].gen == b->gen && b->memo[i].key != k) i = (i + 1) & (b->mcap - 1);
-  *fresh = b->memo[i].gen != b->gen;
-  if (*fresh) {
-    b->memo[i] = (mentry){k, NULL, b->gen};
-    w->mcount++;
-  }
-  return &b->memo[i];
+  n->walk = w->id;
+  n->walk_res = NULL;
+  w->mcount++;
+  return true;
 }
 
 /* n's finished result, or NULL (not seen, or in progress) */
-static lg_uop *done(const walk *w, const lg_uop *n) {
-  const mentry *e = memo_find(w, n);
-  return e ? e->res : NULL;
-}
+static lg_uop *done(const walk *w, const lg_uop *n) { return n->walk == w->id ? n->walk_res : NULL; }
 
 /* Take a reference to u until the walk ends. */
 static lg_status hold(walk *w, lg_uop *u) {
@@ -144,11 +113,10 @@ static lg_status hold(walk *w, lg_uop *u) {
 /* Record r as the result of n (an original node when orig). */
 static lg_status set_result(walk *w, lg_uop *n, bool orig, lg_uop *r) {
   bool fresh;
-  mentry *e = memo_slot(w, n, &fresh);
-  lg_status st = e ? LG_OK : oom(w);
+  lg_status st = mark(w, n, &fresh) ? LG_OK : oom(w);
   if (!st && fresh && !orig) st = hold(w, n);
   if (!st && r != n) st = hold(w, r);
-  if (!st) e->res = r;
+  if (!st) n->walk_res = r;
   return st;
 }
 
@@ -245,9 +213,8 @@ static lg_status gather(walk *w, const lg_uop *u, bool *all) {
 static lg_status enter(walk *w, const frame *f) {
   lg_uop *n = f->n;
   bool fresh;
-  mentry *e = memo_slot(w, n, &fresh);
-  if (!e) return oom(w);
-  if (e->res) return LG_OK; /* finished */
+  if (!mark(w, n, &fresh)) return oom(w);
+  if (n->walk_res) return LG_OK; /* finished */
   int32_t depth = (!fresh || !f->from_src) ? f->depth : 0;
   lg_status st = fresh && !f->orig ? hold(w, n) : LG_OK;
   if (st) return st;
@@ -289,17 +256,13 @@ lg_status lg_graph_rewrite(lg_ctx *ctx, lg_uop *root, lg_ruleset *rs, lg_rewrite
   if (o.mode != LG_REWRITE_BOTTOM_UP && o.mode != LG_REWRITE_TOP_DOWN)
     return lg_ctx_fail(ctx, LG_ERR_ARG, "graph_rewrite(%s): unknown mode %d", rs->name, o.mode);
   if (o.budget < 0) return lg_ctx_fail(ctx, LG_ERR_ARG, "graph_rewrite(%s): budget %d < 0", rs->name, o.budget);
-  walk w = {.ctx = ctx, .rs = rs, .mode = o.mode, .budget = o.budget ? o.budget : DEFAULT_BUDGET, .b = rs->spare};
+  walk w = {.ctx = ctx, .rs = rs, .mode = o.mode, .budget = o.budget ? o.budget : DEFAULT_BUDGET, .b = rs->spare,
+            .id = ++ctx->walks, .nested = ctx->active_walks > 0};
   lg_status st = lg_ruleset_index(rs);
   if (st) return st;
   rs->spare = NULL;
   if (!w.b) w.b = calloc(1, sizeof *w.b);
-  if (w.b && !w.b->memo && (w.b->memo = calloc(MEMO_START, sizeof *w.b->memo))) w.b->mcap = MEMO_START;
-  if (w.b && w.b->memo && ++w.b->gen == 0) { /* generations wrapped: clear the table */
-    memset(w.b->memo, 0, w.b->mcap * sizeof *w.b->memo);
-    w.b->gen = 1;
-  }
-  if (!w.b || !w.b->memo || !lg_reserve(&w.b->chain, &w.b->capchain, w.budget, sizeof *w.b->chain) ||
+  if (!w.b || !lg_reserve(&w.b->chain, &w.b->capchain, w.budget, sizeof *w.b->chain) ||
       (st = lg_matcher_init(&w.m, rs, o.rctx, o.stats))) {
     lg_walkbuf_free(w.b);
     return st ? st : oom(&w);
@@ -307,6 +270,7 @@ lg_status lg_graph_rewrite(lg_ctx *ctx, lg_uop *root, lg_ruleset *rs, lg_rewrite
   lg_ruleset_retain(rs);
   lg_uop_retain(root);
   rs->busy++;
+  ctx->active_walks++;
 
   st = push(&w, root, root, ENTER, 0, true, true);
   while (!st && w.sp) {
@@ -327,10 +291,15 @@ lg_status lg_graph_rewrite(lg_ctx *ctx, lg_uop *root, lg_ruleset *rs, lg_rewrite
   if (!st) *out = lg_uop_retain(done(&w, root));
 
   while (w.sp) drop(&w.b->stack[--w.sp]);
+  while (w.nsaved) { /* before the references go: a saved node may be held by this walk only */
+    saved_mark *m = &w.b->saved[--w.nsaved];
+    m->u->walk = m->walk, m->u->walk_res = m->res;
+  }
   while (w.nheld) lg_uop_release(w.b->held[--w.nheld]);
   lg_matcher_free(&w.m);
   rs->busy--;
-  if (w.b->mcap > KEEP_MAX) free(w.b->memo), w.b->memo = NULL, w.b->mcap = 0;
+  ctx->active_walks--;
+  if (w.b->capsaved > KEEP_MAX) free(w.b->saved), w.b->saved = NULL, w.b->capsaved = 0;
   if (w.b->cap > KEEP_MAX) free(w.b->stack), w.b->stack = NULL, w.b->cap = 0;
   if (w.b->capheld > KEEP_MAX) free(w.b->held), w.b->held = NULL, w.b->capheld = 0;
   if (rs->spare) lg_walkbuf_free(w.b); /* a nested walk left its buffers first */

@@ -223,4 +223,17 @@ describe("graph_rewrite", function()
     assert.matches("budget must be an integer", err(rewrite, a, {}, { budget = -1 }))
     assert.matches("UOp expected", err(rewrite, {}, {}))
   end)
+
+  it("keeps its memo when a callback runs a nested rewrite over the same nodes", function()
+    local g = ((a * 1 + b) * (a * 1 + b)) + ((a * 1 + b) + 0)
+    local plain = { { x * 1, x }, { x + 0, x } }
+    local nested = { { x * 1, x }, { x + 0, x },
+      { P.op("ADD", { src = { x, y } }), function(m, root)
+        rewrite(root, plain) -- marks every node of the outer graph, in progress ones too
+      end } }
+    local o1, o2 = {}, { ctx = g }
+    local want = rewrite(g, core.compile(plain), o1)
+    assert.are.equal(want, rewrite(g, core.compile(nested), o2))
+    assert.are.equal(o1.nodes, o2.nodes) -- nothing of the outer walk was processed twice
+  end)
 end)
