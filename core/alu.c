@@ -286,3 +286,31 @@ lg_status lg_uop_fold(lg_ctx *ctx, const lg_uop *u, lg_uop **out) {
   if (res == FLOAT_RESULT) return lg_uop_const_float(ctx, dt, rf, out);
   return LG_OK;
 }
+
+/* ---- values in memory --------------------------------------------------------------------- */
+
+void lg_value_to_bytes(lg_dtype dt, const lg_arg *v, void *dst) {
+  lg_arg a = *v;
+  if (lg_dt_is_float(dt)) {
+    a.f = a.kind == LG_ARG_INT ? lg_int_to_float(dt, a.i, false) : lg_round_float(dt, a.f);
+  } else {
+    if (a.kind == LG_ARG_FLOAT) /* truncate; NaN is 0 and out-of-range values saturate */
+      a.i = a.f != a.f ? 0 : a.f >= 0x1p63 ? INT64_MAX : a.f <= -0x1p63 ? INT64_MIN : (int64_t)a.f;
+    a.i = lg_dtype_kind(dt) == 'b' ? a.i != 0 : lg_wrap_int(dt, a.i);
+  }
+  uint64_t bits = value_bits(dt, &a);
+  memcpy(dst, &bits, (size_t)lg_dtype_itemsize(lg_dtype_scalar(dt))); /* little-endian hosts */
+}
+
+void lg_value_from_bytes(lg_dtype dt, const void *src, lg_arg *out) {
+  uint64_t bits = 0;
+  memcpy(&bits, src, (size_t)lg_dtype_itemsize(lg_dtype_scalar(dt)));
+  if (lg_dt_is_float(dt)) {
+    *out = (lg_arg){.kind = LG_ARG_FLOAT, .f = bits_value(dt, bits)};
+  } else {
+    int32_t bits_n = bits_of(dt);
+    int64_t v = lg_dtype_kind(dt) == 'i' && bits_n < 64 && (bits >> (bits_n - 1)) & 1 ? (int64_t)(bits | ~((UINT64_C(1) << bits_n) - 1))
+                                                                                       : (int64_t)bits;
+    *out = (lg_arg){.kind = LG_ARG_INT, .i = v};
+  }
+}

@@ -112,6 +112,13 @@ int32_t lg_uop_bounds(const lg_uop *u, int64_t *lo, int64_t *hi);
  * *out is NULL (and LG_OK returned) when the node cannot be folded. */
 lg_status lg_uop_fold(lg_ctx *ctx, const lg_uop *u, lg_uop **out);
 
+/* One scalar of dtype dt in memory (itemsize bytes, little-endian): from a value given as an
+ * INT or FLOAT arg, converted as a CONST of dt would be (a float to an integer type truncates,
+ * NaN gives 0 and values beyond int64 saturate);
+ * and back, as INT (integers, bool; uint64 as its bit pattern) or FLOAT. */
+void lg_value_to_bytes(lg_dtype dt, const lg_arg *v, void *dst);
+void lg_value_from_bytes(lg_dtype dt, const void *src, lg_arg *out);
+
 /* Check a graph against the spec (source counts, dtypes, args per op). */
 lg_status lg_uop_verify(lg_ctx *ctx, lg_uop *root);
 

@@ -105,7 +105,7 @@ local rules = {
   { P.op(ALU, { dtype = INTBOOL }), P.native("bounds"), name = "known by bounds" },
 
   -- ADD
-  { x + 0, x },
+  { x + 0, x }, -- for floats too: -0.0 + 0 is +0.0, a difference no user of this pass needs
   { (xi + c1) + c2, xi + (c1 + c2), name = "add chain" },
   { (xi + c) + yn, (xi + yn) + c, name = "constant outward" },
   { xi * c1 + xi * c2, xi * (c1 + c2), name = "like terms" },

@@ -60,6 +60,7 @@ int luaopen_luagrad_core(lua_State *L) {
   lgl_open_uop(L);
   lgl_open_pattern(L);
   lgl_open_rewrite(L);
+  lgl_open_device(L);
   lua_pushcfunction(L, l_live_nodes);
   lua_setfield(L, -2, "live_nodes");
   return 1;
