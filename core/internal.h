@@ -7,8 +7,11 @@
 #include "luagrad.h"
 #include "luagrad_enums.h"
 
-/* A node. Immutable once interned; `next` chains the intern table's bucket. The arg's string
- * and ints live in the same allocation, after src[]. */
+/* Tensor-level shapes have at most this many axes (core/shape.c). */
+#define LG_MAX_DIMS 16
+
+/* A node. Immutable once interned; `next` chains the intern table's bucket. The arg's ints, the
+ * shape's sizes and the arg's string live in the same allocation, in that order, after src[]. */
 struct lg_uop {
   lg_ctx *ctx;
   lg_uop *next;
@@ -18,12 +21,15 @@ struct lg_uop {
   int32_t nsrc;
   lg_dtype dtype;
   uint32_t has_bounds; /* vmin/vmax valid */
+  int32_t ndim;        /* -1: no shape (kernel-level nodes, plain CONSTs) */
+  const int64_t *shape; /* ndim sizes; NULL when ndim is -1. Derived, not part of the identity */
   int64_t vmin, vmax;
   lg_arg arg;
   /* scratch of graph_rewrite (core/rewrite.c): the walk that saw the node last, and its result
    * there (NULL while in progress). Not part of the node's identity. */
   uint64_t walk;
   lg_uop *walk_res;
+  lg_buffer *buf; /* a BUFFER node's storage (lg_buffer_node), released with the node */
   lg_uop *src[];
 };
 
@@ -37,6 +43,7 @@ struct lg_ctx {
   int has_host;
   struct lg_devices *devices;
   uint64_t walks;        /* graph_rewrite calls so far: each walk's id */
+  int64_t buffer_ids;    /* BUFFER nodes made by lg_buffer_node: each one's id */
   int32_t active_walks;  /* graph_rewrite calls in progress (nested through callbacks) */
   char err[1024];
 };
@@ -68,6 +75,12 @@ int64_t lg_wrap_int(lg_dtype dt, int64_t v);
 double lg_round_float(lg_dtype dt, double v);
 /* An integer (the bit pattern of a uint64 when is_unsigned) rounded once to a float dtype. */
 double lg_int_to_float(lg_dtype dt, int64_t v, bool is_unsigned);
+
+/* The shape of the node (op, dtype, src, arg) about to be built (core/shape.c): *ndim (-1: no
+ * shape) and dims[0..*ndim), dims having room for LG_MAX_DIMS; LG_ERR_ARG with the message when
+ * the sources or the arg break the op's shape rule. */
+lg_status lg_shape_infer(lg_ctx *ctx, int32_t op, lg_dtype dtype, lg_uop *const *src, int32_t n,
+                         const lg_arg *arg, int32_t *ndim, int64_t *dims);
 
 /* bounds of a freshly built node (core/vrange.c); sets has_bounds/vmin/vmax */
 void lg_vrange_compute(lg_uop *u);

@@ -102,6 +102,10 @@ lg_uop *lg_uop_src(const lg_uop *u, int32_t i);  /* borrowed */
 const lg_arg *lg_uop_arg(const lg_uop *u);
 uint64_t lg_uop_hash(const lg_uop *u);
 uint32_t lg_uop_refcount(const lg_uop *u);
+/* Tensor-level nodes have a shape, computed and checked when built (core/shape.c): ndim sizes,
+ * ndim 0 for a shaped scalar. Kernel-level nodes and plain CONSTs have none: ndim -1, NULL. */
+int32_t lg_uop_ndim(const lg_uop *u);
+const int64_t *lg_uop_shape(const lg_uop *u);
 
 /* Integer range analysis: every int/bool node knows bounds of its value, computed when it is
  * built. Returns 1 and fills lo/hi when bounds are known, 0 otherwise (floats, uint64 beyond
@@ -319,6 +323,15 @@ lg_status lg_buffer_read(lg_buffer *buf, int64_t offset, void *dst, int64_t n);
 
 /* Compile src (CPU: C source) and find its function `entry` (a C identifier), or reuse the
  * program from a cache. */
+/* The kernel rooted at sink (docs/kernel_ir.md) as C source for the CPU device: one function
+ * `name` with the calling convention above. *src is malloc'd (free with lg_free). */
+lg_status lg_render_c(lg_ctx *ctx, lg_uop *sink, const char *name, char **src);
+
+/* A BUFFER node of a new id that holds buf (retained until the node is freed); its shape is
+ * (nbytes / itemsize of dtype). lg_uop_buffer: the buffer of such a node (borrowed), or NULL. */
+lg_status lg_buffer_node(lg_ctx *ctx, lg_buffer *buf, lg_dtype dtype, lg_uop **out);
+lg_buffer *lg_uop_buffer(const lg_uop *u);
+
 lg_status lg_program_compile(lg_ctx *ctx, lg_device *dev, const char *src, const char *entry,
                              lg_program **out);
 lg_program *lg_program_retain(lg_program *prog);

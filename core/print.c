@@ -1,7 +1,8 @@
 /* print.c: the text form of a graph, one line per node, sources before their users:
  *   %0 = DEFINE_VAR int32 ("i", 0, 9)
  *   %1 = CONST int32 4
- *   %2 = MUL int32 %0 %1 */
+ *   %2 = MUL int32 %0 %1
+ * A shaped (tensor-level) node shows its shape after the dtype: %3 = ADD float32 (3,4) %1 %2 */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -124,6 +125,11 @@ lg_status lg_uop_format(lg_ctx *ctx, lg_uop *root, char **out) {
     char dt[48];
     lg_dtype_name(u->dtype, dt, sizeof dt);
     put(&b, "%%%lld = %s %s", (long long)next_id, lg_op_name(u->op), dt);
+    if (u->ndim >= 0) {
+      put(&b, " (");
+      for (int32_t i = 0; i < u->ndim; i++) put(&b, "%s%lld", i ? "," : "", (long long)u->shape[i]);
+      put(&b, ")");
+    }
     for (int32_t i = 0; i < u->nsrc; i++) put(&b, " %%%lld", (long long)id_of(&ids, u->src[i]));
     put_arg(&b, u);
     put(&b, "\n");

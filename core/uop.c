@@ -48,9 +48,10 @@ bool lg_arg_equal(const lg_arg *a, const lg_arg *b) {
   }
 }
 
-static size_t node_bytes(int32_t n, const lg_arg *a) {
+static size_t node_bytes(int32_t n, const lg_arg *a, int32_t ndim) {
   size_t bytes = sizeof(lg_uop) + (size_t)n * sizeof(lg_uop *);
   if (a->kind == LG_ARG_INTS || a->kind == LG_ARG_STR_INTS) bytes += (size_t)a->n * sizeof(int64_t);
+  if (ndim > 0) bytes += (size_t)ndim * sizeof(int64_t);
   if (a->kind == LG_ARG_STR || a->kind == LG_ARG_STR_INTS) bytes += strlen(a->s) + 1;
   return bytes;
 }
@@ -98,6 +99,15 @@ static lg_status const_arg(lg_ctx *ctx, lg_dtype dt, const lg_arg *in, lg_arg *o
   return LG_OK;
 }
 
+/* Only BUFFER, the movement ops, REDUCE_AXIS and nodes over a shaped source can have a shape
+ * (core/shape.c): kernel-level nodes skip the shape rules. */
+static inline bool may_have_shape(int32_t op, lg_uop *const *src, int32_t n) {
+  if (op == LG_OP_BUFFER || op == LG_OP_REDUCE_AXIS || lg_op_has(op, LG_OPF_MOVE)) return true;
+  for (int32_t i = 0; i < n; i++)
+    if (src[i]->ndim >= 0) return true;
+  return false;
+}
+
 lg_status lg_uop_new(lg_ctx *ctx, int32_t op, lg_dtype dtype, lg_uop *const *src, int32_t n,
                      const lg_arg *arg, lg_uop **out) {
   static const lg_arg none = {0};
@@ -137,11 +147,18 @@ lg_status lg_uop_new(lg_ctx *ctx, int32_t op, lg_dtype dtype, lg_uop *const *src
     }
   }
 
-  size_t bytes = node_bytes(n, arg);
+  /* a new node: its shape is derived (an equal node found above has the same one) */
+  int32_t ndim = -1;
+  int64_t dims[LG_MAX_DIMS];
+  if (may_have_shape(op, src, n)) {
+    lg_status st = lg_shape_infer(ctx, op, dtype, src, n, arg, &ndim, dims);
+    if (st) return st;
+  }
+  size_t bytes = node_bytes(n, arg, ndim);
   lg_uop *u = malloc(bytes);
   if (!u) return lg_ctx_fail(ctx, LG_ERR_NOMEM, "%s: out of memory", info->name);
   *u = (lg_uop){.ctx = ctx, .hash = h, .refcnt = 1, .op = op, .nsrc = n, .dtype = dtype,
-                .arg = *arg};
+                .ndim = ndim, .arg = *arg};
   for (int32_t i = 0; i < n; i++) u->src[i] = lg_uop_retain(src[i]);
   char *tail = (char *)&u->src[n];
   if (arg->kind == LG_ARG_INTS || arg->kind == LG_ARG_STR_INTS) {
@@ -150,6 +167,11 @@ lg_status lg_uop_new(lg_ctx *ctx, int32_t op, lg_dtype dtype, lg_uop *const *src
     tail += (size_t)arg->n * sizeof(int64_t);
   } else {
     u->arg.ints = NULL;
+  }
+  if (ndim >= 0) {
+    if (ndim) memcpy(tail, dims, (size_t)ndim * sizeof(int64_t));
+    u->shape = (const int64_t *)tail;
+    tail += (size_t)ndim * sizeof(int64_t);
   }
   if (arg->kind == LG_ARG_STR || arg->kind == LG_ARG_STR_INTS) {
     strcpy(tail, arg->s);
@@ -204,7 +226,7 @@ static void unlink_node(lg_uop *u) {
   while (*p != u) p = &(*p)->next;
   *p = u->next;
   ctx->live_nodes--;
-  ctx->live_bytes -= (int64_t)node_bytes(u->nsrc, &u->arg);
+  ctx->live_bytes -= (int64_t)node_bytes(u->nsrc, &u->arg, u->ndim);
 }
 
 void lg_uop_release(lg_uop *u) {
@@ -224,6 +246,7 @@ void lg_uop_release(lg_uop *u) {
         u = s;
       }
     }
+    lg_buffer_release(n->buf);
     free(n);
   }
 }
@@ -235,6 +258,8 @@ lg_uop *lg_uop_src(const lg_uop *u, int32_t i) { return (i >= 0 && i < u->nsrc) 
 const lg_arg *lg_uop_arg(const lg_uop *u) { return &u->arg; }
 uint64_t lg_uop_hash(const lg_uop *u) { return u->hash; }
 uint32_t lg_uop_refcount(const lg_uop *u) { return u->refcnt; }
+int32_t lg_uop_ndim(const lg_uop *u) { return u->ndim; }
+const int64_t *lg_uop_shape(const lg_uop *u) { return u->shape; }
 
 int32_t lg_uop_bounds(const lg_uop *u, int64_t *lo, int64_t *hi) {
   if (!u->has_bounds) return 0;
@@ -283,3 +308,17 @@ int64_t lg_uop_toposort(const lg_uop *root, lg_uop **buf, int64_t cap) {
 }
 
 int64_t lg_uop_size(const lg_uop *root) { return lg_uop_toposort(root, NULL, 0); }
+
+lg_status lg_buffer_node(lg_ctx *ctx, lg_buffer *buf, lg_dtype dtype, lg_uop **out) {
+  int32_t size = lg_dtype_itemsize(dtype);
+  *out = NULL;
+  if (!lg_dt_is_plain(dtype) || size < 1 || lg_buffer_size(buf) % size)
+    return lg_ctx_fail(ctx, LG_ERR_ARG, "BUFFER: a buffer of %lld bytes does not hold whole elements of this dtype",
+                       (long long)lg_buffer_size(buf));
+  int64_t arg[2] = {lg_buffer_size(buf) / size, ++ctx->buffer_ids};
+  lg_status st = lg_uop_new(ctx, LG_OP_BUFFER, dtype, NULL, 0, &(lg_arg){.kind = LG_ARG_INTS, .n = 2, .ints = arg}, out);
+  if (!st) (*out)->buf = lg_buffer_retain(buf);
+  return st;
+}
+
+lg_buffer *lg_uop_buffer(const lg_uop *u) { return u->buf; }

@@ -1,31 +1,25 @@
--- quickstart.lua: build a UOp graph, simplify it with the symbolic rules, add a rule of your own.
+-- quickstart.lua: a first look at luagrad: tensors, broadcasting, a reduction, reshapes, and the
+-- graph rules underneath. Each line works typed at the build/bin/luagrad prompt as well.
 -- Run: build/bin/luagrad examples/quickstart.lua   (or: make demo)
+-- With the C kernels it compiles: DEBUG=4 build/bin/luagrad examples/quickstart.lua
 local lg = require "luagrad"
-local P = lg.pattern
-local U = lg.uop
 
--- index math as lowering produces it: a flat offset split back into a row and a column
-local row, col = U.var("row", 0, 31), U.var("col", 0, 15)
-local flat = row * 16 + col
-local e = (flat // 16) * 100 + flat % 16
-print("before (" .. e:size() .. " nodes):")
-print(e)
-local s = e:simplify()
-print("after (" .. s:size() .. " nodes):")
-print(s)
+-- Tensors are lazy: operations build a graph, and printing one (or t:realize()) schedules it
+-- into kernels, compiles them with the C compiler and runs them.
+local a = lg.Tensor({ { 1, 2, 3 }, { 4, 5, 6 } }) -- int32, shape (2,3)
+local b = lg.Tensor({ 10, 20, 30 })               -- shape (3): broadcast over the rows
+print(a)
+print(a.dtype, lg.Tensor.shape_str(a.shape), a:numel())
+print(a * b + 1)          -- one kernel for both ops
+print((a * b):sum(2))     -- the product fuses into the reduction: one kernel
+print(a:float():mean(1))  -- axes are 1-based, as in torch7
+print(a:reshape(3, 2))    -- a view of the same buffer: no kernel
+print(a:permute(2, 1))    -- a transposing copy when printed
+print(lg.Tensor.ones(2, 2) / 4)
 
--- bounds: every integer node knows the range of its value
-print(("flat is in [%d, %d]"):format(flat.vmin, flat.vmax))
-
--- a rule of your own: strength-reduce multiplication by 2 into a shift
-local x = P.var("x", "int")
-local rules = lg.rules.compile({ { x * 2, x << 1, name = "mul2 to shl" } }, "mine")
-print(lg.graph_rewrite(row * 2 + col, rules))
-
--- statistics per rule of the symbolic pass on this graph
-local sym = lg.rules.pass("symbolic")
-sym:reset_stats()
-lg.graph_rewrite(e, sym, { stats = true })
-for _, st in ipairs(sym:stats()) do
-  if st.rewrites > 0 then print(("%-24s %d rewrites"):format(st.name, st.rewrites)) end
-end
+-- Underneath, everything is a graph of UOps rewritten by pattern rules. The "symbolic" rules
+-- simplify the index math of kernels; here they find that (x*4 + 3) // 4 is x.
+local x = lg.uop.var("x", 0, 9)
+local e = (x * 4 + 3) // 4
+print(e:size() .. " nodes before, " .. e:simplify():size() .. " after:")
+print(e:simplify())

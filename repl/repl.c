@@ -4,12 +4,19 @@
  * <eof>, and the loop then reads more lines (prompt `>>`). A trailing `;` silences the printing;
  * `_` holds the first value of the last input that returned any. Errors print a traceback and the
  * session goes on. On a terminal, lines come from readline with the history in
- * ~/.luagrad_history, and Ctrl-C at the prompt drops the input instead of ending the session. */
+ * ~/.luagrad_history, and Ctrl-C at the prompt drops the input instead of ending the session.
+ * A first line starting with `?` or `:` and a letter is a command: `?x` runs help(x), `:time
+ * [on|off]` prints (or stops printing) the time each input takes, results printed included.
+ * The global `help` and the Tab completion come from the Lua module luagrad.help (help.help and
+ * help.complete): readline hands complete() the word before the cursor, where `.` and `:` do not
+ * break words, and gets back the whole words that can replace it. */
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -23,6 +30,7 @@
 #define HISTORY_FILE "/.luagrad_history"
 #define HISTORY_LINES 1000
 #define EOFMARK "<eof>"
+#define WORD_BREAKS " \t\n\"\\'`@$><=;|&{}()[],+-*/%^~#"
 
 /* A signal handler can reach only globals, so as in lua.c these two are: the state whose chunk
  * is running (the handler sets a hook in it that raises "interrupted!"), and a flag telling the
@@ -105,7 +113,7 @@ static int read_key(FILE *in) {
   }
 }
 
-enum { LINE_EOF, LINE_OK, LINE_INTERRUPTED };
+enum { LINE_EOF, LINE_OK, LINE_INTERRUPTED, LINE_COMMAND };
 
 static const char *get_prompt(lua_State *L, int first) {
   lua_getglobal(L, first ? "_PROMPT" : "_PROMPT2");
@@ -180,11 +188,18 @@ static int load_input(lua_State *L, int *silent) {
   return incomplete(L, status) ? INCOMPLETE : status;
 }
 
+/* `?x` or `:name ...` (Lua has no statement that starts so; `::label::` has two colons) */
+static int is_command(const char *line) {
+  line += strspn(line, " \t");
+  return line[0] == '?' || (line[0] == ':' && isalpha((unsigned char)line[1]));
+}
+
 /* Read one whole input, continuing incomplete ones, and compile it: on LINE_OK the function or
- * the error message is on top and *status is the load status. */
+ * the error message is on top and *status is the load status; on LINE_COMMAND the line is. */
 static int read_input(lua_State *L, int tty, const char *history, int *status, int *silent) {
   lua_settop(L, 0);
   int r = push_line(L, tty, 1);
+  if (r == LINE_OK && is_command(lua_tostring(L, 1))) r = LINE_COMMAND;
   while (r == LINE_OK && (*status = load_input(L, silent)) == INCOMPLETE) {
     r = push_line(L, tty, 0);
     if (r == LINE_EOF) { /* the input ends inside a statement: report the <eof> error */
@@ -199,16 +214,25 @@ static int read_input(lua_State *L, int tty, const char *history, int *status, i
       lua_concat(L, 3);
     }
   }
-  if (r != LINE_OK) return r;
+  if (r != LINE_OK && r != LINE_COMMAND) return r;
   if (history && lua_rawlen(L, 1) > 0) {
     add_history(lua_tostring(L, 1));
     append_history(1, history);
   }
-  lua_remove(L, 1);
+  if (r == LINE_OK) lua_remove(L, 1);
   return r;
 }
 
+static int timing; /* :time on */
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static void run_input(lua_State *L, int silent) {
+  double start = now();
   int status = lgr_docall(L, 0, LUA_MULTRET);
   if (status == LUA_OK && lua_gettop(L) > 0) {
     lua_pushvalue(L, 1);
@@ -221,6 +245,87 @@ static void run_input(lua_State *L, int silent) {
     }
   }
   lgr_report(L, status, NULL);
+  if (timing) {
+    double t = now() - start;
+    printf(t < 1 ? "-- %.3f ms\n" : "-- %.3f s\n", t < 1 ? t * 1e3 : t);
+  }
+}
+
+/* The command line on top: `?x` runs help(x) (`?` alone help()), `:time [on|off]`. */
+static void run_command(lua_State *L) {
+  const char *line = lua_tostring(L, -1);
+  line += strspn(line, " \t");
+  if (line[0] == '?') {
+    const char *src = lua_pushfstring(L, "help(%s)", line + 1);
+    int status = luaL_loadbuffer(L, src, strlen(src), "=stdin");
+    lua_remove(L, -2);
+    if (status == LUA_OK)
+      run_input(L, 1);
+    else
+      lgr_report(L, status, NULL);
+    return;
+  }
+  char name[16] = "", arg[16] = "", extra[2];
+  int n = sscanf(line, ":%15s %15s %1s", name, arg, extra);
+  int on = strcmp(arg, "on") == 0, off = strcmp(arg, "off") == 0;
+  if (strcmp(name, "time") == 0 && (n == 1 || (n == 2 && (on || off)))) {
+    timing = n == 1 ? !timing : on;
+    printf("timing %s\n", timing ? "on" : "off");
+  } else {
+    fflush(stdout);
+    fprintf(stderr, "unknown command %s (commands: ?expr for help(expr), :time [on|off])\n", line);
+    fflush(stderr);
+  }
+}
+
+/* Tab completion: the state and the registry reference of luagrad.help's complete(word). The
+ * generator hands readline the strings of the list that complete() left on top of the stack. */
+static lua_State *completion_state;
+static int completer = LUA_NOREF;
+
+static char *next_match(const char *text, int state) {
+  static lua_Integer i;
+  lua_State *L = completion_state;
+  (void)text;
+  i = state == 0 ? 1 : i + 1;
+  char *match = lua_rawgeti(L, -1, i) == LUA_TSTRING ? strdup(lua_tostring(L, -1)) : NULL;
+  lua_pop(L, 1);
+  return match;
+}
+
+static char **complete(const char *text, int start, int end) {
+  lua_State *L = completion_state;
+  (void)start, (void)end;
+  rl_attempted_completion_over = 1;      /* no file names when nothing matches */
+  rl_completion_append_character = '\0'; /* "lg.Tensor" may go on with "." or ":" */
+  char **matches = NULL;
+  if (!lua_checkstack(L, 3)) return NULL;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, completer);
+  lua_pushstring(L, text);
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1)) matches = rl_completion_matches(text, next_match);
+  lua_pop(L, 1);
+  return matches;
+}
+
+/* The global help (unless the session has one) and, on a terminal, completion: both from
+ * luagrad.help; without that module the loop runs without them. */
+static void open_help(lua_State *L, int tty) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "luagrad.help");
+  if (lgr_report(L, lgr_docall(L, 1, 1), "luagrad: no help or completion") != LUA_OK) return;
+  if (lua_getglobal(L, "help") == LUA_TNIL) {
+    lua_getfield(L, -2, "help");
+    lua_setglobal(L, "help");
+  }
+  lua_pop(L, 1);
+  if (tty) {
+    lua_getfield(L, -1, "complete");
+    completer = luaL_ref(L, LUA_REGISTRYINDEX);
+    completion_state = L;
+    rl_attempted_completion_function = complete;
+    rl_completer_word_break_characters = WORD_BREAKS;
+  }
+  lua_pop(L, 1);
 }
 
 void lgr_repl(lua_State *L, int tty) {
@@ -236,10 +341,13 @@ void lgr_repl(lua_State *L, int tty) {
       if (read_history(history) != 0) write_history(history); /* append_history needs the file */
     }
   }
+  open_help(L, tty);
   int r, status = LUA_OK, silent = 0;
   while ((r = read_input(L, tty, history, &status, &silent)) != LINE_EOF) {
     if (r == LINE_INTERRUPTED) continue;
-    if (status == LUA_OK)
+    if (r == LINE_COMMAND)
+      run_command(L);
+    else if (status == LUA_OK)
       run_input(L, silent);
     else
       lgr_report(L, status, NULL);

@@ -138,8 +138,7 @@ local rules = {
   { xi % 1, 0 },
   { (xi // c1) // c2, nested_div, name = "nested division" },
   { (xi % c1) % c2, nested_mod, name = "nested modulo" },
-  { P.op({ "IDIV", "MOD" }, { src = { P.op({ "ADD", "SUB", "MUL" }, { dtype = INTS }), ci } }), P.native("divmod"),
-    name = "divmod" },
+  { P.op({ "IDIV", "MOD" }, { src = { xi, ci } }), P.native("divmod"), name = "divmod" },
   -- MAX
   { x:max(x), x },
   { xi:max(yi), max_bounds, name = "max by bounds" },

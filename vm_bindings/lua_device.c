@@ -3,6 +3,8 @@
  *   buf:read([first [, count]]) -> list, buf:write_bytes(s [, byte offset]), buf:read_bytes();
  *   fields dtype, device, nbytes, #buf. Element positions are 1-based here, as everywhere in Lua.
  *   core.program(device, source, entry) -> Program; prog:launch({buf...} [, {int...} [, ncores]]).
+ *   core.buffer_node(buf) -> a BUFFER UOp holding buf; core.node_buffer(u) -> that Buffer.
+ *   core.render_c(sink, name) -> C source of a kernel for the CPU device.
  *   core.device_stats(device) -> {compiles =, disk_hits =, memory_hits =, ...}. */
 #include <stdbool.h>
 #include <string.h>
@@ -153,6 +155,39 @@ static int buf_tostring(lua_State *L) {
   return 1;
 }
 
+/* core.buffer_node(buf) -> a BUFFER UOp of a new id that holds buf */
+static int l_buffer_node(lua_State *L) {
+  buf_box *b = check_buf(L, 1);
+  lg_ctx *ctx = lgl_ctx(L);
+  lg_uop *u;
+  if (lg_buffer_node(ctx, b->buf, b->dtype, &u)) return lgl_fail(L, ctx);
+  lgl_push_uop_owned(L, u);
+  return 1;
+}
+
+/* core.node_buffer(u) -> the Buffer a BUFFER node holds */
+static int l_node_buffer(lua_State *L) {
+  lg_uop *u = lgl_check_uop(L, 1);
+  lg_buffer *buf = lg_uop_buffer(u);
+  if (!buf) return luaL_argerror(L, 1, "the node holds no buffer");
+  buf_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  *b = (buf_box){.buf = lg_buffer_retain(buf), .dtype = lg_uop_dtype(u), .n = lg_uop_arg(u)->ints[0]};
+  luaL_setmetatable(L, LGL_BUFFER);
+  return 1;
+}
+
+/* core.render_c(sink, name) -> the kernel's C source */
+static int l_render_c(lua_State *L) {
+  lg_uop *sink = lgl_check_uop(L, 1);
+  const char *name = luaL_checkstring(L, 2);
+  lg_ctx *ctx = lgl_ctx(L);
+  char *src;
+  if (lg_render_c(ctx, sink, name, &src)) return lgl_fail(L, ctx);
+  lua_pushstring(L, src);
+  lg_free(src);
+  return 1;
+}
+
 static int l_program(lua_State *L) {
   lg_device *dev = check_device(L, 1);
   const char *src = luaL_checkstring(L, 2), *entry = luaL_checkstring(L, 3);
@@ -222,8 +257,10 @@ static const luaL_Reg buf_meta[] = {{"__gc", buf_gc}, {"__close", buf_gc}, {"__l
                                     {"__tostring", buf_tostring}, {NULL, NULL}};
 static const luaL_Reg prog_meta[] = {{"__gc", prog_gc}, {"__close", prog_gc}, {NULL, NULL}};
 static const luaL_Reg prog_methods[] = {{"launch", prog_launch}, {NULL, NULL}};
-static const luaL_Reg device_funcs[] = {{"buffer", l_buffer}, {"program", l_program}, {"device_stats", l_device_stats},
-                                        {NULL, NULL}};
+static const luaL_Reg device_funcs[] = {{"buffer", l_buffer},          {"buffer_node", l_buffer_node},
+                                        {"node_buffer", l_node_buffer}, {"program", l_program},
+                                        {"render_c", l_render_c},
+                                        {"device_stats", l_device_stats}, {NULL, NULL}};
 
 void lgl_open_device(lua_State *L) {
   luaL_newmetatable(L, LGL_BUFFER);

@@ -381,8 +381,8 @@ static int m_toposort(lua_State *L) {
 
 /* __index: fields by number through upvalue 2 (name -> field), then the methods (upvalue 1).
  * Upvalue 3 holds the op names, so reading u.op makes no new string. */
-enum { F_OP = 1, F_DTYPE, F_ARG, F_SRC, F_VMIN, F_VMAX, F_HASH };
-static const char *const field_names[] = {"op", "dtype", "arg", "src", "vmin", "vmax", "hash", NULL};
+enum { F_OP = 1, F_DTYPE, F_ARG, F_SRC, F_VMIN, F_VMAX, F_HASH, F_SHAPE, F_NDIM };
+static const char *const field_names[] = {"op", "dtype", "arg", "src", "vmin", "vmax", "hash", "shape", "ndim", NULL};
 
 static int uop_index(lua_State *L) {
   lg_uop *u = lgl_check_uop(L, 1);
@@ -407,6 +407,18 @@ static int uop_index(lua_State *L) {
     lua_pushinteger(L, field == F_VMIN ? lo : hi);
     return 1;
   case F_HASH: lua_pushinteger(L, (lua_Integer)lg_uop_hash(u)); return 1;
+  case F_SHAPE:
+    if (lg_uop_ndim(u) < 0) return 0;
+    lua_createtable(L, lg_uop_ndim(u), 0);
+    for (int32_t i = 0; i < lg_uop_ndim(u); i++) {
+      lua_pushinteger(L, lg_uop_shape(u)[i]);
+      lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+  case F_NDIM:
+    if (lg_uop_ndim(u) < 0) return 0;
+    lua_pushinteger(L, lg_uop_ndim(u));
+    return 1;
   default: lua_pushvalue(L, 2); lua_rawget(L, lua_upvalueindex(1)); return 1;
   }
 }

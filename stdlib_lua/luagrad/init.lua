@@ -14,6 +14,16 @@ local lg = {
 for name, dt in pairs(core.dtypes) do lg[name] = dt end
 
 lg.graph_rewrite = lg.rules.graph_rewrite
+lg.help = require("luagrad.help").help -- help(x): a line of documentation (luagrad/help.lua)
+
+-- tensors: lg.Tensor(data [, opts]), lg.Tensor.zeros(2, 3), ...
+local Tensor = require "luagrad.tensor"
+require "luagrad.tensor_ops"
+require "luagrad.tensor_movement"
+for _, m in ipairs({ "tensor_reduce", "tensor_create", "tensor_index" }) do require("luagrad." .. m) end
+lg.manual_seed = Tensor.manual_seed
+setmetatable(Tensor, { __call = function(_, data, opts) return Tensor.new(data, opts) end })
+lg.Tensor = Tensor
 
 -- u:simplify(): the symbolic pass to a fixed point
 function core.UOp.simplify(u) return lg.graph_rewrite(u, "symbolic") end

@@ -1,40 +1,7 @@
 -- The luagrad executable: lua.c's command line, and the interactive loop driven through a pipe
--- (and through a pseudo-terminal when `script` from bsdutils is there).
-local build = os.getenv("LG_BUILD") or "build"
-local exe = build .. "/bin/luagrad"
-
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function write_file(text)
-  local name = os.tmpname()
-  local f = assert(io.open(name, "w"))
-  f:write(text)
-  f:close()
-  return name
-end
-
-local function read_file(name)
-  local f = io.open(name)
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
--- Run `luagrad args` with `input` on stdin (a pipe's worth: a file), without LUA_INIT unless
--- `env` sets it. Returns stdout, stderr and the exit code.
-local function run(args, input, env)
-  local inf, errf = write_file(input or ""), os.tmpname()
-  local cmd = string.format("env -u LUA_INIT -u LUA_INIT_5_4 %s %s %s <%s 2>%s", env or "", q(exe),
-    args or "", inf, errf)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  local err = read_file(errf)
-  os.remove(inf)
-  os.remove(errf)
-  return out, err, code
-end
+-- (and through a pseudo-terminal when `script` from util-linux is there).
+local D = require "repl.driver"
+local q, run, write_file, read_file = D.q, D.run, D.write_file, D.read_file
 
 describe("repl through a pipe", function()
   it("prints the values of expressions", function()
@@ -150,32 +117,13 @@ describe("command line", function()
   end)
 end)
 
-local has_script = os.execute("command -v script >/dev/null 2>&1")
-
 describe("repl on a terminal", function()
   local home
-  before_each(function()
-    home = os.tmpname()
-    os.remove(home)
-    assert(os.execute("mkdir " .. q(home)))
-  end)
-  after_each(function() os.execute("rm -rf " .. q(home)) end)
+  before_each(function() home = D.tmpdir() end)
+  after_each(function() D.rmdir(home) end)
 
-  -- Feed `steps` (text, then a pause in seconds) to luagrad on a pseudo-terminal.
-  local function on_terminal(steps)
-    local feed = {}
-    for _, s in ipairs(steps) do
-      feed[#feed + 1] = string.format("printf %s; sleep %s", q(s[1]:gsub("%%", "%%%%")), s[2] or 0.3)
-    end
-    local cmd = string.format("(sleep 0.5; %s) | env -u LUA_INIT HOME=%s timeout 20 script -qfec %s /dev/null 2>&1",
-      table.concat(feed, "; "), q(home), q(exe))
-    local p = assert(io.popen(cmd))
-    local out = p:read("a")
-    p:close()
-    return (out:gsub("\r", ""):gsub("\27%[%?2004[hl]", ""))
-  end
-
-  local it_tty = has_script and it or pending
+  local function on_terminal(steps) return D.on_terminal(steps, home) end
+  local it_tty = D.has_script and it or pending
 
   it_tty("uses readline, prompts and keeps the history", function()
     local out = on_terminal({ { "1 + 1\n" }, { "for i = 1, 2 do\n" }, { "print(i * 10) end\n" }, { "\4" } })

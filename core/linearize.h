@@ -1,0 +1,44 @@
+/* linearize.h: a kernel graph (a SINK, docs/kernel_ir.md) as a flat list of instructions in
+ * execution order, with its loops explicit (core/linearize.c). Renderers walk the list.
+ *
+ * Each node of the kernel appears once: a RANGE as the OPEN of its loop (and a CLOSE after its
+ * body), a REDUCE as the INIT of its accumulator (placed before the first of its ranges opens;
+ * the node's value is the accumulator once the ranges closed) plus one UPDATE (in the innermost
+ * of its ranges), every other node as NODE. `depth` counts the loops open around an
+ * instruction; an OPEN and its CLOSE are at the depth outside the loop.
+ *
+ * Placement: a node goes inside the loops of every RANGE it depends on, except ranges closed
+ * below it by a REDUCE or an END. Ranges form a tree: a range nests inside every range with a
+ * smaller axis that some node needs together with it, and nothing else, so independent loops
+ * stay side by side. Inside one loop body, the order is the graph's (sources first, then
+ * sources in order of the SINK's sources). A node may end up inside a loop it does not depend
+ * on when that loop encloses a range it needs (a repeated computation or store of the same
+ * value); a REDUCE may not (its update would accumulate too often): that, like other graphs
+ * that break the rules of docs/kernel_ir.md, is LG_ERR_SPEC with a message naming the node. */
+#ifndef LG_LINEARIZE_H
+#define LG_LINEARIZE_H
+#include "internal.h"
+
+enum { LG_LIN_NODE = 0, LG_LIN_OPEN = 1, LG_LIN_CLOSE = 2, LG_LIN_INIT = 3, LG_LIN_UPDATE = 4 };
+
+typedef struct lg_lin_inst {
+  int32_t kind;  /* LG_LIN_* */
+  int32_t depth; /* loops open around it (for OPEN and CLOSE: outside the loop) */
+  lg_uop *u;     /* the node (borrowed: the SINK holds it); the RANGE for OPEN and CLOSE, the
+                    REDUCE for INIT and UPDATE */
+} lg_lin_inst;
+
+typedef struct lg_linear {
+  lg_lin_inst *inst;
+  int64_t n;
+} lg_linear;
+
+/* Linearize the kernel rooted at sink. On success *out holds the list (free it with
+ * lg_linear_free); on failure it is empty and the message is on ctx. */
+lg_status lg_linearize(lg_ctx *ctx, lg_uop *sink, lg_linear *out);
+void lg_linear_free(lg_linear *lin);
+
+/* A node for messages: "RANGE int32 (axis 1)", "REDUCE float32 ADD", "STORE"; returns buf. */
+const char *lg_lin_describe(const lg_uop *u, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,212 @@
+-- luagrad.schedule: from a tensor graph to kernels. Decides which nodes get a buffer of their
+-- own, lowers each such node to one kernel in the kernel IR (docs/kernel_ir.md): loops over its
+-- shape, loads of its inputs through the index math of the movement ops between them, and
+-- simplifies the kernel with the symbolic pass.
+--
+-- What fuses: elementwise chains and movement ops, elementwise producers of a reduction, and
+-- elementwise consumers of a reduction that does not need broadcasting (M.realized).
+local core = require "luagrad.core"
+local rules = require "luagrad.rules"
+
+local int32 = core.dtypes.int32
+local M = {}
+
+local MOVEMENT = { RESHAPE = true, PERMUTE = true, EXPAND = true, PAD = true, SHRINK = true, FLIP = true }
+
+local function iconst(v) return core.const(int32, v) end
+
+-- the strides of a contiguous row-major shape
+local function strides(shape)
+  local st, acc = {}, 1
+  for i = #shape, 1, -1 do
+    st[i] = acc
+    acc = acc * shape[i]
+  end
+  return st
+end
+
+local function flat_index(idx, shape)
+  local st, out = strides(shape), iconst(0)
+  for i, r in ipairs(idx) do
+    if shape[i] ~= 1 then out = out + r * st[i] end
+  end
+  return out
+end
+
+-- Which nodes get a buffer: the roots, CONTIGUOUS and COPY, and each REDUCE_AXIS that a kernel
+-- reads through an EXPAND (it would be computed again for every broadcast copy); BUFFERs have
+-- one already. Everything else fuses into the kernel that uses it.
+function M.realized(roots)
+  local set, order, seen = {}, {}, {}
+  for _, r in ipairs(roots) do
+    set[r] = true
+    for _, u in ipairs(r:toposort()) do
+      if not seen[u] then
+        seen[u] = true
+        order[#order + 1] = u
+      end
+      if u.op == "CONTIGUOUS" or u.op == "COPY" then set[u] = true end
+    end
+  end
+  local expanded = {} -- reached from its kernel's root through an EXPAND
+  for i = #order, 1, -1 do -- users before their sources
+    local u = order[i]
+    if u.op == "REDUCE_AXIS" and expanded[u] then set[u] = true end
+    local through = (not set[u] and expanded[u]) or u.op == "EXPAND"
+    if through then
+      for _, src in ipairs(u.src) do expanded[src] = true end
+    end
+  end
+  return set
+end
+
+-- index math of a movement op: the source's index list from the node's
+local function move(u, idx, gate)
+  local src, arg = u.src[1], u.arg
+  local ishape = src.shape or {}
+  local out = {}
+  if u.op == "RESHAPE" then
+    local flat, ist = flat_index(idx, u.shape), strides(ishape)
+    for i = 1, #ishape do out[i] = ishape[i] == 1 and iconst(0) or (flat // ist[i]) % ishape[i] end
+  elseif u.op == "PERMUTE" then
+    for i, p in ipairs(arg) do out[p + 1] = idx[i] end
+  elseif u.op == "EXPAND" then
+    for i = 1, #ishape do out[i] = (ishape[i] == 1 and u.shape[i] ~= 1) and iconst(0) or idx[i] end
+  elseif u.op == "SHRINK" then
+    for i = 1, #ishape do out[i] = idx[i] + arg[2 * i - 1] end
+  elseif u.op == "FLIP" then
+    for i = 1, #ishape do out[i] = arg[i] ~= 0 and (ishape[i] - 1) - idx[i] or idx[i] end
+  else -- PAD: out of the source's range reads nothing (the value there is 0)
+    local valid
+    for i = 1, #ishape do
+      local before = arg[2 * i - 1]
+      out[i] = idx[i] - before
+      if before > 0 or arg[2 * i] > 0 then
+        local inside = (idx[i]:lt(before + ishape[i])) & ((idx[i] + 1):gt(before))
+        valid = valid and (valid & inside) or inside
+      end
+    end
+    return out, valid and (gate and (gate & valid) or valid) or gate, valid
+  end
+  return out, gate
+end
+
+-- A kernel for the realized node `root`: {sink =, inputs = {node...}, output = root}; the
+-- kernel's buffer slot 0 is the output, slots 1.. the inputs in order of first use.
+local function kernel(root, realized)
+  local inputs, slot_of = {}, {}
+  local nranges = 0
+  local function new_range(size, kind)
+    local r = core.uop("RANGE", int32, { iconst(size) }, { nranges, kind })
+    nranges = nranges + 1
+    return r
+  end
+  local function slot(u)
+    if not slot_of[u] then
+      inputs[#inputs + 1] = u
+      slot_of[u] = #inputs
+    end
+    return slot_of[u]
+  end
+  local memo = {}
+  local lower
+  local function load(u, idx, gate)
+    local buf = core.uop("DEFINE_GLOBAL", u.dtype:ptr(), {}, slot(u))
+    local shape = u.op == "BUFFER" and { u.arg[1] } or u.shape
+    local srcs = { buf, flat_index(idx, shape) }
+    if gate then srcs[3] = gate end
+    return core.uop("LOAD", u.dtype, { core.uop("INDEX", buf.dtype, srcs) })
+  end
+  function lower(u, idx, gate)
+    local key = { u, gate or false, table.unpack(idx) }
+    local k = table.concat((function()
+      local t = {}
+      for i, v in ipairs(key) do t[i] = v and tostring(v.hash) or "-" end
+      return t
+    end)(), ",")
+    if memo[k] then return memo[k] end
+    local out
+    if u ~= root and (realized[u] or u.op == "BUFFER") then
+      out = load(u, idx, gate)
+    elseif u.op == "CONST" or not u.shape then
+      out = u
+    elseif MOVEMENT[u.op] then
+      if u.op == "RESHAPE" and not u.src[1].shape then
+        out = lower(u.src[1], {}, gate)
+      else
+        local sidx, sgate, valid = move(u, idx, gate)
+        out = lower(u.src[1], sidx, sgate)
+        if valid then out = valid:where(out, core.const(u.dtype, 0)) end
+      end
+    elseif u.op == "REDUCE_AXIS" then -- arg {"ADD" | "MAX" | "MUL", axis...}
+      local op, axes = u.arg[1], {}
+      for i = 2, #u.arg do axes[u.arg[i] + 1] = true end
+      local sshape, sidx, rr = u.src[1].shape, {}, {}
+      for i = 1, #sshape do
+        if axes[i] then
+          sidx[i] = new_range(sshape[i], 1)
+          rr[#rr + 1] = sidx[i]
+        else
+          sidx[i] = idx[i]
+        end
+      end
+      local srcs = { lower(u.src[1], sidx, gate) }
+      for _, r in ipairs(rr) do srcs[#srcs + 1] = r end
+      out = core.uop("REDUCE", u.dtype, srcs, op)
+    elseif u.op == "CONTIGUOUS" or u.op == "DETACH" then
+      out = lower(u.src[1], idx, gate)
+    else -- elementwise
+      local srcs = {}
+      for i, s in ipairs(u.src) do srcs[i] = lower(s, idx, gate) end
+      out = core.uop(u.op, u.dtype, srcs, u.arg)
+    end
+    memo[k] = out
+    return out
+  end
+
+  local shape = root.shape or {}
+  local idx, outer = {}, {}
+  for i, n in ipairs(shape) do
+    idx[i] = n == 1 and iconst(0) or new_range(n, 0)
+    if n ~= 1 then outer[#outer + 1] = idx[i] end
+  end
+  local value = lower(root, idx)
+  local out = core.uop("DEFINE_GLOBAL", root.dtype:ptr(), {}, 0)
+  local store = core.uop("STORE", core.dtypes.void, { core.uop("INDEX", out.dtype, { out, flat_index(idx, shape) }), value })
+  local body = #outer > 0 and core.uop("END", core.dtypes.void, { store, table.unpack(outer) }) or store
+  -- slots: the output is 0, inputs follow in order of first use
+  local sink = core.uop("SINK", core.dtypes.void, { body })
+  return { sink = rules.graph_rewrite(sink, rules.pass("symbolic")), inputs = inputs, output = root }
+end
+
+-- What a root's value is a view of: a reshape keeps the element order, so the node under a
+-- chain of them is what needs a buffer.
+function M.base(root)
+  while root.op == "RESHAPE" and root.src[1].shape do root = root.src[1] end
+  return root
+end
+
+-- The kernels that realize `roots` (their bases, see M.base), producers first. A root that is
+-- already a BUFFER needs none.
+function M.schedule(roots)
+  local bases = {}
+  for _, r in ipairs(roots) do
+    r = M.base(r)
+    if r.op ~= "BUFFER" then bases[#bases + 1] = r end
+  end
+  roots = bases
+  local realized, order, kernels = M.realized(roots), {}, {}
+  local seen = {}
+  for _, r in ipairs(roots) do
+    for _, u in ipairs(r:toposort()) do
+      if realized[u] and not seen[u] then
+        seen[u] = true
+        order[#order + 1] = u
+      end
+    end
+  end
+  for _, u in ipairs(order) do kernels[#kernels + 1] = kernel(u, realized) end
+  return kernels
+end
+
+return M

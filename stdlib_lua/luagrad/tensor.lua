@@ -1,0 +1,243 @@
+-- luagrad.tensor: lazy tensors. A Tensor is a handle on a UOp of the tensor graph; operations
+-- build graph and nothing runs until realize() (or totable/item/tostring) compiles and runs the
+-- kernels that luagrad.schedule makes of it. The API is split over tensor_ops.lua (elementwise),
+-- tensor_reduce.lua (reductions, matmul, softmax), tensor_movement.lua (views),
+-- tensor_create.lua (creation, random numbers) and tensor_index.lua (cat/stack/split, indexing,
+-- gather, assignment).
+--
+-- Conventions users see (the contract of issue 3):
+-- * Axes, element positions, ranges and index VALUES held in tensors (argmax/argmin results,
+--   gather indices) are 1-based, as in torch7; negative axes/positions count from the end. Plain
+--   numeric values are not indices: arange(3) is 0,1,2.
+-- * Numbers in operations are "weak" scalars, as in PyTorch and tinygrad: they take the tensor's
+--   dtype, except that a float number with an integer or bool tensor gives the default float
+--   (float32), and an integer number with a bool tensor gives the default int (int32).
+-- * The default int is int32 (tinygrad's), not PyTorch's int64: sum/prod of bool, int8, int16,
+--   uint8, uint16 give int32; arange of integers, argmax/argmin and randint give int32.
+-- * Integer `//` and `%` floor like PyTorch (the remainder has the divisor's sign); an integer
+--   division or remainder by zero gives 0 (PyTorch raises). Integer overflow wraps; float to int
+--   casts truncate and saturate (NaN gives 0).
+-- * Errors on bad input are Lua errors that name the op and the shapes or values, raised at the
+--   caller's line (the first stack frame outside luagrad/tensor*.lua).
+-- * Assignment into an index (t[{...}] = v) builds a new lazy value and points the handle `t` at
+--   it; other tensors that were views of the old value are NOT updated (no aliasing).
+local core = require "luagrad.core"
+local realize = require "luagrad.realize"
+
+local dt = core.dtypes
+local Tensor = {}
+Tensor.__index = Tensor
+Tensor.default_float, Tensor.default_int = dt.float32, dt.int32
+
+local function is_tensor(x) return getmetatable(x) == Tensor end
+Tensor.is_tensor = is_tensor
+
+local function wrap(u) return setmetatable({ uop = u }, Tensor) end
+Tensor.wrap = wrap
+
+local function shape_str(shape) return "(" .. table.concat(shape, ",") .. ")" end
+Tensor.shape_str = shape_str
+
+local function numel(shape)
+  local n = 1
+  for _, d in ipairs(shape) do n = n * d end
+  return n
+end
+
+-- Raise a Lua error at the caller's line: the first stack frame outside the tensor files.
+local function raise(fmt, ...)
+  local msg = select("#", ...) > 0 and fmt:format(...) or fmt
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info then break end
+    if not info.source:find("luagrad[/\\]tensor[%w_]*%.lua$") then break end
+    level = level + 1
+  end
+  error(msg, level)
+end
+Tensor.raise = raise
+
+-- ---- creation ------------------------------------------------------------------------------
+
+-- shape and flat values of a nested table; an error names the first ragged or odd item
+local function flatten(data)
+  local shape, flat = {}, {}
+  local probe = data
+  while type(probe) == "table" do
+    shape[#shape + 1] = #probe
+    probe = probe[1]
+  end
+  local function walk(t, depth, path)
+    if depth > #shape then
+      local ty = type(t)
+      if ty ~= "number" and ty ~= "boolean" then
+        raise("Tensor: item %s is a %s, expected a number or a boolean", path, ty)
+      end
+      flat[#flat + 1] = t
+      return
+    end
+    if type(t) ~= "table" or #t ~= shape[depth] then
+      raise("Tensor: ragged table: item %s has %s, expected %d items", path,
+        type(t) == "table" and (#t .. " items") or ("a " .. type(t)), shape[depth])
+    end
+    for i = 1, #t do walk(t[i], depth + 1, path .. "[" .. i .. "]") end
+  end
+  walk(data, 1, "")
+  return shape, flat
+end
+
+local function infer_dtype(flat)
+  if #flat == 0 then return Tensor.default_float end
+  local kind = "bool"
+  for _, v in ipairs(flat) do
+    if type(v) == "number" then
+      if math.type(v) == "float" then return Tensor.default_float end
+      kind = "int"
+    end
+  end
+  return kind == "int" and Tensor.default_int or dt.bool
+end
+
+-- a realized tensor of `shape` holding the flat values
+local function from_values(flat, shape, dtype, device)
+  local buf = core.buffer(device or "CPU", dtype, #flat)
+  buf:write(flat)
+  return wrap(realize.buffer_node(buf)):reshape(shape)
+end
+
+-- Tensor(number | nested table | Tensor [, {dtype =, device =, requires_grad =}])
+function Tensor.new(data, opts)
+  opts = opts or {}
+  local t
+  if is_tensor(data) then
+    t = data:cast(opts.dtype or data.dtype)
+  elseif type(data) == "number" or type(data) == "boolean" then
+    local dtype = opts.dtype or infer_dtype({ data })
+    t = wrap(core.uop("RESHAPE", dtype, { core.const(dtype, data) }, {}))
+  elseif type(data) == "table" then
+    local shape, flat = flatten(data)
+    t = from_values(flat, shape, opts.dtype or infer_dtype(flat), opts.device)
+  else
+    raise("Tensor: cannot make a tensor of a %s", type(data))
+  end
+  t.requires_grad = opts.requires_grad or nil
+  return t
+end
+
+-- a shape from varargs or a table, with an optional options table last
+local function shape_args(...)
+  local args, opts = { ... }, nil
+  if type(args[#args]) == "table" and (#args > 1 or #args[1] == 0 and next(args[1]) ~= nil) then
+    opts = table.remove(args)
+  end
+  local shape = type(args[1]) == "table" and args[1] or args
+  for i, d in ipairs(shape) do
+    if math.type(d) ~= "integer" or d < 0 then
+      raise("shape: size %d is %s, expected an integer >= 0", i, tostring(d))
+    end
+  end
+  return { table.unpack(shape) }, opts or {}
+end
+
+Tensor.shape_args, Tensor.infer_dtype, Tensor.from_values = shape_args, infer_dtype, from_values
+
+-- ---- inspection ----------------------------------------------------------------------------
+
+local fields = {
+  shape = function(t) return t.uop.shape or {} end,
+  ndim = function(t) return t.uop.ndim or 0 end,
+  dtype = function(t) return t.uop.dtype end,
+  device = function() return "CPU" end,
+}
+-- t.shape and other fields; t[i] and t[{...}] index (Tensor.getitem, tensor_index.lua)
+function Tensor.__index(t, k)
+  local f = fields[k]
+  if f then return f(t) end
+  if type(k) == "string" then return Tensor[k] end
+  return Tensor.getitem(t, k)
+end
+
+-- t[i] = v and t[{...}] = v assign (Tensor.setitem); other keys are plain fields
+function Tensor.__newindex(t, k, v)
+  if type(k) == "string" then
+    if fields[k] then raise("Tensor: the field %s is read-only", k) end
+    rawset(t, k, v)
+  else
+    Tensor.setitem(t, k, v)
+  end
+end
+
+function Tensor:numel() return numel(self.shape) end
+
+function Tensor:realize()
+  if self:numel() == 0 and self.uop.op ~= "BUFFER" and (self.uop.op ~= "RESHAPE" or self.uop.src[1].op ~= "BUFFER") then
+    self.uop = from_values({}, self.shape, self.dtype).uop -- nothing to compute
+    return self
+  end
+  self.uop = realize.run(self.uop)
+  return self
+end
+
+-- nested Lua tables of the values (a number or boolean for a 0-d tensor)
+function Tensor:totable()
+  self:realize()
+  local flat, shape = realize.values(self.uop), self.shape
+  local pos = 0
+  local function build(depth)
+    if depth > #shape then
+      pos = pos + 1
+      return flat[pos]
+    end
+    local out = {}
+    for i = 1, shape[depth] do out[i] = build(depth + 1) end
+    return out
+  end
+  return build(1)
+end
+
+function Tensor:item()
+  if self:numel() ~= 1 then
+    raise("item: the tensor has %d elements %s, expected 1", self:numel(), shape_str(self.shape))
+  end
+  self:realize()
+  return realize.values(self.uop)[1]
+end
+
+-- tostring(t): values as PyTorch prints them, with the dtype and shape when not the default
+function Tensor:__tostring()
+  local shape, isfloat = self.shape, self.dtype.kind == "float"
+  local vals = realize.values(self:realize().uop)
+  local fmt = "%d"
+  if isfloat then
+    fmt = "%.0f."
+    for _, v in ipairs(vals) do
+      if v ~= math.floor(v) and v == v and math.abs(v) ~= math.huge then fmt = "%.4f" end
+    end
+  end
+  local function num(v)
+    if type(v) == "boolean" then return tostring(v) end
+    if v ~= v then return "nan" end
+    if math.abs(v) == math.huge then return v > 0 and "inf" or "-inf" end
+    return fmt:format(v)
+  end
+  local pos = 0
+  local function build(depth, indent)
+    if depth > #shape then
+      pos = pos + 1
+      return num(vals[pos])
+    end
+    local parts = {}
+    for i = 1, shape[depth] do parts[i] = build(depth + 1, indent .. " ") end
+    local sep = depth == #shape and ", " or (",\n" .. ("\n"):rep(#shape - depth - 1) .. indent .. " ")
+    return "[" .. table.concat(parts, sep) .. "]"
+  end
+  local body = build(1, "       ")
+  local extra = ""
+  if self.dtype ~= Tensor.default_float and self.dtype ~= Tensor.default_int and self.dtype.kind ~= "bool" then
+    extra = ", dtype=" .. tostring(self.dtype)
+  end
+  return "tensor(" .. body .. extra .. ")"
+end
+
+return Tensor

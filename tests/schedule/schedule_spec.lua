@@ -1,0 +1,48 @@
+-- The scheduler: how many kernels a computation becomes, and what they read.
+local lg = require "luagrad"
+local schedule = require "luagrad.schedule"
+local T = lg.Tensor
+
+local function kernels(t) return #schedule.schedule({ t.uop }) end
+
+describe("schedule", function()
+  local a, b, c = T({ { 1, 2 }, { 3, 4 } }), T({ { 5, 6 }, { 7, 8 } }), T({ 1, 2 })
+
+  it("fuses an elementwise chain into one kernel", function()
+    assert.are.equal(1, kernels(a * b + c))
+    assert.are.equal(1, kernels(((a + 1) * 2 - b):relu()))
+  end)
+
+  it("fuses elementwise producers into the reduction", function()
+    assert.are.equal(1, kernels((a * b):sum()))
+    assert.are.equal(1, kernels((a * b):sum(2)))
+  end)
+
+  it("runs no kernel for a reshape of a realized tensor", function()
+    local r = a:realize():reshape(4)
+    assert.are.equal(0, kernels(r))
+    assert.are.equal(0, kernels(r:reshape(2, 2)))
+  end)
+
+  it("makes one kernel of a permute made contiguous", function()
+    assert.are.equal(1, kernels(a:permute(2, 1):contiguous()))
+  end)
+
+  it("reads each input buffer once per kernel", function()
+    local ks = schedule.schedule({ (a * a + a).uop })
+    assert.are.equal(1, #ks)
+    assert.are.equal(1, #ks[1].inputs)
+  end)
+
+  it("fuses elementwise consumers of a reduction that is not broadcast", function()
+    local m = ((a:reshape(2, 1, 2) * b:permute(2, 1):reshape(1, 2, 2)):sum(3) + c):relu()
+    assert.are.equal(1, kernels(m))
+    assert.are.same({ { 20, 24 }, { 44, 52 } }, m:totable()) -- a @ b + c
+  end)
+
+  it("realizes a reduction that is broadcast back: x - max(x) is 2 kernels", function()
+    assert.are.equal(2, kernels(a - a:max(2, true):expand(2, 2)))
+    local e = (a - a:max(2, true):expand(2, 2))
+    assert.are.same({ { -1, 0 }, { -1, 0 } }, e:totable())
+  end)
+end)
