@@ -163,7 +163,7 @@ local rules = {
   { cond:where(x, x), x },
   { P.const(true):where(x, y), x },
   { P.const(false):where(x, y), y },
-  { cond:where(true, false), cond },
+  { cond:where(P.const(true, "bool"), P.const(false, "bool")), cond }, -- bool only: 1 and 0 would match too
   { cond:where(cond:where(x, y), z), cond:where(x, z) },
   { cond:where(x, cond:where(y, z)), cond:where(x, z) },
   -- CAST

@@ -3,7 +3,8 @@
  * C side comes from the library it was built against (no search for core.so on LUA_CPATH, no
  * second copy of the engine); only the Lua files come from the search path, where the build
  * puts LUAGRAD_LUADIR (the installed share/lua/5.4). It runs script.lua, which builds
- * (x*4 + 3) // 4 over x in [0, hi] and simplifies it, and reads its results back in C.
+ * (x*4 + 3) // 4 over x in [0, hi] and simplifies it, sums squares with tensors, and reads its
+ * results back in C.
  *
  *   make examples && build/examples/host examples/embed/script.lua 9 */
 #include <stdio.h>
@@ -18,7 +19,7 @@
 
 int luaopen_luagrad_core(lua_State *L); /* in libluagrad.so */
 
-/* Protected: set the state up and run the script with hi; returns the script's three results. */
+/* Protected: set the state up and run the script with hi; returns the script's four results. */
 static int run(lua_State *L) {
   const char *script = lua_touserdata(L, 1);
   const char *hi = lua_touserdata(L, 2);
@@ -33,8 +34,8 @@ static int run(lua_State *L) {
   lua_settop(L, 0);
   if (luaL_loadfile(L, script) != LUA_OK) return lua_error(L);
   lua_pushstring(L, hi);
-  lua_call(L, 1, 3);
-  return 3;
+  lua_call(L, 1, 4);
+  return 4;
 }
 
 int main(int argc, char **argv) {
@@ -47,10 +48,10 @@ int main(int argc, char **argv) {
   lua_pushcfunction(L, run);
   lua_pushlightuserdata(L, argv[1]);
   lua_pushlightuserdata(L, argc > 2 ? argv[2] : "9");
-  int status = lua_pcall(L, 2, 3, 0);
-  if (status == LUA_OK && lua_isstring(L, 1) && lua_isstring(L, 2) && lua_isinteger(L, 3)) {
-    printf("expression:\n%s\nsimplified:\n%s\nlargest value: %lld\n", lua_tostring(L, 1),
-           lua_tostring(L, 2), (long long)lua_tointeger(L, 3));
+  int status = lua_pcall(L, 2, 4, 0);
+  if (status == LUA_OK && lua_isstring(L, 1) && lua_isstring(L, 2) && lua_isinteger(L, 3) && lua_isinteger(L, 4)) {
+    printf("expression:\n%s\nsimplified:\n%s\nlargest value: %lld\nsum of squares by tensors: %lld\n",
+           lua_tostring(L, 1), lua_tostring(L, 2), (long long)lua_tointeger(L, 3), (long long)lua_tointeger(L, 4));
   } else {
     fprintf(stderr, "host: %s\n", status != LUA_OK ? lua_tostring(L, -1) : "unexpected results");
     status = LUA_ERRRUN;

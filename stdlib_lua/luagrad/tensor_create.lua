@@ -205,7 +205,7 @@ function Tensor.rand(...)
   local d = float_dtype("rand", opts)
   local n = 1
   for _, v in ipairs(s) do n = n * v end
-  return finish(uniform(n, d):reshape(s), opts)
+  return finish(uniform(n, d):reshape(s):contiguous(), opts) -- a buffer: not hashed again per use
 end
 
 function Tensor.randn(...)
@@ -216,7 +216,7 @@ function Tensor.randn(...)
   local w = d == dt.float64 and d or dt.float32
   local u1, u2 = uniform(n, w), uniform(n, w)
   local z = (-2 * (1 - u1):log()):sqrt() * (u2 * (2 * math.pi)):cos()
-  return finish(z:cast(d):reshape(s), opts)
+  return finish(z:cast(d):reshape(s):contiguous(), opts)
 end
 
 -- randint(lo, hi, shape... [, opts]) or randint(hi, {shape} [, opts]): uniform integers in [lo, hi)
@@ -234,7 +234,7 @@ function Tensor.randint(lo, hi, ...)
   local n = 1
   for _, v in ipairs(s) do n = n * v end
   local r = ((bits(n):cast(dt.uint64) * (hi - lo)) >> 32):cast(dt.int64) + lo
-  return finish(r:cast(d):reshape(s), opts)
+  return finish(r:cast(d):reshape(s):contiguous(), opts)
 end
 
 function Tensor.rand_like(t, opts)

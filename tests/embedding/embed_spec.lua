@@ -30,6 +30,7 @@ describe("embedding", function()
     local simplified = out:match("simplified:\n(.-)largest value")
     assert.are.equal('%0 = DEFINE_VAR int32 ("x", 0, 9)\n', simplified)
     assert.matches("largest value: 9\n", out, 1, true)
+    assert.matches("sum of squares by tensors: 285\n", out, 1, true) -- 0^2 + ... + 9^2
   end)
 
   it("reports a failing script with its message", function()
