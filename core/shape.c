@@ -285,6 +285,13 @@ lg_status lg_shape_infer(lg_ctx *ctx, int32_t op, lg_dtype dtype, lg_uop *const 
   const lg_uop *s = n ? src[0] : NULL;
   switch (op) {
   case LG_OP_BUFFER: return buffer_shape(ctx, src, n, arg, ndim, dims);
+  case LG_OP_IOTA:
+    if (arg->kind != LG_ARG_INTS || arg->n != 1 || arg->ints[0] < 0)
+      return fail(ctx, LG_OP_IOTA, "arg must be (n) with n >= 0, got %s", arg_kind_text(arg));
+    if (lg_dtype_scalar(dtype) != LG_DT_INT32) return fail(ctx, LG_OP_IOTA, "the dtype must be int32");
+    *ndim = 1;
+    dims[0] = arg->ints[0];
+    return LG_OK;
   case LG_OP_RESHAPE: return reshape_shape(ctx, s, arg, ndim, dims);
   case LG_OP_ASSIGN: return assign_shape(ctx, s, src[1], ndim, dims);
   case LG_OP_PERMUTE:

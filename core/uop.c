@@ -99,10 +99,10 @@ static lg_status const_arg(lg_ctx *ctx, lg_dtype dt, const lg_arg *in, lg_arg *o
   return LG_OK;
 }
 
-/* Only BUFFER, the movement ops, REDUCE_AXIS and nodes over a shaped source can have a shape
+/* Only BUFFER, IOTA, the movement ops, REDUCE_AXIS and nodes over a shaped source can have a shape
  * (core/shape.c): kernel-level nodes skip the shape rules. */
 static inline bool may_have_shape(int32_t op, lg_uop *const *src, int32_t n) {
-  if (op == LG_OP_BUFFER || op == LG_OP_REDUCE_AXIS || lg_op_has(op, LG_OPF_MOVE)) return true;
+  if (op == LG_OP_BUFFER || op == LG_OP_IOTA || op == LG_OP_REDUCE_AXIS || lg_op_has(op, LG_OPF_MOVE)) return true;
   for (int32_t i = 0; i < n; i++)
     if (src[i]->ndim >= 0) return true;
   return false;

@@ -1,5 +1,7 @@
 /* lua_module.c: luaopen_luagrad_core. One engine context per Lua state, kept in the registry
  * and freed when the state closes (it is created first, so it is finalized last). */
+#include <time.h>
+
 #include "lgl.h"
 
 #define LGL_CONTEXT "luagrad.Context"
@@ -33,6 +35,14 @@ static int l_live_nodes(lua_State *L) {
   return 2;
 }
 
+/* core.clock(): seconds of the monotonic clock, for timing (os.clock is CPU time) */
+static int l_clock(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  return 1;
+}
+
 static void ensure_ctx(lua_State *L) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &ctx_key) != LUA_TNIL) {
     lua_pop(L, 1);
@@ -63,5 +73,7 @@ int luaopen_luagrad_core(lua_State *L) {
   lgl_open_device(L);
   lua_pushcfunction(L, l_live_nodes);
   lua_setfield(L, -2, "live_nodes");
+  lua_pushcfunction(L, l_clock);
+  lua_setfield(L, -2, "clock");
   return 1;
 }

@@ -86,11 +86,11 @@ function M.run(root)
       local src = core.render_c(k.sink, name)
       if debug_level >= 4 then print(src) end
       local prog = program(src, name)
-      local t0 = debug_level >= 2 and os.clock()
+      local t0 = debug_level >= 2 and core.clock()
       prog:launch(bufs)
       M.kernels_run = M.kernels_run + 1
       if t0 then
-        local t, bytes = os.clock() - t0, 0
+        local t, bytes = core.clock() - t0, 0
         for _, b in ipairs(bufs) do bytes = bytes + b.nbytes end
         print(("*** %-24s %-14s %9.1f us %8.3f GFLOP/s %8.3f GB/s"):format(name,
           "(" .. table.concat(k.output.shape or {}, ",") .. ")", t * 1e6, flops(k.sink) / t / 1e9, bytes / t / 1e9))

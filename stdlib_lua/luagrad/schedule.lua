@@ -128,6 +128,8 @@ local function kernel(root, realized)
     local out
     if u ~= root and (realized[u] or u.op == "BUFFER") then
       out = load(u, idx, gate)
+    elseif u.op == "IOTA" then
+      out = idx[1]
     elseif u.op == "CONST" or not u.shape then
       out = u
     elseif MOVEMENT[u.op] then

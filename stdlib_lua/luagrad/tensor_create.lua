@@ -85,25 +85,8 @@ function Tensor.ones_like(t, opts)
 end
 Tensor.empty_like = Tensor.zeros_like
 
--- 0, 1, ..., n-1 as int32, lazily: the sum over the bits of a (2, 2, ..., 2) index, each bit a
--- padded constant {false, true} cast and scaled
-local function iota(n)
-  if n <= 1 then return Tensor.full({ n }, 0, { dtype = dt.int32 }) end
-  local K = 0
-  while (1 << K) < n do K = K + 1 end
-  local shape = {}
-  for i = 1, K do shape[i] = 2 end
-  local acc
-  for k = 1, K do
-    local s = {}
-    for i = 1, K do s[i] = i == k and 2 or 1 end
-    local bit = Tensor.full({ 1 }, true):pad({ { 1, 0 } }):cast(dt.int32) -- {0, 1}
-    local term = (bit * (1 << (K - k))):reshape(s):expand(shape)
-    acc = acc and acc + term or term
-  end
-  acc = acc:reshape(1 << K)
-  return n == (1 << K) and acc or acc:shrink({ { 1, n } })
-end
+-- 0, 1, ..., n-1 as int32, lazily: the IOTA op, which lowers to the loop index itself
+local function iota(n) return Tensor.wrap(core.uop("IOTA", dt.int32, {}, { n })) end
 Tensor.iota = iota
 
 -- arange(stop), arange(start, stop [, step]) [, opts]: values as numpy, int32 when all of them are
