@@ -324,7 +324,8 @@ lg_status lg_buffer_read(lg_buffer *buf, int64_t offset, void *dst, int64_t n);
 /* Compile src (CPU: C source) and find its function `entry` (a C identifier), or reuse the
  * program from a cache. */
 /* The kernel rooted at sink (docs/kernel_ir.md) as C source for the CPU device: one function
- * `name` with the calling convention above. *src is malloc'd (free with lg_free). */
+ * `name` with the calling convention above. *src is malloc'd (free with lg_free). A kernel
+ * without SPECIAL does all of its work for every core_id: launch it on one core. */
 lg_status lg_render_c(lg_ctx *ctx, lg_uop *sink, const char *name, char **src);
 
 /* A BUFFER node of a new id that holds buf (retained until the node is freed); its shape is

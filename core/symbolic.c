@@ -201,8 +201,8 @@ lg_status lg_sym_divmod(lg_ctx *ctx, lg_uop *u, lg_uop **out) {
     return LG_OK;
   lg_status st = fold(ctx, u, out);
   if (st || !*out) return st;
-  int64_t before = lg_uop_size(u), after = lg_uop_size(*out);
-  if (*out == u || before < 0 || after < 0 || after > before) {
+  int64_t before = *out == u ? 0 : lg_uop_size(u), after = *out == u ? 1 : lg_uop_size(*out);
+  if (before < 0 || after < 0 || after > before) {
     lg_uop_release(*out);
     *out = NULL;
   }

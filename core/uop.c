@@ -9,7 +9,12 @@
 #include "internal.h"
 #include "ptrmap.h"
 
-static uint64_t mix(uint64_t h, uint64_t v) { return (h ^ v) * 0x9e3779b97f4a7c15ULL + (h >> 29); }
+/* the multiply carries v's low bits up only; the shift brings its high bits (a double's exponent
+ * and top mantissa) down to the bucket index */
+static uint64_t mix(uint64_t h, uint64_t v) {
+  uint64_t x = (h ^ v) * 0x9e3779b97f4a7c15ULL;
+  return x ^ (x >> 29);
+}
 
 static uint64_t float_bits(double f) {
   uint64_t b;

@@ -1,4 +1,6 @@
-/* render_c.c: a kernel graph as C source for the CPU device (what DEBUG=4 shows).
+/* render_c.c: a kernel graph as C source for the CPU device (what DEBUG=4 shows); lg_render_c
+ * in luagrad.h. A kernel without SPECIAL does all of its work for every core_id: launch it on one
+ * core.
  *
  * The linearizer (core/linearize.c) orders the nodes; this file writes each as C:
  *   - parameters: `float *restrict data0 = (float *)bufs[0];` per DEFINE_GLOBAL (const when the
@@ -28,7 +30,6 @@
 
 #include "linearize.h"
 #include "ptrmap.h"
-#include "render_c.h"
 
 enum { INLINE_MAX = 100 };
 
@@ -220,6 +221,15 @@ static int32_t lit_int(lg_dtype dt, int64_t v, char *out, size_t size) {
   return lit_prec(out);
 }
 
+/* the shortest text of the printf format fmt ("%.*g" or "%.*f") that reads back as v (17 digits
+ * always do, and so do 17 decimals between 1 and 1e6) */
+static void shortest(char *s, size_t size, const char *fmt, double v, bool single) {
+  for (int prec = 0; prec <= 17; prec++) {
+    snprintf(s, size, fmt, prec, v);
+    if (single ? strtof(s, NULL) == (float)v : strtod(s, NULL) == v) return;
+  }
+}
+
 /* a float constant: the shortest text that reads back as the value (1.0f, 0.1f, 2.0, -0.0f),
  * INFINITY, NAN; float16 as (_Float16)1.5f. Float16 and bfloat16 values are exact in float. */
 static int32_t lit_float(lg_dtype dt, double v, char *out, size_t size) {
@@ -230,10 +240,8 @@ static int32_t lit_float(lg_dtype dt, double v, char *out, size_t size) {
     snprintf(out, size, "%s%s", cast, isnan(v) ? "NAN" : v < 0 ? "-INFINITY" : "INFINITY");
     return lit_prec(out);
   }
-  for (int prec = 1; prec <= 17; prec++) {
-    snprintf(s, sizeof s, "%.*g", prec, v);
-    if (single ? strtof(s, NULL) == (float)v : strtod(s, NULL) == v) break;
-  }
+  shortest(s, sizeof s, "%.*g", v, single);
+  if (strchr(s, 'e') && fabs(v) >= 1 && fabs(v) < 1e6) shortest(s, sizeof s, "%.*f", v, single); /* 10.0f, not 1e+01f */
   snprintf(out, size, "%s%s%s%s", cast, s, strpbrk(s, ".e") ? "" : ".0", single ? "f" : "");
   return lit_prec(out);
 }
@@ -632,8 +640,8 @@ static void reduce_init(rnd *r, const lg_lin_inst *in) {
   lg_uop *u = in->u;
   lg_dtype dt = u->dtype;
   int32_t op = reduce_op(u);
-  int64_t lo = 0, hi;
-  if (op == LG_OP_MAX && !lg_dt_is_float(dt) && !lg_dt_int_range(dt, &lo, &hi)) lo = 0; /* uint64 */
+  int64_t lo = 0, hi; /* MAX starts at the lowest value: -inf, INT32_MIN, 0 (uint64 too: left as is) */
+  if (op == LG_OP_MAX && !lg_dt_is_float(dt)) lg_dt_int_range(dt, &lo, &hi);
   expr id = op == LG_OP_MAX ? literal(r, dt, lo, -INFINITY) : literal(r, dt, op == LG_OP_MUL, op == LG_OP_MUL);
   line(r, in->depth, "%s acc%d = %s;", ctype(dt), r->nacc, id.s ? id.s : "");
   free(id.s);

@@ -1,15 +1,14 @@
 /* test_codegen.c: the linearizer (core/linearize.c) and the C renderer (devices/cpu/render_c.c):
  * kernel graphs built by hand, rendered, compiled on the CPU device and run against plain C
- * loops; every ALU op, CAST and BITCAST against core/alu.c's folding; the rendered text of two
- * kernels exactly; errors for graphs that break docs/kernel_ir.md. Nine compiler runs in all,
- * in a private CACHE_DIR. */
+ * loops; every ALU op, CAST, BITCAST and literal kind against core/alu.c's folding; the text of
+ * two kernels exactly; errors for graphs that break docs/kernel_ir.md. Nine compiler runs in
+ * all, each test in a private CACHE_DIR. */
 #include <ftw.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "../../devices/cpu/render_c.h"
 #include "ctest.h"
 #include "linearize.h"
 
@@ -29,10 +28,10 @@ static lg_uop *node(kg *g, int32_t op, lg_dtype dt, const lg_arg *arg, int n, ..
   for (int i = 0; i < n; i++) src[i] = va_arg(ap, lg_uop *);
   va_end(ap);
   if (g->n == g->cap) {
-    g->cap = g->cap ? 2 * g->cap : 256;
-    g->held = realloc(g->held, (size_t)g->cap * sizeof *g->held);
+    lg_uop **h = realloc(g->held, (size_t)(g->cap ? 2 * g->cap : 256) * sizeof *h);
+    if (h) g->held = h, g->cap = g->cap ? 2 * g->cap : 256;
   }
-  if (!g->held || lg_uop_new(g->ctx, op, dt, src, n, arg, &u) != LG_OK) {
+  if (g->n == g->cap || lg_uop_new(g->ctx, op, dt, src, n, arg, &u) != LG_OK) {
     g->bad = true;
     return NULL;
   }
@@ -315,7 +314,7 @@ CTEST(codegen_gated) {
   fx_close(&f);
 }
 
-/* ---- (e) int8 wrap-around, int32 IDIV and MOD of negative values and by 0 and -1 ----------------- */
+/* ---- (e) int8 wrap-around; int32 IDIV and MOD of negative values, by 0 and -1; an int32 max -------- */
 
 CTEST(codegen_integers) {
   fx f;
@@ -331,17 +330,22 @@ CTEST(codegen_integers) {
       st(g, q, i, bin(g, LG_OP_ADD, bin(g, LG_OP_IDIV, vx, vy), bin(g, LG_OP_IDIV, vx, ci(g, LG_DT_INT32, -3))));
   lg_uop *s2 = st(g, m, i, bin(g, LG_OP_MOD, vx, vy));
   lg_uop *grp = node(g, LG_OP_GROUP, LG_DT_VOID, NULL, 3, s0, s1, s2);
+  lg_uop *j = rng(g, N, 1, 1), *mx = buf(g, LG_DT_INT32, 7);
+  lg_uop *top = st(g, mx, ci(g, LG_DT_INT32, 0), red(g, "MAX", ld(g, x, j), j));
   char *text = NULL;
-  lg_program *p = build_kernel(ctest_r_, &f, node(g, LG_OP_SINK, LG_DT_VOID, NULL, 1, end(g, grp, i)), "ints", &text);
+  lg_uop *sink = node(g, LG_OP_SINK, LG_DT_VOID, NULL, 2, end(g, grp, i), top);
+  lg_program *p = build_kernel(ctest_r_, &f, sink, "ints", &text);
   CHECK_MSG(text && strstr(text, "data0[ridx0] = (int8_t)((int8_t)(val0 * val1) + val0);") &&
                 strstr(text, "(int32_t)((uint32_t)idiv_i32(val2, val3) + (uint32_t)(val2 / -3))") &&
-                strstr(text, "data4[ridx0] = mod_i32(val2, val3);"),
+                strstr(text, "data4[ridx0] = mod_i32(val2, val3);") && strstr(text, "int32_t acc0 = INT32_MIN;") &&
+                strstr(text, "acc0 = max_i32(acc0, val4);"),
             "%s", text);
   int8_t a[N] = {100, -128, 127, -1, 0, 50, -50, 77}, b[N] = {100, -1, 2, -1, 5, 3, 3, -77}, o[N];
-  int32_t xs[N] = {7, -7, 7, -7, INT32_MIN, INT32_MIN, 5, 0}, ys[N] = {2, 2, -2, -2, -1, 1, 0, 0}, qs[N], ms[N];
-  void *data[7] = {o, a, b, qs, ms, xs, ys};
-  int64_t bytes[7] = {N, N, N, sizeof qs, sizeof ms, sizeof xs, sizeof ys};
-  CHECK(run(&f, p, 7, data, bytes, NULL, 0));
+  int32_t xs[N] = {7, -7, 7, -7, INT32_MIN, INT32_MIN, 5, 0}, ys[N] = {2, 2, -2, -2, -1, 1, 0, 0}, qs[N], ms[N], top1;
+  void *data[8] = {o, a, b, qs, ms, xs, ys, &top1};
+  int64_t bytes[8] = {N, N, N, sizeof qs, sizeof ms, sizeof xs, sizeof ys, sizeof top1};
+  CHECK(run(&f, p, 8, data, bytes, NULL, 0));
+  CHECK_INT(top1, 7);
   for (int k = 0; k < N; k++) {
     int32_t div = ys[k] == 0 ? 0 : ys[k] == -1 ? (int32_t)(0u - (uint32_t)xs[k]) : xs[k] / ys[k];
     int32_t mod = ys[k] == 0 || ys[k] == -1 ? 0 : xs[k] % ys[k];
@@ -601,192 +605,105 @@ typedef struct sem {
 
 #define IV(...) .i = {__VA_ARGS__}
 #define FV(...) .f = {__VA_ARGS__}
-enum {
-  B = LG_DT_BOOL,
-  I8 = LG_DT_INT8,
-  I16 = LG_DT_INT16,
-  I32 = LG_DT_INT32,
-  I64 = LG_DT_INT64,
-  U8 = LG_DT_UINT8,
-  U16 = LG_DT_UINT16,
-  U32 = LG_DT_UINT32,
-  U64 = LG_DT_UINT64,
-  F16 = LG_DT_FLOAT16,
-  BF16 = LG_DT_BFLOAT16,
-  F32 = LG_DT_FLOAT32,
-  F64 = LG_DT_FLOAT64
-};
+enum { B = LG_DT_BOOL, I8 = LG_DT_INT8, I16 = LG_DT_INT16, I32 = LG_DT_INT32, I64 = LG_DT_INT64, U8 = LG_DT_UINT8,
+       U16 = LG_DT_UINT16, U32 = LG_DT_UINT32, U64 = LG_DT_UINT64, F16 = LG_DT_FLOAT16, BF16 = LG_DT_BFLOAT16,
+       F32 = LG_DT_FLOAT32, F64 = LG_DT_FLOAT64 };
 
 static const sem sems[] = {
     /* int8: wrapping, division, shifts (amounts outside [0, 8) give 0, or -1 for SHR of a negative) */
-    {LG_OP_ADD, I8, I8, IV(100, 100)},
-    {LG_OP_SUB, I8, I8, IV(-100, 100)},
-    {LG_OP_MUL, I8, I8, IV(-128, -1)},
-    {LG_OP_NEG, I8, I8, IV(-128)},
-    {LG_OP_MULACC, I8, I8, IV(16, 16, 5)},
-    {LG_OP_IDIV, I8, I8, IV(-128, -1)},
-    {LG_OP_IDIV, I8, I8, IV(-7, 2)},
-    {LG_OP_MOD, I8, I8, IV(-7, 2)},
-    {LG_OP_IDIV, I8, I8, IV(5, 0)},
-    {LG_OP_MOD, I8, I8, IV(5, 0)},
-    {LG_OP_MOD, I8, I8, IV(-128, -1)},
-    {LG_OP_SHL, I8, I8, IV(1, 7)},
-    {LG_OP_SHL, I8, I8, IV(-3, 2)},
-    {LG_OP_SHL, I8, I8, IV(1, 8)},
-    {LG_OP_SHR, I8, I8, IV(-128, 3)},
-    {LG_OP_SHR, I8, I8, IV(-5, 9)},
-    {LG_OP_SHR, I8, I8, IV(5, -1)},
-    {LG_OP_MAX, I8, I8, IV(-3, 2)},
-    {LG_OP_XOR, I8, I8, IV(0x55, -1)},
-    {LG_OP_AND, I8, I8, IV(-2, 7)},
-    {LG_OP_OR, I8, I8, IV(-128, 1)},
-    {LG_OP_CMPLT, B, I8, IV(-1, 1)},
-    {LG_OP_CMPNE, B, I8, IV(3, 3)},
-    {LG_OP_CMPEQ, B, I8, IV(3, 3)},
+    {LG_OP_ADD, I8, I8, IV(100, 100)}, {LG_OP_SUB, I8, I8, IV(-100, 100)}, {LG_OP_MUL, I8, I8, IV(-128, -1)},
+    {LG_OP_NEG, I8, I8, IV(-128)}, {LG_OP_MULACC, I8, I8, IV(16, 16, 5)}, {LG_OP_IDIV, I8, I8, IV(-128, -1)},
+    {LG_OP_IDIV, I8, I8, IV(-7, 2)}, {LG_OP_MOD, I8, I8, IV(-7, 2)}, {LG_OP_IDIV, I8, I8, IV(5, 0)},
+    {LG_OP_MOD, I8, I8, IV(5, 0)}, {LG_OP_MOD, I8, I8, IV(-128, -1)}, {LG_OP_SHL, I8, I8, IV(1, 7)},
+    {LG_OP_SHL, I8, I8, IV(-3, 2)}, {LG_OP_SHL, I8, I8, IV(1, 8)}, {LG_OP_SHR, I8, I8, IV(-128, 3)},
+    {LG_OP_SHR, I8, I8, IV(-5, 9)}, {LG_OP_SHR, I8, I8, IV(5, -1)}, {LG_OP_MAX, I8, I8, IV(-3, 2)},
+    {LG_OP_XOR, I8, I8, IV(0x55, -1)}, {LG_OP_AND, I8, I8, IV(-2, 7)}, {LG_OP_OR, I8, I8, IV(-128, 1)},
+    {LG_OP_CMPLT, B, I8, IV(-1, 1)}, {LG_OP_CMPNE, B, I8, IV(3, 3)}, {LG_OP_CMPEQ, B, I8, IV(3, 3)},
     {LG_OP_WHERE, I8, I8, IV(-5, 4)},
     /* unsigned 8 and 16 bits: C promotes them to int */
-    {LG_OP_SUB, U8, U8, IV(0, 1)},
-    {LG_OP_MUL, U16, U16, IV(65535, 65535)},
-    {LG_OP_NEG, U16, U16, IV(1)},
-    {LG_OP_MULACC, U16, U16, IV(65535, 65535, 7)},
-    {LG_OP_CMPLT, B, U16, IV(1, 65535)},
-    {LG_OP_SHR, U16, U16, IV(65535, 20)},
-    {LG_OP_IDIV, U16, U16, IV(65535, 0)},
+    {LG_OP_SUB, U8, U8, IV(0, 1)}, {LG_OP_MUL, U16, U16, IV(65535, 65535)}, {LG_OP_NEG, U16, U16, IV(1)},
+    {LG_OP_MULACC, U16, U16, IV(65535, 65535, 7)}, {LG_OP_CMPLT, B, U16, IV(1, 65535)},
+    {LG_OP_SHR, U16, U16, IV(65535, 20)}, {LG_OP_IDIV, U16, U16, IV(65535, 0)},
     {LG_OP_MUL, I16, I16, IV(-32768, -32768)},
     /* 32 and 64 bits */
-    {LG_OP_ADD, I32, I32, IV(INT32_MAX, 1)},
-    {LG_OP_MUL, I32, I32, IV(65536, 65536)},
-    {LG_OP_NEG, I32, I32, IV(INT32_MIN)},
-    {LG_OP_IDIV, I32, I32, IV(INT32_MIN, -1)},
-    {LG_OP_MOD, I32, I32, IV(INT32_MIN, -1)},
-    {LG_OP_IDIV, I32, I32, IV(7, -2)},
-    {LG_OP_MOD, I32, I32, IV(7, -2)},
-    {LG_OP_MOD, I32, I32, IV(-7, 0)},
-    {LG_OP_SHL, I32, I32, IV(1, 31)},
-    {LG_OP_SHL, I32, I32, IV(3, 32)},
-    {LG_OP_SHR, I32, I32, IV(-1, 40)},
-    {LG_OP_MAX, I32, I32, IV(INT32_MIN, -1)},
-    {LG_OP_MULACC, I32, I32, IV(INT32_MAX, 2, 5)},
-    {LG_OP_ADD, I64, I64, IV(INT64_MAX, 1)},
-    {LG_OP_MUL, I64, I64, IV(INT64_C(1) << 32, INT64_C(1) << 32)},
-    {LG_OP_IDIV, I64, I64, IV(INT64_MIN, -1)},
-    {LG_OP_SHL, I64, I64, IV(5, 63)},
-    {LG_OP_SUB, U32, U32, IV(0, 1)},
-    {LG_OP_IDIV, U32, U32, IV(7, 0)},
-    {LG_OP_CMPLT, B, U32, IV(1, -1)},
-    {LG_OP_MAX, U64, U64, IV(-1, 1)},
-    {LG_OP_MUL, U64, U64, IV(-1, -1)},
+    {LG_OP_ADD, I32, I32, IV(INT32_MAX, 1)}, {LG_OP_MUL, I32, I32, IV(65536, 65536)},
+    {LG_OP_NEG, I32, I32, IV(INT32_MIN)}, {LG_OP_IDIV, I32, I32, IV(INT32_MIN, -1)},
+    {LG_OP_MOD, I32, I32, IV(INT32_MIN, -1)}, {LG_OP_IDIV, I32, I32, IV(7, -2)}, {LG_OP_MOD, I32, I32, IV(7, -2)},
+    {LG_OP_MOD, I32, I32, IV(-7, 0)}, {LG_OP_SHL, I32, I32, IV(1, 31)}, {LG_OP_SHL, I32, I32, IV(3, 32)},
+    {LG_OP_SHR, I32, I32, IV(-1, 40)}, {LG_OP_MAX, I32, I32, IV(INT32_MIN, -1)},
+    {LG_OP_MULACC, I32, I32, IV(INT32_MAX, 2, 5)}, {LG_OP_ADD, I64, I64, IV(INT64_MAX, 1)},
+    {LG_OP_MUL, I64, I64, IV(INT64_C(1) << 32, INT64_C(1) << 32)}, {LG_OP_IDIV, I64, I64, IV(INT64_MIN, -1)},
+    {LG_OP_SHL, I64, I64, IV(5, 63)}, {LG_OP_SUB, U32, U32, IV(0, 1)}, {LG_OP_IDIV, U32, U32, IV(7, 0)},
+    {LG_OP_CMPLT, B, U32, IV(1, -1)}, {LG_OP_MAX, U64, U64, IV(-1, 1)}, {LG_OP_MUL, U64, U64, IV(-1, -1)},
     {LG_OP_MOD, U64, U64, IV(-1, 10)},
     /* bool */
-    {LG_OP_MAX, B, B, IV(0, 1)},
-    {LG_OP_XOR, B, B, IV(1, 1)},
-    {LG_OP_CMPLT, B, B, IV(0, 1)},
+    {LG_OP_MAX, B, B, IV(0, 1)}, {LG_OP_XOR, B, B, IV(1, 1)}, {LG_OP_CMPLT, B, B, IV(0, 1)},
     {LG_OP_AND, B, B, IV(1, 0)},
     /* float32: MAX propagates NaN and orders -0.0 below 0.0; MULACC is not fused */
-    {LG_OP_MAX, F32, F32, FV(NAN, 1)},
-    {LG_OP_MAX, F32, F32, FV(1, NAN)},
-    {LG_OP_MAX, F32, F32, FV(-0.0, 0.0)},
-    {LG_OP_MAX, F32, F32, FV(0.0, -0.0)},
-    {LG_OP_MAX, F32, F32, FV(-INFINITY, -3)},
-    {LG_OP_FDIV, F32, F32, FV(1, 0)},
-    {LG_OP_FDIV, F32, F32, FV(1, 3)},
-    {LG_OP_SQRT, F32, F32, FV(2)},
-    {LG_OP_RECIPROCAL, F32, F32, FV(3)},
-    {LG_OP_TRUNC, F32, F32, FV(-2.5)},
-    {LG_OP_NEG, F32, F32, FV(0.0)},
-    {LG_OP_POW, F32, F32, FV(2, 0.5)},
-    {LG_OP_EXP2, F32, F32, FV(0.3)},
-    {LG_OP_LOG2, F32, F32, FV(3)},
-    {LG_OP_SIN, F32, F32, FV(1)},
-    {LG_OP_MULACC, F32, F32, FV(1 + 0x1p-23, 1 + 0x1p-23, -1)},
-    {LG_OP_CMPNE, B, F32, FV(NAN, NAN)},
-    {LG_OP_CMPLT, B, F32, FV(NAN, 1)},
-    {LG_OP_CMPEQ, B, F32, FV(-0.0, 0.0)},
-    {LG_OP_WHERE, F32, F32, FV(2.5, -1)},
+    {LG_OP_MAX, F32, F32, FV(NAN, 1)}, {LG_OP_MAX, F32, F32, FV(1, NAN)}, {LG_OP_MAX, F32, F32, FV(-0.0, 0.0)},
+    {LG_OP_MAX, F32, F32, FV(0.0, -0.0)}, {LG_OP_MAX, F32, F32, FV(-INFINITY, -3)}, {LG_OP_FDIV, F32, F32, FV(1, 0)},
+    {LG_OP_FDIV, F32, F32, FV(1, 3)}, {LG_OP_SQRT, F32, F32, FV(2)}, {LG_OP_RECIPROCAL, F32, F32, FV(3)},
+    {LG_OP_TRUNC, F32, F32, FV(-2.5)}, {LG_OP_NEG, F32, F32, FV(0.0)}, {LG_OP_POW, F32, F32, FV(2, 0.5)},
+    {LG_OP_EXP2, F32, F32, FV(0.3)}, {LG_OP_LOG2, F32, F32, FV(3)}, {LG_OP_SIN, F32, F32, FV(1)},
+    {LG_OP_MULACC, F32, F32, FV(1 + 0x1p-23, 1 + 0x1p-23, -1)}, {LG_OP_CMPNE, B, F32, FV(NAN, NAN)},
+    {LG_OP_CMPLT, B, F32, FV(NAN, 1)}, {LG_OP_CMPEQ, B, F32, FV(-0.0, 0.0)}, {LG_OP_WHERE, F32, F32, FV(2.5, -1)},
     /* float16 and bfloat16: each operation rounds to the dtype */
-    {LG_OP_ADD, F16, F16, FV(1, 0x1p-11)},
-    {LG_OP_ADD, F16, F16, FV(1, 0x1.8p-11)},
-    {LG_OP_MUL, F16, F16, FV(1 + 0x1p-10, 1 + 0x1p-10)},
-    {LG_OP_MULACC, F16, F16, FV(1 + 0x1p-10, 1 + 0x1p-10, -1)},
-    {LG_OP_FDIV, F16, F16, FV(1, 3)},
-    {LG_OP_SQRT, F16, F16, FV(2)},
-    {LG_OP_MAX, F16, F16, FV(NAN, 1)},
-    {LG_OP_NEG, F16, F16, FV(0)},
-    {LG_OP_MUL, F16, F16, FV(300, 300)},
-    {LG_OP_RECIPROCAL, F16, F16, FV(3)},
-    {LG_OP_ADD, BF16, BF16, FV(1, 0x1p-8)},
-    {LG_OP_ADD, BF16, BF16, FV(1, 0x1.8p-8)},
-    {LG_OP_MUL, BF16, BF16, FV(1 + 0x1p-7, 1 + 0x1p-7)},
-    {LG_OP_MULACC, BF16, BF16, FV(1 + 0x1p-7, 1 + 0x1p-7, -1)},
-    {LG_OP_FDIV, BF16, BF16, FV(1, 3)},
-    {LG_OP_SQRT, BF16, BF16, FV(2)},
-    {LG_OP_MAX, BF16, BF16, FV(-0.0, 0.0)},
-    {LG_OP_SUB, BF16, BF16, FV(NAN, 1)},
-    {LG_OP_CMPLT, B, BF16, FV(1, 1 + 0x1p-7)},
+    {LG_OP_ADD, F16, F16, FV(1, 0x1p-11)}, {LG_OP_ADD, F16, F16, FV(1, 0x1.8p-11)},
+    {LG_OP_MUL, F16, F16, FV(1 + 0x1p-10, 1 + 0x1p-10)}, {LG_OP_MULACC, F16, F16, FV(1 + 0x1p-10, 1 + 0x1p-10, -1)},
+    {LG_OP_FDIV, F16, F16, FV(1, 3)}, {LG_OP_SQRT, F16, F16, FV(2)}, {LG_OP_MAX, F16, F16, FV(NAN, 1)},
+    {LG_OP_NEG, F16, F16, FV(0)}, {LG_OP_MUL, F16, F16, FV(300, 300)}, {LG_OP_RECIPROCAL, F16, F16, FV(3)},
+    {LG_OP_ADD, BF16, BF16, FV(1, 0x1p-8)}, {LG_OP_ADD, BF16, BF16, FV(1, 0x1.8p-8)},
+    {LG_OP_MUL, BF16, BF16, FV(1 + 0x1p-7, 1 + 0x1p-7)}, {LG_OP_MULACC, BF16, BF16, FV(1 + 0x1p-7, 1 + 0x1p-7, -1)},
+    {LG_OP_FDIV, BF16, BF16, FV(1, 3)}, {LG_OP_SQRT, BF16, BF16, FV(2)}, {LG_OP_MAX, BF16, BF16, FV(-0.0, 0.0)},
+    {LG_OP_SUB, BF16, BF16, FV(NAN, 1)}, {LG_OP_CMPLT, B, BF16, FV(1, 1 + 0x1p-7)},
     /* float64 */
-    {LG_OP_FDIV, F64, F64, FV(1, 3)},
-    {LG_OP_MAX, F64, F64, FV(-0.0, 0.0)},
-    {LG_OP_SIN, F64, F64, FV(1)},
+    {LG_OP_FDIV, F64, F64, FV(1, 3)}, {LG_OP_MAX, F64, F64, FV(-0.0, 0.0)}, {LG_OP_SIN, F64, F64, FV(1)},
     {LG_OP_MULACC, F64, F64, FV(0.1, 0.1, -0.01)},
     /* CAST: float -> int saturates and NaN gives 0; to bfloat16 and float16 rounds once */
-    {LG_OP_CAST, I32, F32, FV(3.7)},
-    {LG_OP_CAST, I32, F32, FV(-3.7)},
-    {LG_OP_CAST, I32, F32, FV(3e9)},
-    {LG_OP_CAST, I32, F32, FV(-3e9)},
-    {LG_OP_CAST, I32, F32, FV(NAN)},
-    {LG_OP_CAST, I8, F32, FV(300)},
-    {LG_OP_CAST, U8, F32, FV(-5)},
-    {LG_OP_CAST, U8, F32, FV(-0.5)},
-    {LG_OP_CAST, I64, F64, FV(1e19)},
-    {LG_OP_CAST, U64, F64, FV(1e19)},
-    {LG_OP_CAST, U64, F64, FV(-1)},
-    {LG_OP_CAST, I16, F16, FV(-65504)},
-    {LG_OP_CAST, I32, BF16, FV(-1e10)},
-    {LG_OP_CAST, B, F32, FV(NAN)},
-    {LG_OP_CAST, B, F32, FV(-0.0)},
-    {LG_OP_CAST, B, I32, IV(-5)},
-    {LG_OP_CAST, F16, I32, IV(2049)},
-    {LG_OP_CAST, F16, F32, FV(65520)},
-    {LG_OP_CAST, F16, F64, FV(1 + 0x1p-11 + 0x1p-40)},
-    {LG_OP_CAST, BF16, F32, FV(1 + 0x1p-8 + 0x1p-20)},
-    {LG_OP_CAST, BF16, F64, FV(1 + 0x1p-8 + 0x1p-40)},
-    {LG_OP_CAST, BF16, I32, IV(16777216 + 65536 + 1)},
-    {LG_OP_CAST, BF16, I64, IV((INT64_C(1) << 60) + (INT64_C(1) << 52) + 1)},
-    {LG_OP_CAST, BF16, U64, IV(-1)},
-    {LG_OP_CAST, BF16, F16, FV(1 + 0x1p-10)},
-    {LG_OP_CAST, BF16, I8, IV(-100)},
-    {LG_OP_CAST, F32, I32, IV(16777217)},
-    {LG_OP_CAST, F32, U64, IV(-1)},
-    {LG_OP_CAST, F32, I64, IV(INT64_MIN + 1)},
-    {LG_OP_CAST, F32, BF16, FV(1.5)},
-    {LG_OP_CAST, F32, F16, FV(0.1)},
-    {LG_OP_CAST, F64, F32, FV(0.1)},
-    {LG_OP_CAST, I8, I32, IV(300)},
-    {LG_OP_CAST, U32, I8, IV(-1)},
-    {LG_OP_CAST, I32, B, IV(1)},
-    {LG_OP_CAST, F32, B, IV(1)},
+    {LG_OP_CAST, I32, F32, FV(3.7)}, {LG_OP_CAST, I32, F32, FV(-3.7)}, {LG_OP_CAST, I32, F32, FV(3e9)},
+    {LG_OP_CAST, I32, F32, FV(-3e9)}, {LG_OP_CAST, I32, F32, FV(NAN)}, {LG_OP_CAST, I8, F32, FV(300)},
+    {LG_OP_CAST, U8, F32, FV(-5)}, {LG_OP_CAST, U8, F32, FV(-0.5)}, {LG_OP_CAST, I64, F64, FV(1e19)},
+    {LG_OP_CAST, U64, F64, FV(1e19)}, {LG_OP_CAST, U64, F64, FV(-1)}, {LG_OP_CAST, I16, F16, FV(-65504)},
+    {LG_OP_CAST, I32, BF16, FV(-1e10)}, {LG_OP_CAST, B, F32, FV(NAN)}, {LG_OP_CAST, B, F32, FV(-0.0)},
+    {LG_OP_CAST, B, I32, IV(-5)}, {LG_OP_CAST, F16, I32, IV(2049)}, {LG_OP_CAST, F16, F32, FV(65520)},
+    {LG_OP_CAST, F16, F64, FV(1 + 0x1p-11 + 0x1p-40)}, {LG_OP_CAST, BF16, F32, FV(1 + 0x1p-8 + 0x1p-20)},
+    {LG_OP_CAST, BF16, F64, FV(1 + 0x1p-8 + 0x1p-40)}, {LG_OP_CAST, BF16, I32, IV(16777216 + 65536 + 1)},
+    {LG_OP_CAST, BF16, I64, IV((INT64_C(1) << 60) + (INT64_C(1) << 52) + 1)}, {LG_OP_CAST, BF16, U64, IV(-1)},
+    {LG_OP_CAST, BF16, F16, FV(1 + 0x1p-10)}, {LG_OP_CAST, BF16, I8, IV(-100)}, {LG_OP_CAST, F32, I32, IV(16777217)},
+    {LG_OP_CAST, F32, U64, IV(-1)}, {LG_OP_CAST, F32, I64, IV(INT64_MIN + 1)}, {LG_OP_CAST, F32, BF16, FV(1.5)},
+    {LG_OP_CAST, F32, F16, FV(0.1)}, {LG_OP_CAST, F64, F32, FV(0.1)}, {LG_OP_CAST, I8, I32, IV(300)},
+    {LG_OP_CAST, U32, I8, IV(-1)}, {LG_OP_CAST, I32, B, IV(1)}, {LG_OP_CAST, F32, B, IV(1)},
     {LG_OP_CAST, F64, I64, IV(INT64_MAX)},
+    /* constants: the text of each dtype's literals */
+    {LG_OP_CONST, F32, F32, FV(0.1)}, {LG_OP_CONST, F32, F32, FV(-0.0)}, {LG_OP_CONST, F32, F32, FV(INFINITY)},
+    {LG_OP_CONST, F32, F32, FV(-INFINITY)}, {LG_OP_CONST, F32, F32, FV(NAN)}, {LG_OP_CONST, F32, F32, FV(1e20)},
+    {LG_OP_CONST, F32, F32, FV(3.4028234663852886e38)}, {LG_OP_CONST, F32, F32, FV(0x1p-149)},
+    {LG_OP_CONST, F32, F32, FV(10)}, {LG_OP_CONST, F32, F32, FV(123456.7)}, {LG_OP_CONST, F64, F64, FV(0.1)},
+    {LG_OP_CONST, F64, F64, FV(1e300)}, {LG_OP_CONST, F64, F64, FV(0x1p-1074)}, {LG_OP_CONST, F64, F64, FV(-0.0)},
+    {LG_OP_CONST, F64, F64, FV(999999.5)}, {LG_OP_CONST, F16, F16, FV(65504)}, {LG_OP_CONST, F16, F16, FV(0x1p-24)},
+    {LG_OP_CONST, F16, F16, FV(-0.0)}, {LG_OP_CONST, F16, F16, FV(0.1)}, {LG_OP_CONST, F16, F16, FV(-INFINITY)},
+    {LG_OP_CONST, BF16, BF16, FV(0.1)}, {LG_OP_CONST, BF16, BF16, FV(3.3895313892515355e38)},
+    {LG_OP_CONST, BF16, BF16, FV(0x1p-133)}, {LG_OP_CONST, BF16, BF16, FV(NAN)}, {LG_OP_CONST, I8, I8, IV(-128)},
+    {LG_OP_CONST, I16, I16, IV(-32768)}, {LG_OP_CONST, I32, I32, IV(INT32_MIN)}, {LG_OP_CONST, I64, I64, IV(INT64_MIN)},
+    {LG_OP_CONST, I64, I64, IV(INT64_MAX)}, {LG_OP_CONST, U8, U8, IV(255)}, {LG_OP_CONST, U16, U16, IV(65535)},
+    {LG_OP_CONST, U32, U32, IV(-1)}, {LG_OP_CONST, U64, U64, IV(-1)}, {LG_OP_CONST, B, B, IV(1)},
     /* BITCAST */
-    {LG_OP_BITCAST, I32, F32, FV(1.0)},
-    {LG_OP_BITCAST, F32, I32, IV(0x40490fdb)},
-    {LG_OP_BITCAST, I16, F16, FV(1.0)},
-    {LG_OP_BITCAST, I16, BF16, FV(-2.0)},
-    {LG_OP_BITCAST, BF16, I16, IV(0x4040)},
-    {LG_OP_BITCAST, F16, U16, IV(0x7c00)},
-    {LG_OP_BITCAST, U8, I8, IV(-1)},
-    {LG_OP_BITCAST, U64, F64, FV(-0.0)},
-    {LG_OP_BITCAST, BF16, F16, FV(1.0)},
+    {LG_OP_BITCAST, I32, F32, FV(1.0)}, {LG_OP_BITCAST, F32, I32, IV(0x40490fdb)}, {LG_OP_BITCAST, I16, F16, FV(1.0)},
+    {LG_OP_BITCAST, I16, BF16, FV(-2.0)}, {LG_OP_BITCAST, BF16, I16, IV(0x4040)}, {LG_OP_BITCAST, F16, U16, IV(0x7c00)},
+    {LG_OP_BITCAST, U8, I8, IV(-1)}, {LG_OP_BITCAST, U64, F64, FV(-0.0)}, {LG_OP_BITCAST, BF16, F16, FV(1.0)},
     {LG_OP_BITCAST, F16, BF16, FV(1.0)},
 };
 enum { NSEM = sizeof sems / sizeof sems[0] };
 
 static int loads_of(int32_t op) {
+  if (op == LG_OP_CONST) return 0;
   if (op == LG_OP_MULACC) return 3;
   return op == LG_OP_CAST || op == LG_OP_BITCAST || (lg_op_flags(op) & LG_OPF_UNARY) ? 1 : 2;
 }
 
 static lg_uop *sem_expr(kg *g, const sem *s, lg_uop **x) {
   switch (s->op) {
+  case LG_OP_CONST: return lg_dtype_kind(s->to) == 'f' ? cf(g, s->to, s->f[0]) : ci(g, s->to, s->i[0]);
   case LG_OP_CAST:
   case LG_OP_BITCAST: return un(g, s->op, s->to, x[0]);
   case LG_OP_WHERE: return node(g, LG_OP_WHERE, s->to, NULL, 3, bin(g, LG_OP_CMPLT, x[0], x[1]), x[0], x[1]);
@@ -798,6 +715,10 @@ static lg_uop *sem_expr(kg *g, const sem *s, lg_uop **x) {
 /* the folded value of a case; where core/alu.c does not fold, the renderer's documented choice */
 static void sem_expect(kg *g, const sem *s, int64_t *ri, double *rf) {
   lg_uop *c[3], *u = NULL, *cond = NULL;
+  if (s->op == LG_OP_CONST) {
+    *ri = lg_uop_arg(sem_expr(g, s, c))->i, *rf = lg_uop_arg(sem_expr(g, s, c))->f;
+    return;
+  }
   for (int k = 0; k < loads_of(s->op); k++)
     c[k] = lg_dtype_kind(s->from) == 'f' ? cf(g, s->from, s->f[k]) : ci(g, s->from, s->i[k]);
   if (s->op == LG_OP_WHERE) lg_uop_fold(g->ctx, bin(g, LG_OP_CMPLT, c[0], c[1]), &cond);
