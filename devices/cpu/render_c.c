@@ -30,6 +30,7 @@
 
 #include "linearize.h"
 #include "ptrmap.h"
+#include "strbuf.h"
 
 enum { INLINE_MAX = 100 };
 
@@ -51,12 +52,6 @@ enum {
 
 /* helpers a kernel may need, emitted once each */
 enum { H_BF16, H_BF16_DOUBLE, H_ODD, H_MAX, H_IDIV, H_MOD, H_SHL, H_SHR, H_FTOI, H_BITCAST };
-
-typedef struct sbuf {
-  char *p;
-  size_t len, cap;
-  bool oom;
-} sbuf;
 
 typedef struct expr {
   char *s;      /* C text; NULL when out of memory */
@@ -85,34 +80,12 @@ typedef struct rnd {
   int64_t nvars;
   uint32_t *helpers; /* keys of the helpers emitted */
   int32_t nhelpers, caphelpers;
-  sbuf pre, body;
+  lg_strbuf pre, body;
   int32_t nval, nalu, nacc;
   bool oom;
 } rnd;
 
 /* ---- text --------------------------------------------------------------------------------------- */
-
-static void put(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(sbuf *b, const char *fmt, ...) {
-  va_list ap, ap2;
-  va_start(ap, fmt);
-  va_copy(ap2, ap);
-  int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-  va_end(ap);
-  if (n >= 0 && !b->oom && b->len + (size_t)n >= b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (b->len + (size_t)n >= cap) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (p) {
-      b->p = p, b->cap = cap;
-      vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap2);
-    } else {
-      b->oom = true;
-    }
-  }
-  va_end(ap2);
-  if (n >= 0 && !b->oom) b->len += (size_t)n;
-}
 
 static lg_status fail(rnd *r, const lg_uop *u, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static lg_status fail(rnd *r, const lg_uop *u, const char *fmt, ...) {
@@ -128,19 +101,19 @@ static lg_status fail(rnd *r, const lg_uop *u, const char *fmt, ...) {
  * must bind at least as tightly as (int), else it is parenthesized; so is an operand starting
  * with '-' right after a '-'. */
 static expr build(rnd *r, int32_t prec, const char *tmpl, ...) {
-  sbuf b = {0};
+  lg_strbuf b = {0};
   va_list ap;
   va_start(ap, tmpl);
   for (const char *p = tmpl; *p;) {
     const char *q = strchr(p, '$');
     if (!q) q = p + strlen(p);
-    put(&b, "%.*s", (int)(q - p), p);
+    lg_strbuf_put(&b, "%.*s", (int)(q - p), p);
     if (!*q) break;
     const expr *e = va_arg(ap, const expr *);
     int minp = va_arg(ap, int);
     const char *s = e->s ? e->s : "";
     bool paren = e->prec < minp || (q > tmpl && q[-1] == '-' && s[0] == '-');
-    put(&b, paren ? "(%s)" : "%s", s);
+    lg_strbuf_put(&b, paren ? "(%s)" : "%s", s);
     p = q + 1;
   }
   va_end(ap);
@@ -164,7 +137,7 @@ static void line(rnd *r, int32_t depth, const char *fmt, ...) {
     r->oom = true;
     return;
   }
-  put(&r->body, "%*s%s\n", 2 * (depth + 1), "", s);
+  lg_strbuf_put(&r->body, "%*s%s\n", 2 * (depth + 1), "", s);
   free(s);
 }
 
@@ -266,9 +239,9 @@ static void helper_name(int32_t kind, lg_dtype a, lg_dtype b, char *out, size_t 
 static void need(rnd *r, int32_t kind, lg_dtype a, lg_dtype b);
 
 static void bf16_helpers(rnd *r, int32_t kind) {
-  sbuf *h = &r->pre;
+  lg_strbuf *h = &r->pre;
   if (kind == H_BF16) {
-    put(h, "/* bfloat16: values in float variables, rounded after each operation; memory holds the bits */\n"
+    lg_strbuf_put(h, "/* bfloat16: values in float variables, rounded after each operation; memory holds the bits */\n"
            "static inline float bf16_to_float(uint16_t b) {\n"
            "  uint32_t u = (uint32_t)b << 16;\n"
            "  float f;\n"
@@ -283,7 +256,7 @@ static void bf16_helpers(rnd *r, int32_t kind) {
            "static inline float bf16_round(float f) { return bf16_to_float(float_to_bf16(f)); }\n");
   } else if (kind == H_BF16_DOUBLE) {
     need(r, H_BF16, 0, 0);
-    put(h, "/* a double to bfloat16 in one rounding: to float rounding to odd keeps the second one exact */\n"
+    lg_strbuf_put(h, "/* a double to bfloat16 in one rounding: to float rounding to odd keeps the second one exact */\n"
            "static inline float bf16_round_double(double d) {\n"
            "  float f = (float)d;\n"
            "  uint32_t u;\n"
@@ -293,7 +266,7 @@ static void bf16_helpers(rnd *r, int32_t kind) {
            "}\n");
   } else {
     need(r, H_BF16_DOUBLE, 0, 0);
-    put(h, "/* a 64-bit integer to double rounding to odd, so that bf16_round_double rounds it once */\n"
+    lg_strbuf_put(h, "/* a 64-bit integer to double rounding to odd, so that bf16_round_double rounds it once */\n"
            "static inline double odd_double_u64(uint64_t m) {\n"
            "  int s = m >> 53 ? 11 - __builtin_clzll(m) : 0;\n"
            "  return (double)(m >> s | ((m & ((1ull << s) - 1)) != 0)) * (double)(1ull << s);\n"
@@ -305,32 +278,32 @@ static void bf16_helpers(rnd *r, int32_t kind) {
 }
 
 static void int_helper(rnd *r, int32_t kind, lg_dtype a, const char *name) {
-  sbuf *h = &r->pre;
+  lg_strbuf *h = &r->pre;
   const char *t = ctype(a), *u = utype(a);
   bool sgn = lg_dtype_kind(a) == 'i';
   int32_t n = bits(a);
   switch (kind) {
-  case H_MAX: put(h, "static inline %s %s(%s a, %s b) { return a > b ? a : b; }\n", t, name, t, t); break;
+  case H_MAX: lg_strbuf_put(h, "static inline %s %s(%s a, %s b) { return a > b ? a : b; }\n", t, name, t, t); break;
   case H_IDIV:
     if (sgn)
-      put(h,
+      lg_strbuf_put(h,
           "static inline %s %s(%s a, %s b) { return b == 0 ? 0 : b == -1 ? (%s)((%s)0 - (%s)a) : (%s)(a / b); }"
           " /* x / 0 is 0 */\n",
           t, name, t, t, t, u, u, t);
     else
-      put(h, "static inline %s %s(%s a, %s b) { return b == 0 ? 0 : (%s)(a / b); } /* x / 0 is 0 */\n", t, name, t, t,
+      lg_strbuf_put(h, "static inline %s %s(%s a, %s b) { return b == 0 ? 0 : (%s)(a / b); } /* x / 0 is 0 */\n", t, name, t, t,
           t);
     break;
   case H_MOD:
-    put(h, "static inline %s %s(%s a, %s b) { return b == 0%s ? 0 : (%s)(a %% b); } /* x %% 0 is 0 */\n", t, name, t, t,
+    lg_strbuf_put(h, "static inline %s %s(%s a, %s b) { return b == 0%s ? 0 : (%s)(a %% b); } /* x %% 0 is 0 */\n", t, name, t, t,
         sgn ? " || b == -1" : "", t);
     break;
   case H_SHL:
-    put(h, "static inline %s %s(%s a, int64_t b) { return b >= 0 && b < %d ? (%s)((%s)a << b) : 0; }\n", t, name, t, n,
+    lg_strbuf_put(h, "static inline %s %s(%s a, int64_t b) { return b >= 0 && b < %d ? (%s)((%s)a << b) : 0; }\n", t, name, t, n,
         t, u);
     break;
   case H_SHR:
-    put(h, "static inline %s %s(%s a, int64_t b) { return b >= 0 && b < %d ? (%s)(a >> b) : %s; }\n", t, name, t, n, t,
+    lg_strbuf_put(h, "static inline %s %s(%s a, int64_t b) { return b >= 0 && b < %d ? (%s)(a >> b) : %s; }\n", t, name, t, n, t,
         sgn ? "a < 0 ? -1 : 0" : "0");
     break;
   default: { /* H_FTOI */
@@ -339,7 +312,7 @@ static void int_helper(rnd *r, int32_t kind, lg_dtype a, const char *name) {
     if (!lg_dt_int_range(a, &mn, &mx)) mn = 0, mx = -1; /* uint64: the bits of UINT64_MAX */
     lit_int(a, mn, lo, sizeof lo);
     lit_int(a, mx, hi, sizeof hi);
-    put(h,
+    lg_strbuf_put(h,
         "static inline %s %s(double x) { return x != x ? 0 : x < %.1f ? %s : x >= %.1f ? %s : (%s)x; }"
         " /* saturating; NaN is 0 */\n",
         t, name, sgn ? -ldexp(1, n - 1) : 0.0, lo, ldexp(1, sgn ? n - 1 : n), hi, t);
@@ -368,13 +341,13 @@ static void need(rnd *r, int32_t kind, lg_dtype a, lg_dtype b) {
     bf16_helpers(r, kind);
   } else if (kind == H_MAX && lg_dt_is_float(a)) {
     const char *t = ctype(a);
-    put(&r->pre,
+    lg_strbuf_put(&r->pre,
         "static inline %s %s(%s a, %s b) { return a != a || b != b ? NAN : a > b || (a == b && !signbit(a)) ? a : b; }"
         " /* NaN wins; -0.0 < 0.0 */\n",
         t, name, t, t);
   } else if (kind == H_BITCAST) { /* to a from b */
     if (is_bf16(a) || is_bf16(b)) need(r, H_BF16, 0, 0);
-    put(&r->pre, "static inline %s %s(%s x) { %s s = %s; %s t; __builtin_memcpy(&t, &s, sizeof t); return %s; }\n",
+    lg_strbuf_put(&r->pre, "static inline %s %s(%s x) { %s s = %s; %s t; __builtin_memcpy(&t, &s, sizeof t); return %s; }\n",
         ctype(a), name, ctype(b), stype(b), is_bf16(b) ? "float_to_bf16(x)" : "x", stype(a),
         is_bf16(a) ? "bf16_to_float(t)" : "t");
   } else {
@@ -821,21 +794,21 @@ static lg_status prepass(rnd *r) {
 }
 
 static lg_status assemble(rnd *r, const char *name, char **src) {
-  sbuf out = {0};
-  put(&out, "#include <stdint.h>\n#include <math.h>\n\n");
-  if (r->pre.len) put(&out, "%s\n", r->pre.p);
-  put(&out, "void %s(void **bufs, const int64_t *ints, int32_t core_id, int32_t ncores) {\n", name);
+  lg_strbuf out = {0};
+  lg_strbuf_put(&out, "#include <stdint.h>\n#include <math.h>\n\n");
+  if (r->pre.len) lg_strbuf_put(&out, "%s\n", r->pre.p);
+  lg_strbuf_put(&out, "void %s(void **bufs, const int64_t *ints, int32_t core_id, int32_t ncores) {\n", name);
   for (int64_t i = 0; i < r->nglobals; i++) {
     const lg_uop *g = r->globals[i];
     const char *c = lg_ptrmap_get(&r->stored, g, NULL) ? "" : "const ", *t = stype(lg_dtype_base(g->dtype));
-    put(&out, "  %s%s *restrict data%lld = (%s%s *)bufs[%lld];\n", c, t, (long long)g->arg.i, c, t,
+    lg_strbuf_put(&out, "  %s%s *restrict data%lld = (%s%s *)bufs[%lld];\n", c, t, (long long)g->arg.i, c, t,
         (long long)g->arg.i);
   }
   for (int64_t i = 0; i < r->nvars; i++) {
     const char *t = ctype(r->vars[i]->dtype), *s = ex(r, r->vars[i])->s;
-    put(&out, "  const %s %s = (%s)ints[%lld];\n", t, s ? s : "", t, (long long)i);
+    lg_strbuf_put(&out, "  const %s %s = (%s)ints[%lld];\n", t, s ? s : "", t, (long long)i);
   }
-  put(&out, "%s}\n", r->body.p ? r->body.p : "");
+  lg_strbuf_put(&out, "%s}\n", r->body.p ? r->body.p : "");
   if (out.oom || r->oom || r->pre.oom || r->body.oom) {
     free(out.p);
     return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render C: out of memory");
