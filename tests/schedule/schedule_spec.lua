@@ -45,4 +45,29 @@ describe("schedule", function()
     local e = (a - a:max(2, true):expand(2, 2))
     assert.are.same({ { -1, 0 }, { -1, 0 } }, e:totable())
   end)
+
+  it("makes softmax at most 3 kernels", function()
+    local x = T({ { 1, 2, 3 }, { 4, 5, 6 } }, { dtype = lg.float32 })
+    assert.is_true(kernels(x:softmax(-1)) <= 3)
+  end)
+end)
+
+describe("memory", function()
+  it("holds steady while tensors and kernels are made and dropped", function()
+    local core = lg.core
+    local function step()
+      local a = T.rand(64, 64)
+      local b = ((a * 2 + 1):sum(1) + a:max(2)):realize()
+      return b:numel()
+    end
+    for _ = 1, 5 do step() end -- compile and warm up
+    collectgarbage()
+    collectgarbage()
+    local nodes, bufs = core.live_nodes(), core.device_stats("CPU").buffers
+    for _ = 1, 50 do step() end
+    collectgarbage()
+    collectgarbage()
+    assert.are.equal(nodes, core.live_nodes())
+    assert.are.equal(bufs, core.device_stats("CPU").buffers)
+  end)
 end)
