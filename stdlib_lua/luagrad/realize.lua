@@ -68,38 +68,87 @@ local function program(src, name)
   return p
 end
 
+-- A graph's structure as a string, with its BUFFER nodes replaced by their positions, and those
+-- nodes in order: graphs that differ only in their buffers have one key (and share a plan).
+local function structure(root)
+  local parts, id, bufs = {}, {}, {}
+  for i, u in ipairs(root:toposort()) do
+    id[u] = i
+    local a = u.arg
+    if u.op == "BUFFER" then
+      bufs[#bufs + 1] = u
+      a = "b" .. #bufs .. ":" .. a[1]
+    elseif type(a) == "table" then
+      a = table.concat(a, ",")
+    elseif math.type(a) == "float" then
+      a = ("%a"):format(a)
+    else
+      a = tostring(a)
+    end
+    local src = {}
+    for j, x in ipairs(u.src) do src[j] = id[x] end
+    parts[i] = u.op .. "|" .. tostring(u.dtype) .. "|" .. a .. "|" .. table.concat(src, ",")
+  end
+  return table.concat(parts, ";"), bufs
+end
+
+-- The kernels of the graph at root (a base, see schedule.base), compiled, with their inputs
+-- named by position: {buf = i} (the i-th BUFFER of the graph) or {step = j} (a kernel's output).
+local function make_plan(root, bufs)
+  local buf_pos, step_of, steps = {}, {}, {}
+  for i, b in ipairs(bufs) do buf_pos[b] = i end
+  for j, k in ipairs(schedule.schedule({ root })) do
+    local st = { dtype = k.output.dtype, n = numel(k.output.shape), shape = k.output.shape or {}, inputs = {} }
+    for i, inp in ipairs(k.inputs) do
+      local b = base_buffer(inp)
+      st.inputs[i] = step_of[inp] and { step = step_of[inp] } or { buf = assert(buf_pos[b], "kernel input without a buffer") }
+    end
+    if st.n > 0 then -- an empty result needs no kernel
+      st.name = kernel_name(k)
+      local src = core.render_c(k.sink, st.name)
+      if debug_level >= 4 then print(src) end
+      st.prog = program(src, st.name)
+      if debug_level >= 2 then st.flops = flops(k.sink) end
+    end
+    steps[j] = st
+    step_of[k.output] = j
+  end
+  return { steps = steps, result = step_of[root] }
+end
+
+local plans = {} -- structure -> plan: scheduling and rendering are done once per graph shape
+
 -- Run the kernels that compute `root`; returns a node that views the result in a buffer.
 function M.run(root)
   if base_buffer(root) or root.op == "CONST" then return root end
   local inner = schedule.base(root)
-  local done = { [inner] = inner.op == "BUFFER" and inner or nil }
-  local kernels = schedule.schedule({ inner })
-  for _, k in ipairs(kernels) do
-    local n = numel(k.output.shape)
-    local out = core.buffer("CPU", k.output.dtype, n)
-    local bufs = { out }
-    for i, inp in ipairs(k.inputs) do
-      bufs[i + 1] = core.node_buffer(done[inp] or assert(base_buffer(inp), "kernel input without a buffer"))
-    end
-    if n > 0 then -- an empty result needs no kernel
-      local name = kernel_name(k)
-      local src = core.render_c(k.sink, name)
-      if debug_level >= 4 then print(src) end
-      local prog = program(src, name)
+  if inner.op == "BUFFER" then return core.uop("RESHAPE", root.dtype, { inner }, root.shape or {}) end
+  local key, bufs = structure(inner)
+  local plan = plans[key]
+  if not plan then
+    plan = make_plan(inner, bufs)
+    plans[key] = plan
+  end
+  local outs = {}
+  for j, st in ipairs(plan.steps) do
+    local out = core.buffer("CPU", st.dtype, st.n)
+    local args = { out }
+    for i, inp in ipairs(st.inputs) do args[i + 1] = inp.step and outs[inp.step] or core.node_buffer(bufs[inp.buf]) end
+    if st.prog then
       local t0 = debug_level >= 2 and core.clock()
-      prog:launch(bufs)
+      st.prog:launch(args)
       M.kernels_run = M.kernels_run + 1
       if t0 then
         local t, bytes = core.clock() - t0, 0
-        for _, b in ipairs(bufs) do bytes = bytes + b.nbytes end
-        print(("*** %-24s %-14s %9.1f us %8.3f GFLOP/s %8.3f GB/s"):format(name,
-          "(" .. table.concat(k.output.shape or {}, ",") .. ")", t * 1e6, flops(k.sink) / t / 1e9, bytes / t / 1e9))
+        for _, b in ipairs(args) do bytes = bytes + b.nbytes end
+        print(("*** %-24s %-14s %9.1f us %8.3f GFLOP/s %8.3f GB/s"):format(st.name,
+          "(" .. table.concat(st.shape, ",") .. ")", t * 1e6, st.flops / t / 1e9, bytes / t / 1e9))
       end
     end
-    done[k.output] = M.buffer_node(out)
+    outs[j] = out
   end
-  if debug_level >= 1 then print(("scheduled and ran %d kernels"):format(#kernels)) end
-  return core.uop("RESHAPE", root.dtype, { done[inner] }, root.shape or {})
+  if debug_level >= 1 then print(("ran %d kernels"):format(#plan.steps)) end
+  return core.uop("RESHAPE", root.dtype, { M.buffer_node(outs[plan.result]) }, root.shape or {})
 end
 
 -- the values of a realized node, flat, in row-major order
