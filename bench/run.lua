@@ -110,18 +110,48 @@ do -- b) realizing an already compiled tiny kernel, in a loop
   row("(x+1):realize() on 16 floats, compiled", t / iters * 1e6, "us/iteration", "target: 10 us")
 end
 
-do -- c) scheduling and code generation (no C compiler) of a 50-layer MLP forward
-  local x = T.rand(16, 64):realize()
-  local h = x
-  for _ = 1, 50 do
-    local w = T.rand(64, 64):realize()
-    local bias = T.rand(64):realize()
-    h = (h:matmul(w) + bias):relu()
-  end
+-- a tensor over a fresh, uninitialized buffer (its pages are never touched here)
+local function weights(...)
+  local shape, n = { ... }, 1
+  for _, d in ipairs(shape) do n = n * d end
+  return T.wrap(core.buffer_node(core.buffer("CPU", lg.float32, n))):reshape(shape)
+end
+
+-- c) scheduling and code generation (no C compiler) of model forward graphs
+local function schedule_time(name, out)
   local t0 = clock()
-  local ks = schedule.schedule({ h.uop })
+  local ks = schedule.schedule({ out.uop })
   for i, k in ipairs(ks) do core.render_c(k.sink, "k" .. i) end
-  row(("MLP 50 layers: schedule + render, %d kernels"):format(#ks), (clock() - t0) * 1e3, "ms")
+  row(("%s: schedule+render, %d kernels"):format(name, #ks), (clock() - t0) * 1e3, "ms")
+end
+
+do -- GPT-2 small: 12 layers, d 768, 12 heads, MLP 3072, vocabulary 50257, 128 tokens
+  local L, D, H, S, V = 12, 768, 12, 128, 50257
+  local function layernorm(x)
+    local mu = x:mean(-1, true)
+    local xc = x - mu
+    return xc * ((xc * xc):mean(-1, true) + 1e-5):rsqrt() * weights(D) + weights(D)
+  end
+  local x = weights(S, D)
+  local mask = T.arange(S):reshape(S, 1):ge(T.arange(S):reshape(1, S)) -- causal
+  for _ = 1, L do
+    local h = layernorm(x)
+    local q = (h:matmul(weights(D, D)) + weights(D)):reshape(S, H, D // H):permute(2, 1, 3)
+    local k = (h:matmul(weights(D, D)) + weights(D)):reshape(S, H, D // H):permute(2, 3, 1)
+    local v = (h:matmul(weights(D, D)) + weights(D)):reshape(S, H, D // H):permute(2, 1, 3)
+    local att = mask:where(q:matmul(k) * (1 / math.sqrt(D // H)), -math.huge):softmax(-1)
+    local o = att:matmul(v):permute(2, 1, 3):reshape(S, D)
+    x = x + o:matmul(weights(D, D)) + weights(D)
+    local m = layernorm(x):matmul(weights(D, 4 * D)) + weights(4 * D)
+    x = x + m:gelu():matmul(weights(4 * D, D)) + weights(D)
+  end
+  schedule_time("GPT-2 small, 128 tokens", layernorm(x):matmul(weights(D, V)))
+end
+
+do -- a 50-layer MLP forward (16 x 64, matmul + bias + relu)
+  local h = weights(16, 64)
+  for _ = 1, 50 do h = (h:matmul(weights(64, 64)) + weights(64)):relu() end
+  schedule_time("MLP, 50 layers", h)
 end
 
 print(("%-52s %9s  %-13s %-26s %s"):format("benchmark", "value", "unit", "reference", "ratio"))
