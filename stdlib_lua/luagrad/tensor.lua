@@ -205,9 +205,16 @@ function Tensor:item()
 end
 
 -- tostring(t): values as PyTorch prints them, with the dtype and shape when not the default
+-- tostring(t): values as PyTorch prints them: the dtype when not a default one, the size of an
+-- empty tensor, and past 1000 elements only the first and last 3 of each axis
 function Tensor:__tostring()
   local shape, isfloat = self.shape, self.dtype.kind == "float"
   local vals = realize.values(self:realize().uop)
+  local strides, acc = {}, 1
+  for d = #shape, 1, -1 do
+    strides[d], acc = acc, acc * shape[d]
+  end
+  local summarize = #vals > 1000
   local fmt = "%d"
   if isfloat then
     fmt = "%.0f."
@@ -221,21 +228,24 @@ function Tensor:__tostring()
     if math.abs(v) == math.huge then return v > 0 and "inf" or "-inf" end
     return fmt:format(v)
   end
-  local pos = 0
-  local function build(depth, indent)
-    if depth > #shape then
-      pos = pos + 1
-      return num(vals[pos])
+  local function build(depth, offset, indent)
+    if depth > #shape then return num(vals[offset + 1]) end
+    local parts, n = {}, shape[depth]
+    for i = 1, n do
+      if summarize and n > 6 and i == 4 then
+        parts[#parts + 1] = "..."
+      elseif not (summarize and n > 6 and i > 3 and i <= n - 3) then
+        parts[#parts + 1] = build(depth + 1, offset + (i - 1) * strides[depth], indent .. " ")
+      end
     end
-    local parts = {}
-    for i = 1, shape[depth] do parts[i] = build(depth + 1, indent .. " ") end
     local sep = depth == #shape and ", " or (",\n" .. ("\n"):rep(#shape - depth - 1) .. indent .. " ")
     return "[" .. table.concat(parts, sep) .. "]"
   end
-  local body = build(1, "       ")
+  local body = #vals == 0 and "[]" or build(1, 0, "       ")
   local extra = ""
+  if #vals == 0 and #shape > 1 then extra = ", size=(" .. table.concat(shape, ", ") .. ")" end
   if self.dtype ~= Tensor.default_float and self.dtype ~= Tensor.default_int and self.dtype.kind ~= "bool" then
-    extra = ", dtype=" .. tostring(self.dtype)
+    extra = extra .. ", dtype=" .. tostring(self.dtype)
   end
   return "tensor(" .. body .. extra .. ")"
 end
