@@ -62,6 +62,10 @@ local function lt_add(m, _, node)
   local s, k = m.c1.arg, m.c2.arg
   if exact(node.src[1]) and fits(k - s, m.x.dtype) then return m.x:lt(k - s) end
 end
+local function gt_add(m, _, node) -- k < x + s <=> k - s < x
+  local s, k = m.c1.arg, m.c2.arg
+  if exact(node.src[2]) and fits(k - s, m.x.dtype) then return core.const(m.x.dtype, k - s):lt(m.x) end
+end
 local function lt_mul(m, _, node)
   local a, k = m.c1.arg, m.c2.arg
   if a > 0 and exact(node.src[1]) then return m.x:lt(-((-k) // a)) end -- x*a < k <=> x < ceil(k/a)
@@ -157,6 +161,7 @@ local rules = {
   { xi:ne(xi), false },
   { xi:eq(xi), true },
   { (xi + c1):lt(c2), lt_add, name = "lt of sum" },
+  { c2:lt(xi + c1), gt_add, name = "lt of sum" },
   { (xi * c1):lt(c2), lt_mul, name = "lt of product" },
   { (xi // c1):lt(c2), lt_div, name = "lt of quotient" },
   -- WHERE
@@ -166,6 +171,9 @@ local rules = {
   { cond:where(P.const(true, "bool"), P.const(false, "bool")), cond }, -- bool only: 1 and 0 would match too
   { cond:where(cond:where(x, y), z), cond:where(x, z) },
   { cond:where(x, cond:where(y, z)), cond:where(x, z) },
+  -- a load gated by cond already gives 0 where cond is false
+  { cond:where(P.op("LOAD", { src = { P.op("INDEX", { src = { P.var(), P.var(), cond } }) }, name = "ld" }), 0),
+    P.var("ld") },
   -- CAST
   { P.op("CAST", { src = { x } }), cast_same, name = "cast to own dtype" },
   { P.op("CAST", { src = { P.op("CAST", { src = { x } }) } }), cast_cast, name = "lossless cast pair" },

@@ -91,6 +91,7 @@ describe("symbolic", function()
     assert.are.equal(i, simplify(i:max(0)))
     assert.are.equal(j, simplify(i:lt(10):where(j, k)))
     assert.are.equal(i:lt(3), simplify((i + 2):lt(5)))
+    assert.are.equal(i:gt(0), simplify((i + 1):gt(1)))
     assert.are.equal(i:lt(3), simplify((i * 4):lt(9)))
   end)
 
