@@ -1,7 +1,8 @@
 -- luagrad.realize: running a tensor graph. Schedules it into kernels, renders each to C,
 -- compiles it (programs are cached by their source), runs it on buffers, and gives back the
 -- graph's value as a view of a BUFFER node. DEBUG=1 counts kernels, DEBUG=2 prints a line per
--- kernel, DEBUG=4 also its source.
+-- kernel run, DEBUG=3 each new kernel's graph, DEBUG=4 its C source, DEBUG=5 the tensor graph
+-- that was scheduled.
 local core = require "luagrad.core"
 local schedule = require "luagrad.schedule"
 
@@ -97,6 +98,7 @@ end
 local function make_plan(root, bufs)
   local buf_pos, step_of, steps = {}, {}, {}
   for i, b in ipairs(bufs) do buf_pos[b] = i end
+  if debug_level >= 5 then print("scheduling:\n" .. tostring(root)) end
   for j, k in ipairs(schedule.schedule({ root })) do
     local st = { dtype = k.output.dtype, n = numel(k.output.shape), shape = k.output.shape or {}, inputs = {} }
     for i, inp in ipairs(k.inputs) do
@@ -106,6 +108,7 @@ local function make_plan(root, bufs)
     if st.n > 0 then -- an empty result needs no kernel
       st.name = kernel_name(k)
       local src = core.render_c(k.sink, st.name)
+      if debug_level >= 3 then print(("kernel %s:\n%s"):format(st.name, tostring(k.sink))) end
       if debug_level >= 4 then print(src) end
       st.prog = program(src, st.name)
       if debug_level >= 2 then st.flops = flops(k.sink) end
