@@ -1,5 +1,5 @@
 -- Drives build/bin/luagrad for the repl specs: through a pipe (run) and through a
--- pseudo-terminal made by `script` from util-linux (on_terminal).
+-- pseudo-terminal made by `script` (on_terminal; Debian's essential bsdutils package has it).
 local M = {}
 
 local build = os.getenv("LG_BUILD") or "build"
@@ -41,8 +41,6 @@ function M.run(args, input, env)
   os.remove(errf)
   return out, err, code
 end
-
-M.has_script = os.execute("command -v script >/dev/null 2>&1")
 
 -- Feed `steps` ({text, pause in seconds (0.3)}) to luagrad on a pseudo-terminal with HOME set
 -- to `home`; returns what the terminal showed, without carriage returns and bracketed-paste

@@ -135,8 +135,7 @@ describe("completion", function()
     end
   end)
 
-  local it_tty = D.has_script and it or pending
-  it_tty("runs on Tab at the terminal", function()
+  it("runs on Tab at the terminal", function()
     local home = D.tmpdir()
     local out = D.on_terminal({ { 'lg = require "luagrad"\n', 0.6 }, { "t = lg.Tensor({{1, 2}, {3, 4}})\n" },
       { "x = lg.Te\t" }, { "\n" }, { "x == lg.Tensor\n" }, { "t:su\t\t" }, { "m(1)\n", 0.6 }, { "?t.numel\n" },

@@ -123,9 +123,8 @@ describe("repl on a terminal", function()
   after_each(function() D.rmdir(home) end)
 
   local function on_terminal(steps) return D.on_terminal(steps, home) end
-  local it_tty = D.has_script and it or pending
 
-  it_tty("uses readline, prompts and keeps the history", function()
+  it("uses readline, prompts and keeps the history", function()
     local out = on_terminal({ { "1 + 1\n" }, { "for i = 1, 2 do\n" }, { "print(i * 10) end\n" }, { "\4" } })
     assert.matches("luagrad (Lua 5.4", out, 1, true)
     assert.matches("> 1 + 1\n2\n", out, 1, true)
@@ -134,7 +133,7 @@ describe("repl on a terminal", function()
     assert.are.equal("1 + 1\nfor i = 1, 2 do\nprint(i * 10) end\n", history)
   end)
 
-  it_tty("interrupts a running chunk and drops a line on Ctrl-C", function()
+  it("interrupts a running chunk and drops a line on Ctrl-C", function()
     local out = on_terminal({ { "while true do end\n", 0.5 }, { "\3", 0.5 }, { "2 + 2\n" },
       { "half a line" }, { "\3" }, { "3 + 3\n" }, { "\4" } })
     assert.matches("interrupted!", out, 1, true)
