@@ -31,8 +31,8 @@ end
 
 -- ---- cat, stack, tile ----------------------------------------------------------------------
 
--- Tensor.cat({a, b, ...}, axis = 1), or a:cat(b, c, ..., axis)
-function Tensor.cat(list, axis, ...)
+-- the list and axis of cat/stack, called as f({a, b, ...}, axis) or as a:f(b, c, ..., axis)
+local function list_args(what, list, axis, ...)
   if is_tensor(list) then
     local args = { list, axis, ... }
     list, axis = {}, nil
@@ -40,7 +40,13 @@ function Tensor.cat(list, axis, ...)
       if is_tensor(v) then list[#list + 1] = v else axis = v; break end
     end
   end
-  if type(list) ~= "table" or #list == 0 then raise("cat: expected a non-empty list of tensors") end
+  if type(list) ~= "table" or #list == 0 then raise("%s: expected a non-empty list of tensors", what) end
+  return list, axis
+end
+
+-- Tensor.cat({a, b, ...}, axis = 1), or a:cat(b, c, ..., axis)
+function Tensor.cat(...)
+  local list, axis = list_args("cat", ...)
   for i, t in ipairs(list) do
     if not is_tensor(t) then raise("cat: item %d is a %s, expected a Tensor", i, type(t)) end
   end
@@ -82,15 +88,8 @@ function Tensor.cat(list, axis, ...)
 end
 
 -- Tensor.stack({a, b, ...}, axis = 1): the tensors (one shape) along a new axis
-function Tensor.stack(list, axis, ...)
-  if is_tensor(list) then
-    local args = { list, axis, ... }
-    list, axis = {}, nil
-    for _, v in ipairs(args) do
-      if is_tensor(v) then list[#list + 1] = v else axis = v; break end
-    end
-  end
-  if type(list) ~= "table" or #list == 0 then raise("stack: expected a non-empty list of tensors") end
+function Tensor.stack(...)
+  local list, axis = list_args("stack", ...)
   local first = list[1]
   local parts = {}
   for i, t in ipairs(list) do
