@@ -111,6 +111,7 @@ Tensor.reduce_prim    Tensor.reduce_prim(op, t, axes, keepdim) -> Tensor: a REDU
 Tensor.getitem        Tensor.getitem(t, key) -> Tensor: t[i] (row i) and t[{{1, 3}, {}, 2}] (ranges, torch7 style)
 Tensor.setitem        Tensor.setitem(t, key, value): t[key] = value, writing through views
 Tensor.numel          t:numel() -> integer: the number of elements
+Tensor.shape_numel    Tensor.shape_numel(shape) -> integer: the element count of a shape table (internal)
 Tensor.realize        t:realize() -> t: compile and run the kernels that compute t, now
 Tensor.totable        t:totable() -> table: the values as nested Lua tables (a number for a 0-d tensor)
 Tensor.item           t:item() -> number: the value of a one-element tensor

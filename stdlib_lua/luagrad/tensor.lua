@@ -169,6 +169,7 @@ function Tensor.__newindex(t, k, v)
 end
 
 function Tensor:numel() return numel(self.shape) end
+Tensor.shape_numel = numel -- the element count of a shape table
 
 function Tensor:realize()
   if self:numel() == 0 and self.uop.op ~= "BUFFER" and (self.uop.op ~= "RESHAPE" or self.uop.src[1].op ~= "BUFFER") then

@@ -186,16 +186,14 @@ end
 function Tensor.rand(...)
   local s, opts = shape_args(...)
   local d = float_dtype("rand", opts)
-  local n = 1
-  for _, v in ipairs(s) do n = n * v end
+  local n = Tensor.shape_numel(s)
   return finish(uniform(n, d):reshape(s):contiguous(), opts) -- a buffer: not hashed again per use
 end
 
 function Tensor.randn(...)
   local s, opts = shape_args(...)
   local d = float_dtype("randn", opts)
-  local n = 1
-  for _, v in ipairs(s) do n = n * v end
+  local n = Tensor.shape_numel(s)
   local w = d == dt.float64 and d or dt.float32
   local u1, u2 = uniform(n, w), uniform(n, w)
   local z = (-2 * (1 - u1):log()):sqrt() * (u2 * (2 * math.pi)):cos()
@@ -214,8 +212,7 @@ function Tensor.randint(lo, hi, ...)
     raise("randint: bounds %s, %s, expected integers lo < hi with hi - lo <= 2^32", tostring(lo), tostring(hi))
   end
   local d = check_dtype("randint", opts.dtype) or Tensor.default_int
-  local n = 1
-  for _, v in ipairs(s) do n = n * v end
+  local n = Tensor.shape_numel(s)
   local r = ((bits(n):cast(dt.uint64) * (hi - lo)) >> 32):cast(dt.int64) + lo
   return finish(r:cast(d):reshape(s):contiguous(), opts)
 end
