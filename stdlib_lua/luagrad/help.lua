@@ -113,6 +113,8 @@ Tensor.setitem        Tensor.setitem(t, key, value): t[key] = value, writing thr
 Tensor.numel          t:numel() -> integer: the number of elements
 Tensor.shape_numel    Tensor.shape_numel(shape) -> integer: the element count of a shape table (internal)
 Tensor.realize        t:realize() -> t: compile and run the kernels that compute t, now
+Tensor.realize_all    Tensor.realize_all(list) -> list: realize the tensors together, in one schedule (shared work runs once)
+Tensor.assign         t:assign(x) -> t: t takes the value of x (cast to t's dtype, broadcast to t's shape)
 Tensor.totable        t:totable() -> table: the values as nested Lua tables (a number for a 0-d tensor)
 Tensor.item           t:item() -> number: the value of a one-element tensor
 Tensor.contiguous     t:contiguous() -> Tensor: the values in a buffer of their own, in row-major order

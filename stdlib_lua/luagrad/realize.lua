@@ -69,37 +69,45 @@ local function program(src, name)
   return p
 end
 
--- A graph's structure as a string, with its BUFFER nodes replaced by their positions, and those
--- nodes in order: graphs that differ only in their buffers have one key (and share a plan).
-local function structure(root)
+-- The structure of the graphs at `roots` as a string, with their BUFFER nodes replaced by their
+-- positions, and those nodes in order: graphs that differ only in their buffers have one key (and
+-- share a plan).
+local function structure(roots)
   local parts, id, bufs = {}, {}, {}
-  for i, u in ipairs(root:toposort()) do
-    id[u] = i
-    local a = u.arg
-    if u.op == "BUFFER" then
-      bufs[#bufs + 1] = u
-      a = "b" .. #bufs .. ":" .. a[1]
-    elseif type(a) == "table" then
-      a = table.concat(a, ",")
-    elseif math.type(a) == "float" then
-      a = ("%a"):format(a)
-    else
-      a = tostring(a)
+  for _, root in ipairs(roots) do
+    for _, u in ipairs(root:toposort()) do
+      if not id[u] then
+        local a = u.arg
+        if u.op == "BUFFER" then
+          bufs[#bufs + 1] = u
+          a = "b" .. #bufs .. ":" .. a[1]
+        elseif type(a) == "table" then
+          a = table.concat(a, ",")
+        elseif math.type(a) == "float" then
+          a = ("%a"):format(a)
+        else
+          a = tostring(a)
+        end
+        local src = {}
+        for j, x in ipairs(u.src) do src[j] = id[x] end
+        parts[#parts + 1] = u.op .. "|" .. tostring(u.dtype) .. "|" .. a .. "|" .. table.concat(src, ",")
+        id[u] = #parts
+      end
     end
-    local src = {}
-    for j, x in ipairs(u.src) do src[j] = id[x] end
-    parts[i] = u.op .. "|" .. tostring(u.dtype) .. "|" .. a .. "|" .. table.concat(src, ",")
+    parts[#parts + 1] = "root " .. id[root]
   end
   return table.concat(parts, ";"), bufs
 end
 
--- The kernels of the graph at root (a base, see schedule.base), compiled, with their inputs
--- named by position: {buf = i} (the i-th BUFFER of the graph) or {step = j} (a kernel's output).
-local function make_plan(root, bufs)
+-- The kernels of the graphs at roots (bases, see schedule.base), compiled, with their inputs
+-- named by position: {buf = i} (the i-th BUFFER of the graphs) or {step = j} (a kernel's output).
+local function make_plan(roots, bufs)
   local buf_pos, step_of, steps = {}, {}, {}
   for i, b in ipairs(bufs) do buf_pos[b] = i end
-  if debug_level >= 5 then print("scheduling:\n" .. tostring(root)) end
-  for j, k in ipairs(schedule.schedule({ root })) do
+  if debug_level >= 5 then
+    for _, root in ipairs(roots) do print("scheduling:\n" .. tostring(root)) end
+  end
+  for j, k in ipairs(schedule.schedule(roots)) do
     local st = { dtype = k.output.dtype, n = numel(k.output.shape), shape = k.output.shape or {}, inputs = {} }
     for i, inp in ipairs(k.inputs) do
       local b = base_buffer(inp)
@@ -116,26 +124,42 @@ local function make_plan(root, bufs)
     steps[j] = st
     step_of[k.output] = j
   end
-  return { steps = steps, result = step_of[root] }
+  local results = {}
+  for i, root in ipairs(roots) do results[i] = step_of[root] end
+  return { steps = steps, results = results }
 end
 
 local plans = {} -- structure -> plan: scheduling and rendering are done once per graph shape
 
--- Run the kernels that compute `root`; returns a node that views the result in a buffer.
-function M.run(root)
-  if base_buffer(root) or root.op == "CONST" then return root end
-  local inner = schedule.base(root)
-  if inner.op == "BUFFER" then return core.uop("RESHAPE", root.dtype, { inner }, root.shape or {}) end
-  local key, bufs = structure(inner)
+-- Run the kernels that compute the nodes in the list `roots`, all in one schedule (what they
+-- share is computed once); returns a list of nodes that view the results in buffers.
+function M.run_many(roots)
+  local out, bases, where = {}, {}, {}
+  for i, root in ipairs(roots) do
+    local inner = schedule.base(root)
+    if base_buffer(root) or root.op == "CONST" then
+      out[i] = root
+    elseif inner.op == "BUFFER" then
+      out[i] = core.uop("RESHAPE", root.dtype, { inner }, root.shape or {})
+    else
+      if not where[inner] then
+        bases[#bases + 1] = inner
+        where[inner] = #bases
+      end
+      out[i] = where[inner]
+    end
+  end
+  if #bases == 0 then return out end
+  local key, bufs = structure(bases)
   local plan = plans[key]
   if not plan then
-    plan = make_plan(inner, bufs)
+    plan = make_plan(bases, bufs)
     plans[key] = plan
   end
   local outs = {}
   for j, st in ipairs(plan.steps) do
-    local out = core.buffer("CPU", st.dtype, st.n)
-    local args = { out }
+    local buf = core.buffer("CPU", st.dtype, st.n)
+    local args = { buf }
     for i, inp in ipairs(st.inputs) do args[i + 1] = inp.step and outs[inp.step] or core.node_buffer(bufs[inp.buf]) end
     if st.prog then
       local t0 = debug_level >= 2 and core.clock()
@@ -148,11 +172,22 @@ function M.run(root)
           "(" .. table.concat(st.shape, ",") .. ")", t * 1e6, st.flops / t / 1e9, bytes / t / 1e9))
       end
     end
-    outs[j] = out
+    outs[j] = buf
   end
   if debug_level >= 1 then print(("ran %d kernels"):format(#plan.steps)) end
-  return core.uop("RESHAPE", root.dtype, { M.buffer_node(outs[plan.result]) }, root.shape or {})
+  local nodes = {}
+  for i, root in ipairs(roots) do
+    if type(out[i]) == "number" then
+      local b = out[i]
+      nodes[b] = nodes[b] or M.buffer_node(outs[plan.results[b]])
+      out[i] = core.uop("RESHAPE", root.dtype, { nodes[b] }, root.shape or {})
+    end
+  end
+  return out
 end
+
+-- Run the kernels that compute `root`; returns a node that views the result in a buffer.
+function M.run(root) return M.run_many({ root })[1] end
 
 -- the values of a realized node, flat, in row-major order
 function M.values(u)

@@ -171,12 +171,41 @@ end
 function Tensor:numel() return numel(self.shape) end
 Tensor.shape_numel = numel -- the element count of a shape table
 
-function Tensor:realize()
-  if self:numel() == 0 and self.uop.op ~= "BUFFER" and (self.uop.op ~= "RESHAPE" or self.uop.src[1].op ~= "BUFFER") then
-    self.uop = from_values({}, self.shape, self.dtype).uop -- nothing to compute
-    return self
+local function empty(t) return t:numel() == 0 and t.uop.op ~= "BUFFER" and (t.uop.op ~= "RESHAPE" or t.uop.src[1].op ~= "BUFFER") end
+
+-- Tensor.realize_all(list): realize the tensors of the list together, in one schedule, so that
+-- what their graphs share is computed once (an optimizer step, all gradients of a backward)
+function Tensor.realize_all(list)
+  local todo, roots = {}, {}
+  for i, t in ipairs(list) do
+    if not is_tensor(t) then raise("realize_all: item %d is a %s, expected a Tensor", i, type(t)) end
+    if empty(t) then
+      t.uop = from_values({}, t.shape, t.dtype).uop -- nothing to compute
+    else
+      todo[#todo + 1], roots[#roots + 1] = t, t.uop
+    end
   end
-  self.uop = realize.run(self.uop)
+  for i, u in ipairs(realize.run_many(roots)) do todo[i].uop = u end
+  return list
+end
+
+function Tensor:realize()
+  Tensor.realize_all({ self })
+  return self
+end
+
+-- t:assign(x): the handle t takes the value of x (a tensor or a number, cast to t's dtype and
+-- broadcast to t's shape); lazy like every op. Returns t.
+function Tensor:assign(x)
+  local v = is_tensor(x) and x or Tensor.new(x, { dtype = self.dtype })
+  local ok = #v.shape <= #self.shape
+  for i = 1, #v.shape do
+    local d = v.shape[#v.shape - i + 1]
+    ok = ok and (d == 1 or d == self.shape[#self.shape - i + 1])
+  end
+  if not ok then raise("assign: a value of shape %s does not fit a tensor of shape %s", shape_str(v.shape), shape_str(self.shape)) end
+  v = v:cast(self.dtype):expand(self.shape)
+  self.uop = v.uop
   return self
 end
 
