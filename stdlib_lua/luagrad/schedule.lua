@@ -33,9 +33,15 @@ local function flat_index(idx, shape)
   return out
 end
 
--- Which nodes get a buffer: the roots, CONTIGUOUS and COPY, and each REDUCE_AXIS that a kernel
--- reads through an EXPAND (it would be computed again for every broadcast copy); BUFFERs have
--- one already. Everything else fuses into the kernel that uses it.
+local ALU_FREE = { CONST = true, BUFFER = true, IOTA = true, CAST = true, CONTIGUOUS = true, DETACH = true }
+local RECOMPUTE_LIMIT = 4 -- ALU ops a kernel may recompute for each broadcast copy of a value
+
+-- Which nodes get a buffer: the roots, CONTIGUOUS and COPY (BUFFERs have one already), and
+--   * a REDUCE_AXIS that more than one kernel uses (it would be computed once per kernel) or that
+--     a kernel reads through an EXPAND (it would be computed again for every broadcast copy);
+--   * an elementwise node read through an EXPAND that costs RECOMPUTE_LIMIT or more ALU ops.
+-- Everything else fuses into the kernel that uses it. Users are visited before their sources,
+-- so when a node is decided, the kernels that read it are known.
 function M.realized(roots)
   local set, order, seen = {}, {}, {}
   for _, r in ipairs(roots) do
@@ -48,13 +54,31 @@ function M.realized(roots)
       if u.op == "CONTIGUOUS" or u.op == "COPY" then set[u] = true end
     end
   end
+  local cost = {} -- ALU ops under a node, up to reductions and buffers (shared ones counted again)
+  for _, u in ipairs(order) do
+    local c = (ALU_FREE[u.op] or MOVEMENT[u.op] or u.op == "REDUCE_AXIS") and 0 or 1
+    if u.op ~= "REDUCE_AXIS" then
+      for _, s in ipairs(u.src) do c = c + (cost[s] or 0) end
+    end
+    cost[u] = math.min(c, RECOMPUTE_LIMIT)
+  end
   local expanded = {} -- reached from its kernel's root through an EXPAND
-  for i = #order, 1, -1 do -- users before their sources
+  local owner = {}    -- the kernel (its root) a node is computed in, or false for several
+  for i = #order, 1, -1 do
     local u = order[i]
-    if u.op == "REDUCE_AXIS" and expanded[u] then set[u] = true end
+    if not set[u] and u.shape and not MOVEMENT[u.op] and not ALU_FREE[u.op] then
+      if owner[u] == false and u.op == "REDUCE_AXIS" then set[u] = true end
+      if expanded[u] and (u.op == "REDUCE_AXIS" or cost[u] >= RECOMPUTE_LIMIT) then set[u] = true end
+    end
+    local mine = set[u] and u or owner[u]
     local through = (not set[u] and expanded[u]) or u.op == "EXPAND"
-    if through then
-      for _, src in ipairs(u.src) do expanded[src] = true end
+    for _, src in ipairs(u.src) do
+      if through then expanded[src] = true end
+      if owner[src] == nil then
+        owner[src] = mine
+      elseif owner[src] ~= mine then
+        owner[src] = false
+      end
     end
   end
   return set

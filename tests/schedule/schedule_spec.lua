@@ -46,6 +46,25 @@ describe("schedule", function()
     assert.are.same({ { -1, 0 }, { -1, 0 } }, e:totable())
   end)
 
+  it("computes a reduction that two outputs share once", function()
+    local s = (a * 2):sum(1)
+    local ks = schedule.schedule({ (s + 1).uop, (s * 3).uop })
+    assert.are.equal(3, #ks) -- the sum, then each output reads it
+    local x, y = s + 1, s * 3
+    T.realize_all({ x, y })
+    assert.are.same({ 9, 13 }, x:totable())
+    assert.are.same({ 24, 36 }, y:totable())
+  end)
+
+  it("realizes an expensive elementwise value before broadcasting it, not a cheap one", function()
+    local x = T({ 1, 2, 3 }, { dtype = lg.float32 })
+    local cheap = (x * 2):reshape(3, 1):expand(3, 4):sum(1)
+    assert.are.equal(1, kernels(cheap))
+    local dear = ((x - 1) * 2 + 3):relu():reshape(3, 1):expand(3, 4):sum(1)
+    assert.are.equal(2, kernels(dear))
+    assert.are.same({ 15, 15, 15, 15 }, dear:totable())
+  end)
+
   it("makes softmax at most 3 kernels", function()
     local x = T({ { 1, 2, 3 }, { 4, 5, 6 } }, { dtype = lg.float32 })
     assert.is_true(kernels(x:softmax(-1)) <= 3)
