@@ -137,6 +137,17 @@ int64_t lg_uop_size(const lg_uop *root);
  * pointers, at most cap of them). Returns the total count (> cap: call again with more room),
  * or -1 when out of memory. */
 int64_t lg_uop_toposort(const lg_uop *root, lg_uop **buf, int64_t cap);
+/* The structure of the graphs at roots as bytes (key, len), with each BUFFER node replaced by
+ * its position among the graphs' buffers (listed in bufs, borrowed) and its size: graphs that
+ * differ only in their buffers have one key. Free with lg_signature_free. */
+typedef struct lg_signature {
+  char *key;
+  size_t len;
+  lg_uop **bufs;
+  int64_t nbufs;
+} lg_signature;
+lg_status lg_graph_signature(lg_ctx *ctx, lg_uop *const *roots, int32_t nroots, lg_signature *out);
+void lg_signature_free(lg_signature *s);
 
 /* ---- rules and graph_rewrite ------------------------------------------------------------- */
 /* The engine calls rule callbacks and predicates through a host. vm_bindings implements one

@@ -379,6 +379,30 @@ static int m_toposort(lua_State *L) {
   return 1;
 }
 
+/* core.structure({root...}) -> key, {BUFFER node...}: lg_graph_signature of the graphs */
+static int l_structure(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int32_t n = (int32_t)lua_rawlen(L, 1);
+  lg_uop **roots = lua_newuserdatauv(L, sizeof *roots * (size_t)(n ? n : 1), 0);
+  for (int32_t i = 0; i < n; i++) {
+    lua_rawgeti(L, 1, i + 1);
+    roots[i] = lgl_to_uop(L, -1);
+    if (!roots[i]) return luaL_error(L, "structure: item %d is a %s, not a UOp", i + 1, luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+  lg_signature sig;
+  lg_ctx *ctx = lgl_ctx(L);
+  if (lg_graph_signature(ctx, roots, n, &sig) != LG_OK) return lgl_fail(L, ctx);
+  lua_pushlstring(L, sig.key, sig.len);
+  lua_createtable(L, (int)sig.nbufs, 0);
+  for (int64_t i = 0; i < sig.nbufs; i++) {
+    lgl_push_uop(L, sig.bufs[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lg_signature_free(&sig);
+  return 2;
+}
+
 /* __index: fields by number through upvalue 2 (name -> field), then the methods (upvalue 1).
  * Upvalue 3 holds the op names, so reading u.op makes no new string. */
 enum { F_OP = 1, F_DTYPE, F_ARG, F_SRC, F_VMIN, F_VMAX, F_HASH, F_SHAPE, F_NDIM };
@@ -436,7 +460,8 @@ static const luaL_Reg uop_meta[] = {
     {"__band", m_band}, {"__bor", m_bor}, {"__bxor", m_bxor}, {"__shl", m_shl}, {"__shr", m_shr},
     {"__bnot", m_bnot}, {NULL, NULL}};
 
-static const luaL_Reg uop_funcs[] = {{"uop", l_uop}, {"const", l_const}, {"var", l_var}, {NULL, NULL}};
+static const luaL_Reg uop_funcs[] = {
+    {"uop", l_uop}, {"const", l_const}, {"var", l_var}, {"structure", l_structure}, {NULL, NULL}};
 
 void lgl_open_uop(lua_State *L) {
   lua_newtable(L);

@@ -69,36 +69,6 @@ local function program(src, name)
   return p
 end
 
--- The structure of the graphs at `roots` as a string, with their BUFFER nodes replaced by their
--- positions, and those nodes in order: graphs that differ only in their buffers have one key (and
--- share a plan).
-local function structure(roots)
-  local parts, id, bufs = {}, {}, {}
-  for _, root in ipairs(roots) do
-    for _, u in ipairs(root:toposort()) do
-      if not id[u] then
-        local a = u.arg
-        if u.op == "BUFFER" then
-          bufs[#bufs + 1] = u
-          a = "b" .. #bufs .. ":" .. a[1]
-        elseif type(a) == "table" then
-          a = table.concat(a, ",")
-        elseif math.type(a) == "float" then
-          a = ("%a"):format(a)
-        else
-          a = tostring(a)
-        end
-        local src = {}
-        for j, x in ipairs(u.src) do src[j] = id[x] end
-        parts[#parts + 1] = u.op .. "|" .. tostring(u.dtype) .. "|" .. a .. "|" .. table.concat(src, ",")
-        id[u] = #parts
-      end
-    end
-    parts[#parts + 1] = "root " .. id[root]
-  end
-  return table.concat(parts, ";"), bufs
-end
-
 -- The kernels of the graphs at roots (bases, see schedule.base), compiled, with their inputs
 -- named by position: {buf = i} (the i-th BUFFER of the graphs) or {step = j} (a kernel's output).
 local function make_plan(roots, bufs)
@@ -150,7 +120,7 @@ function M.run_many(roots)
     end
   end
   if #bases == 0 then return out end
-  local key, bufs = structure(bases)
+  local key, bufs = core.structure(bases) -- graphs that differ only in their buffers share a plan
   local plan = plans[key]
   if not plan then
     plan = make_plan(bases, bufs)
