@@ -27,7 +27,8 @@ end
 
 -- reshape(2, 3) or reshape({2, -1}): one size may be -1 and is inferred
 function Tensor:reshape(...)
-  local s, n, infer = sizes(...), self:numel(), nil
+  local s, shape, infer = sizes(...), self.shape, nil
+  local n = Tensor.shape_numel(shape)
   local known = 1
   for i, d in ipairs(s) do
     if d == -1 and not infer then
@@ -40,12 +41,12 @@ function Tensor:reshape(...)
   end
   if infer then
     if known == 0 or n % known ~= 0 then
-      raise("reshape: cannot infer -1 in %s for %d elements %s", shape_str(s), n, shape_str(self.shape))
+      raise("reshape: cannot infer -1 in %s for %d elements %s", shape_str(s), n, shape_str(shape))
     end
     s[infer] = n // known
   end
-  local same = #s == self.ndim
-  for i = 1, #s do same = same and s[i] == self.shape[i] end
+  local same = #s == #shape
+  for i = 1, #s do same = same and s[i] == shape[i] end
   if same then return self end
   local ok, err = pcall(mop, self, "RESHAPE", s)
   if not ok then raise("reshape: " .. (tostring(err):gsub("^.-RESHAPE: ", ""))) end

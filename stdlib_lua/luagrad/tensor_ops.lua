@@ -61,14 +61,32 @@ local function to_shape(t, shape)
   return t:expand(shape)
 end
 
+-- a number as a tensor of `dtype` and `shape`: a CONST viewed through a reshape and an expand
+local function const_shaped(v, dtype, shape)
+  local ones, bcast = {}, false
+  for i, d in ipairs(shape) do
+    ones[i], bcast = 1, bcast or d ~= 1
+  end
+  local u = core.uop("RESHAPE", dtype, { core.const(dtype, v) }, ones)
+  return wrap(bcast and core.uop("EXPAND", dtype, { u }, shape) or u)
+end
+
 -- operands as tensors of `dtype` (the first of a WHERE as bool), broadcast to one shape
 local function operands(what, dtype, first_bool, ...)
-  local args, shape = { ... }, {}
+  local args, shape = { ... }, nil
   for i = 1, select("#", ...) do
-    args[i] = as_tensor(what, args[i], (i == 1 and first_bool) and dt.bool or dtype)
-    shape = broadcast_shape(what, shape, args[i].shape)
+    local a, want = args[i], (i == 1 and first_bool) and dt.bool or dtype
+    if is_tensor(a) then
+      if a.dtype ~= want then args[i] = a:cast(want) end
+      shape = shape and broadcast_shape(what, shape, a.shape) or a.shape
+    elseif type(a) ~= "number" and type(a) ~= "boolean" then
+      raise("%s: expected a Tensor, a number or a boolean, got a %s", what, type(a))
+    end
   end
-  for i, a in ipairs(args) do args[i] = to_shape(a, shape) end
+  shape = shape or {}
+  for i, a in ipairs(args) do
+    args[i] = is_tensor(a) and to_shape(a, shape) or const_shaped(a, (i == 1 and first_bool) and dt.bool or dtype, shape)
+  end
   return args
 end
 
