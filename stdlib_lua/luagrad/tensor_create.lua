@@ -165,7 +165,9 @@ local function bits(n)
   local s = mix_host(mix_host(state.seed) ~ mix_host((state.seed >> 32) + 0x9e3779b9))
   local k1 = mix_host(s + mix_host(c + 0x632be5ab))
   local k2 = mix_host(k1 ~ 0x85ebca6b)
-  return mix(mix(iota(n):cast(dt.uint32) ~ k1) + k2)
+  -- the keys are data, not constants: draws of one size share one compiled kernel
+  local keys = Tensor.from_values({ k1, k2 }, { 2 }, dt.uint32)
+  return mix(mix(iota(n):cast(dt.uint32) ~ keys[1]) + keys[2])
 end
 
 local function uniform(n, dtype)
