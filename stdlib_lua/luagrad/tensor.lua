@@ -234,44 +234,65 @@ function Tensor:item()
   return realize.values(self.uop)[1]
 end
 
--- tostring(t): values as PyTorch prints them, with the dtype and shape when not the default
--- tostring(t): values as PyTorch prints them: the dtype when not a default one, the size of an
--- empty tensor, and past 1000 elements only the first and last 3 of each axis
+-- How PyTorch's formatter writes the numbers `shown`: a format for one value, then all of them
+-- right-aligned to one width. Floats that are all whole print as "1.", others with 4 decimals,
+-- in scientific notation when the magnitudes span more than 1000x, exceed 1e8 or go below 1e-4.
+local function formatter(shown, isfloat)
+  local fmt = "%d"
+  if isfloat then
+    local lo, hi, whole = math.huge, 0, true
+    for _, v in ipairs(shown) do
+      local a = math.abs(v)
+      if v == v and a ~= math.huge and a ~= 0 then
+        lo, hi, whole = math.min(lo, a), math.max(hi, a), whole and v == math.floor(v)
+      end
+    end
+    local sci = hi > 0 and (hi / lo > 1000 or hi > 1e8 or (not whole and lo < 1e-4))
+    fmt = sci and "%.4e" or whole and "%.0f." or "%.4f"
+  end
+  local function one(v)
+    if type(v) == "boolean" then return tostring(v) end
+    if v ~= v then return "nan" end
+    if math.abs(v) == math.huge then return v > 0 and "inf" or "-inf" end
+    return fmt:format(v)
+  end
+  local width = 0
+  for _, v in ipairs(shown) do width = math.max(width, #one(v)) end
+  return function(v)
+    local str = one(v)
+    return (" "):rep(width - #str) .. str
+  end
+end
+
+-- tostring(t): values as PyTorch prints them (aligned columns), with the dtype when not a default
+-- one, the size of an empty tensor, and past 1000 elements only the first and last 3 of each axis
 function Tensor:__tostring()
-  local shape, isfloat = self.shape, self.dtype.kind == "float"
+  local shape = self.shape
   local vals = realize.values(self:realize().uop)
   local strides, acc = {}, 1
   for d = #shape, 1, -1 do
     strides[d], acc = acc, acc * shape[d]
   end
   local summarize = #vals > 1000
-  local fmt = "%d"
-  if isfloat then
-    fmt = "%.0f."
-    for _, v in ipairs(vals) do
-      if v ~= math.floor(v) and v == v and math.abs(v) ~= math.huge then fmt = "%.4f" end
-    end
-  end
-  local function num(v)
-    if type(v) == "boolean" then return tostring(v) end
-    if v ~= v then return "nan" end
-    if math.abs(v) == math.huge then return v > 0 and "inf" or "-inf" end
-    return fmt:format(v)
-  end
-  local function build(depth, offset, indent)
+  local function build(depth, offset, indent, num)
     if depth > #shape then return num(vals[offset + 1]) end
     local parts, n = {}, shape[depth]
     for i = 1, n do
       if summarize and n > 6 and i == 4 then
         parts[#parts + 1] = "..."
       elseif not (summarize and n > 6 and i > 3 and i <= n - 3) then
-        parts[#parts + 1] = build(depth + 1, offset + (i - 1) * strides[depth], indent .. " ")
+        parts[#parts + 1] = build(depth + 1, offset + (i - 1) * strides[depth], indent .. " ", num)
       end
     end
     local sep = depth == #shape and ", " or (",\n" .. ("\n"):rep(#shape - depth - 1) .. indent .. " ")
     return "[" .. table.concat(parts, sep) .. "]"
   end
-  local body = #vals == 0 and "[]" or build(1, 0, "       ")
+  local body = "[]"
+  if #vals > 0 then
+    local shown = {}
+    build(1, 0, "", function(v) shown[#shown + 1] = v return "" end)
+    body = build(1, 0, "       ", formatter(shown, self.dtype.kind == "float"))
+  end
   local extra = ""
   if #vals == 0 and #shape > 1 then extra = ", size=(" .. table.concat(shape, ", ") .. ")" end
   if self.dtype ~= Tensor.default_float and self.dtype ~= Tensor.default_int and self.dtype.kind ~= "bool" then

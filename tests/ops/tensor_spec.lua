@@ -65,6 +65,18 @@ describe("tensor", function()
     assert.are.same({ 6 }, a:flatten().shape)
   end)
 
+  it("prints columns aligned and picks the number format as PyTorch 1.13 does", function()
+    -- the expected strings are PyTorch's output for the same values
+    assert.are.equal("tensor([[ 1.0000, -2.5000],\n        [10.0000,  3.0000]])", tostring(T({ { 1.0, -2.5 }, { 10.0, 3.0 } })))
+    assert.are.equal("tensor([[  1, -20],\n        [300,   4]])", tostring(T({ { 1, -20 }, { 300, 4 } })))
+    assert.are.equal("tensor([1.0000e-05, 1.0000e+03])", tostring(T({ 1e-5, 1e3 })))
+    assert.are.equal("tensor([1.0000e+00, 1.0000e+09])", tostring(T({ 1.0, 1e9 })))
+    assert.are.equal("tensor([   nan, 1.5000,   -inf])", tostring(T({ 0 / 0, 1.5, -1 / 0 })))
+    assert.are.equal("tensor([1.0000e-05, 2.0000e-05])", tostring(T({ 1e-5, 2e-5 })))
+    assert.are.equal("tensor([0., 0.])", tostring(T({ 0.0, 0.0 })))
+    assert.are.equal("tensor(3.5000)", tostring(T(3.5)))
+  end)
+
   it("prints like PyTorch: empty sizes, dtypes, and only the edges of big tensors", function()
     assert.are.equal("tensor([], size=(0, 3))", tostring(T.zeros(0, 3)))
     assert.are.equal("tensor([1., 2.], dtype=float64)", tostring(T({ 1, 2 }, { dtype = lg.float64 })))
