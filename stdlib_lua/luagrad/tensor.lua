@@ -279,7 +279,7 @@ function Tensor:__tostring()
     local parts, n = {}, shape[depth]
     for i = 1, n do
       if summarize and n > 6 and i == 4 then
-        parts[#parts + 1] = "..."
+        parts[#parts + 1] = depth == #shape and " ..." or "..."
       elseif not (summarize and n > 6 and i > 3 and i <= n - 3) then
         parts[#parts + 1] = build(depth + 1, offset + (i - 1) * strides[depth], indent .. " ", num)
       end
