@@ -100,6 +100,7 @@ Tensor.default_float  Tensor.default_float: the dtype of float data and of float
 Tensor.default_int    Tensor.default_int: the dtype of integer data (int32)
 Tensor.raise          Tensor.raise(fmt, ...): an error at the caller's line outside the tensor files (internal)
 Tensor.shape_args     Tensor.shape_args(...) -> shape, opts: a shape from varargs or a table, and an options table (internal)
+Tensor.check_dtype    Tensor.check_dtype(what, d) -> DType|nil: a dtype option (a DType or its name); errors name `what` (internal)
 Tensor.infer_dtype    Tensor.infer_dtype(values) -> DType: the dtype of Lua values, as lg.Tensor picks it (internal)
 Tensor.from_values    Tensor.from_values(values, shape, dtype [, device]) -> Tensor: a realized tensor of flat values (internal)
 Tensor.iota           Tensor.iota(n) -> Tensor: 0, 1, ..., n-1 as int32, with no buffer (internal)

@@ -58,6 +58,16 @@ local function raise(fmt, ...)
 end
 Tensor.raise = raise
 
+-- an optional dtype option: a DType, or its name as a string ("float32")
+function Tensor.check_dtype(what, d)
+  if type(d) == "string" then
+    if not dt[d] then raise("%s: unknown dtype '%s'", what, d) end
+    return dt[d]
+  end
+  if d ~= nil and getmetatable(d) ~= getmetatable(dt.float32) then raise("%s: dtype %s is not a dtype", what, tostring(d)) end
+  return d
+end
+
 -- ---- creation ------------------------------------------------------------------------------
 
 -- shape and flat values of a nested table; an error names the first ragged or odd item
@@ -109,15 +119,16 @@ end
 -- Tensor(number | nested table | Tensor [, {dtype =, device =, requires_grad =}])
 function Tensor.new(data, opts)
   opts = opts or {}
+  local dtype = Tensor.check_dtype("Tensor", opts.dtype)
   local t
   if is_tensor(data) then
-    t = data:cast(opts.dtype or data.dtype)
+    t = data:cast(dtype or data.dtype)
   elseif type(data) == "number" or type(data) == "boolean" then
-    local dtype = opts.dtype or infer_dtype({ data })
+    dtype = dtype or infer_dtype({ data })
     t = wrap(core.uop("RESHAPE", dtype, { core.const(dtype, data) }, {}))
   elseif type(data) == "table" then
     local shape, flat = flatten(data)
-    t = from_values(flat, shape, opts.dtype or infer_dtype(flat), opts.device)
+    t = from_values(flat, shape, dtype or infer_dtype(flat), opts.device)
   else
     raise("Tensor: cannot make a tensor of a %s", type(data))
   end

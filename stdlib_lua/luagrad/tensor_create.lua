@@ -24,10 +24,7 @@ local function finish(t, opts)
   return t
 end
 
-local function check_dtype(what, d)
-  if d ~= nil and getmetatable(d) ~= getmetatable(dt.float32) then raise("%s: dtype %s is not a dtype", what, tostring(d)) end
-  return d
-end
+local check_dtype = Tensor.check_dtype
 
 -- full(shape, value [, opts]): shape a table or a number
 function Tensor.full(shape, value, opts)

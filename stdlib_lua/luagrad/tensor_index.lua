@@ -325,6 +325,14 @@ function Tensor:gather(axis, index)
     end
   end
   local n = self.shape[a]
+  if index:numel() > 0 then -- index values are data: checking them runs a kernel, as PyTorch's check
+    local lo, hi = index:min(), index:max()
+    Tensor.realize_all({ lo, hi })
+    lo, hi = lo:item(), hi:item()
+    if lo < 1 or hi > n then
+      raise("gather: index %d is out of range for axis %d of size %d (tensor %s)", lo < 1 and lo or hi, a, n, shape_str(self.shape))
+    end
+  end
   local xe = self:shrink(ranges):unsqueeze(a)          -- (..., 1, n, ...)
   local ie = index:unsqueeze(a + 1)                     -- (..., m, 1, ...)
   local s = {}

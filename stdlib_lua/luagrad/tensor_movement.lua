@@ -134,9 +134,14 @@ end
 
 -- pad({{before, after}, ...} [, value]): one pair per axis from the first (missing: no padding)
 function Tensor:pad(pads, value)
-  local arg = {}
-  for i = 1, self.ndim do
-    local p = pads[i] or { 0, 0 }
+  local arg, nd = {}, self.ndim
+  if type(pads) ~= "table" or #pads > nd then
+    raise("pad: expected at most %d {before, after} pairs for the tensor %s, got %s", nd, shape_str(self.shape),
+      type(pads) == "table" and #pads .. " pairs" or "a " .. type(pads))
+  end
+  for i = 1, nd do
+    local p = pads[i] or { 0, 0 } -- a missing pair ({} or nil) pads nothing, as shrink keeps a whole axis
+    if p[1] == nil and p[2] == nil then p = { 0, 0 } end
     if math.type(p[1]) ~= "integer" or math.type(p[2]) ~= "integer" or p[1] < 0 or p[2] < 0 then
       raise("pad: axis %d needs {before, after} integers >= 0", i)
     end

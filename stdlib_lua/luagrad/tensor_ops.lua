@@ -215,10 +215,11 @@ function Tensor:where(a, b)
 end
 
 function Tensor:cast(dtype)
-  if type(dtype) == "string" then dtype = dt[dtype] end
-  if dtype == nil or getmetatable(dtype) ~= getmetatable(dt.float32) then
-    raise("cast: %s is not a dtype", tostring(dtype))
+  local d = type(dtype) == "string" and dt[dtype] or dtype
+  if d == nil or getmetatable(d) ~= getmetatable(dt.float32) then
+    raise("cast: %s is not a dtype", type(dtype) == "string" and ("'" .. dtype .. "'") or tostring(dtype))
   end
+  dtype = d
   if dtype == self.dtype then return self end
   return wrap(core.uop("CAST", dtype, { self.uop }))
 end

@@ -159,9 +159,9 @@ local function var_args(what, self, axis, keepdim, correction)
   return reduce_axes(self, axis, what), keepdim, correction
 end
 
-function Tensor:var(axis, keepdim, correction)
-  check("var", self)
-  local axes, kd, corr = var_args("var", self, axis, keepdim, correction)
+local function var(what, self, axis, keepdim, correction)
+  check(what, self)
+  local axes, kd, corr = var_args(what, self, axis, keepdim, correction)
   local x = floated(self)
   if x.dtype.itemsize < 4 then x = x:cast(dt.float32) end
   local a1 = axes1(axes)
@@ -169,7 +169,8 @@ function Tensor:var(axis, keepdim, correction)
   local r = (d * d):sum(a1, kd) / math.max(0, count(self, axes) - corr)
   return r:cast(floated(self).dtype)
 end
-function Tensor:std(axis, keepdim, correction) return self:var(axis, keepdim, correction):sqrt() end
+function Tensor:var(axis, keepdim, correction) return var("var", self, axis, keepdim, correction) end
+function Tensor:std(axis, keepdim, correction) return var("std", self, axis, keepdim, correction):sqrt() end
 
 function Tensor:logsumexp(axis, keepdim)
   check("logsumexp", self)
