@@ -101,6 +101,8 @@ Tensor.default_int    Tensor.default_int: the dtype of integer data (int32)
 Tensor.raise          Tensor.raise(fmt, ...): an error at the caller's line outside the tensor files (internal)
 Tensor.shape_args     Tensor.shape_args(...) -> shape, opts: a shape from varargs or a table, and an options table (internal)
 Tensor.check_dtype    Tensor.check_dtype(what, d) -> DType|nil: a dtype option (a DType or its name); errors name `what` (internal)
+Tensor.view_of        Tensor.view_of(t, parent, op, arg) -> t: t becomes a view of parent through a movement step (internal)
+Tensor.write          Tensor.write(t, new): t takes the value new, written through to what t is a view of (internal)
 Tensor.infer_dtype    Tensor.infer_dtype(values) -> DType: the dtype of Lua values, as lg.Tensor picks it (internal)
 Tensor.from_values    Tensor.from_values(values, shape, dtype [, device]) -> Tensor: a realized tensor of flat values (internal)
 Tensor.iota           Tensor.iota(n) -> Tensor: 0, 1, ..., n-1 as int32, with no buffer (internal)
@@ -197,7 +199,7 @@ Tensor.flatten        t:flatten([first [, last]]) -> Tensor: axes first..last me
 Tensor.squeeze        t:squeeze([axis]) -> Tensor: size-1 axes (or the one given) removed
 Tensor.unsqueeze      t:unsqueeze(axis) -> Tensor: a size-1 axis inserted at axis
 Tensor.flip           t:flip(axes...) -> Tensor: the order of elements reversed along the axes
-Tensor.pad            t:pad({{before, after}, ...} [, value]) -> Tensor: padded with value (0) per axis
+Tensor.pad            t:pad({{before, after}, ...} [, value]) -> Tensor: padded with value (0) per axis (a third argument true, internal, makes it a view)
 Tensor.shrink         t:shrink({{first, last}, ...}) -> Tensor: 1-based inclusive ranges per axis ({} keeps an axis)
 Tensor.tile           t:tile(reps...) -> Tensor: the tensor repeated reps times along each axis
 Tensor.repeat         t["repeat"](t, reps...) -> Tensor: torch's repeat (`repeat` is a Lua keyword: prefer tile)

@@ -19,8 +19,10 @@
 --   casts truncate and saturate (NaN gives 0).
 -- * Errors on bad input are Lua errors that name the op and the shapes or values, raised at the
 --   caller's line (the first stack frame outside luagrad/tensor*.lua).
--- * Assignment into an index (t[{...}] = v) builds a new lazy value and points the handle `t` at
---   it; other tensors that were views of the old value are NOT updated (no aliasing).
+-- * Views alias as in PyTorch: reshape, permute, expand, shrink and indexing give views, and
+--   assignment into an index (t[{...}] = v) or t:assign(v) builds a new lazy value for the tensor
+--   at the root of the views and every view of it sees the change (see "views" below). Tensors
+--   computed from the old value (a + 1) keep it. Writing into an expanded view is an error.
 local core = require "luagrad.core"
 local realize = require "luagrad.realize"
 
@@ -57,6 +59,75 @@ local function raise(fmt, ...)
   error(msg, level)
 end
 Tensor.raise = raise
+
+-- ---- views --------------------------------------------------------------------------------
+-- reshape, permute, expand and shrink (and what is built of them: transpose, squeeze, indexing...)
+-- give views, as in PyTorch: the result remembers its parent and the step ({op, arg}), and the
+-- parent holds its views weakly. Writing a tensor (setitem, assign) writes through its parents
+-- to the tensor at the root, and every view under that root then reads the new value; a realize
+-- also lets the views read the realized buffer instead of computing their parent again.
+
+local weak_keys = { __mode = "k" }
+
+-- t becomes a view of parent through the movement step op/arg
+function Tensor.view_of(t, parent, op, arg)
+  rawset(t, "_parent", parent)
+  rawset(t, "_step", { op, arg })
+  local views = rawget(parent, "_views")
+  if not views then
+    views = setmetatable({}, weak_keys)
+    rawset(parent, "_views", views)
+  end
+  views[t] = true
+  return t
+end
+
+-- the views under t read t's current value again
+local function refresh(t)
+  local views = rawget(t, "_views")
+  if not views then return end
+  for v in pairs(views) do
+    local step = v._step
+    v.uop = core.uop(step[1], t.dtype, { t.uop }, step[2])
+    refresh(v)
+  end
+end
+
+-- the parent's new value when its view t (through step) takes the value `new` (a Tensor)
+local function write_back(t, parent, step, new)
+  local op, arg = step[1], step[2]
+  if op == "RESHAPE" then return new:reshape(parent.shape) end
+  if op == "PERMUTE" then
+    local inv = {}
+    for i, p in ipairs(arg) do inv[p + 1] = i end
+    return new:permute(inv)
+  end
+  if op == "PAD" then -- a view pad (strided indexing): only the parent's part is memory
+    local r = {}
+    for i, d in ipairs(parent.shape) do r[i] = { arg[2 * i - 1] + 1, arg[2 * i - 1] + d } end
+    return new:shrink(r)
+  end
+  if op == "SHRINK" then
+    local pads = {}
+    for i, d in ipairs(parent.shape) do pads[i] = { arg[2 * i - 1], d - arg[2 * i] } end
+    local inside = Tensor.full(t.shape, true):pad(pads)
+    return inside:where(new:pad(pads), parent)
+  end
+  raise("setitem: cannot write into an expanded view %s of %s (its elements share memory)", shape_str(t.shape),
+    shape_str(parent.shape))
+end
+
+-- t takes the value `new` (a Tensor of t's shape and dtype), written through to the tensors t
+-- is a view of, and seen by their other views
+function Tensor.write(t, new)
+  local parent = rawget(t, "_parent")
+  while parent do
+    new = write_back(t, parent, t._step, new)
+    t, parent = parent, rawget(parent, "_parent")
+  end
+  t.uop = new.uop
+  refresh(t)
+end
 
 -- an optional dtype option: a DType, or its name as a string ("float32")
 function Tensor.check_dtype(what, d)
@@ -196,7 +267,10 @@ function Tensor.realize_all(list)
       todo[#todo + 1], roots[#roots + 1] = t, t.uop
     end
   end
-  for i, u in ipairs(realize.run_many(roots)) do todo[i].uop = u end
+  for i, u in ipairs(realize.run_many(roots)) do
+    todo[i].uop = u
+    refresh(todo[i])
+  end
   return list
 end
 
@@ -215,8 +289,7 @@ function Tensor:assign(x)
     ok = ok and (d == 1 or d == self.shape[#self.shape - i + 1])
   end
   if not ok then raise("assign: a value of shape %s does not fit a tensor of shape %s", shape_str(v.shape), shape_str(self.shape)) end
-  v = v:cast(self.dtype):expand(self.shape)
-  self.uop = v.uop
+  Tensor.write(self, v:cast(self.dtype):expand(self.shape))
   return self
 end
 

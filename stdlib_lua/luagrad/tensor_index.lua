@@ -237,7 +237,7 @@ local function every_step(x, i, step) -- every step-th position along axis i (a 
   table.insert(s, i + 1, step)
   local r = {}
   r[i + 1] = { 1, 1 }
-  return x:pad(pads):reshape(s):shrink(r):squeeze(i + 1)
+  return x:pad(pads, 0, true):reshape(s):shrink(r):squeeze(i + 1)
 end
 
 local function undo_step(x, i, step, L) -- inverse of every_step, zeros in between
@@ -299,7 +299,7 @@ function Tensor.setitem(t, key, value)
     return v:pad(pads)
   end
   local new = place(Tensor.full({}, true)):where(place(value), t)
-  rawset(t, "uop", new.uop)
+  Tensor.write(t, new)
 end
 
 -- ---- gather --------------------------------------------------------------------------------

@@ -21,8 +21,13 @@ local function sizes(...)
   return type(a[1]) == "table" and { table.unpack(a[1]) } or a
 end
 
-local function mop(t, op, arg, out_shape)
-  return wrap(core.uop(op, t.dtype, { t.uop }, arg or out_shape))
+local VIEW = { RESHAPE = true, PERMUTE = true, EXPAND = true, SHRINK = true }
+
+-- a movement op; reshape, permute, expand and shrink give views (Tensor.view_of), as does a pad
+-- with view = true (strided indexing: the padding is cut off again)
+local function mop(t, op, arg, view)
+  local r = wrap(core.uop(op, t.dtype, { t.uop }, arg))
+  return (VIEW[op] or view) and Tensor.view_of(r, t, op, arg) or r
 end
 
 -- reshape(2, 3) or reshape({2, -1}): one size may be -1 and is inferred
@@ -133,7 +138,7 @@ function Tensor:squeeze(ax)
 end
 
 -- pad({{before, after}, ...} [, value]): one pair per axis from the first (missing: no padding)
-function Tensor:pad(pads, value)
+function Tensor:pad(pads, value, view)
   local arg, nd = {}, self.ndim
   if type(pads) ~= "table" or #pads > nd then
     raise("pad: expected at most %d {before, after} pairs for the tensor %s, got %s", nd, shape_str(self.shape),
@@ -147,7 +152,7 @@ function Tensor:pad(pads, value)
     end
     arg[2 * i - 1], arg[2 * i] = p[1], p[2]
   end
-  local padded = mop(self, "PAD", arg)
+  local padded = mop(self, "PAD", arg, view)
   if value == nil or value == 0 then return padded end
   local inside = mop(Tensor.full(self.shape, true), "PAD", arg)
   return inside:where(padded, value)

@@ -77,18 +77,42 @@ describe("indexing", function()
     assert.error_matches(function() local _ = T(1)[1] end, "index: a 0-d tensor has no axis to index", 1, true)
   end)
 
-  it("assigns into an index lazily, leaving earlier views alone", function()
+  it("assigns into an index lazily; values computed before keep the old value", function()
     local t = T(grid(3, 4))
-    local view = t[1]
+    local before = t[1] + 0
     t[{ 1, { 2, 3 } }] = 0
     t[{ {}, 4 }] = T({ -1, -2, -3 })
     t[3] = T({ 7 }) -- broadcast
     t[{ { 2 }, { 1, 3, 2 } }] = 9.7 -- cast to int32 (truncation)
     assert.are.same({ { 1, 0, 0, -1 }, { 9, 6, 9, -2 }, { 7, 7, 7, 7 } }, t:totable())
-    assert.are.same({ 1, 2, 3, 4 }, view:totable())
+    assert.are.same({ 1, 2, 3, 4 }, before:totable())
     assert.are.equal(lg.int32, t.dtype)
     assert.error_matches(function() t[{ 1 }] = T({ 1, 2 }) end,
       "setitem: a value of shape (2) does not broadcast to the indexed shape (4)", 1, true)
+  end)
+
+  it("aliases views as PyTorch does: writes go through to the base and its other views", function()
+    -- expected values: the same statements in PyTorch 1.13 (0-based there)
+    local a = T.zeros(3, 4)
+    local row, cols = a[2], a:permute(2, 1)
+    row[3] = 5                       -- a[1][2] = 5
+    a[1][2] = 7                      -- a[0][1] = 7: a[1] is a view
+    local strided = a[{ {}, { 1, 4, 2 } }]
+    strided[{ 1, 2 }] = 9            -- a[:, 0:4:2][0, 1] = 9
+    a[{ 3, {} }] = 1
+    assert.are.same({ { 0, 7, 9, 0 }, { 0, 0, 5, 0 }, { 1, 1, 1, 1 } }, a:totable())
+    assert.are.same({ 0, 0, 5, 0 }, row:totable())
+    assert.are.same({ { 0, 0, 1 }, { 7, 0, 1 }, { 9, 5, 1 }, { 0, 0, 1 } }, cols:totable())
+    assert.are.same({ { 0, 9 }, { 0, 5 }, { 1, 1 } }, strided:totable())
+    cols:assign(2)                   -- a.t().fill_(2)... written through the permute
+    assert.are.same({ 2, 2, 2, 2 }, a[1]:totable())
+    local flat = a:reshape(12)
+    a:realize()                      -- views read the realized buffer, not the old graph
+    assert.are.equal("BUFFER", require("luagrad.schedule").base(flat.uop).op)
+    assert.error_matches(function()
+      local e = T.zeros(1, 3):expand(2, 3)
+      e[1] = 4
+    end, "cannot write into an expanded view (2,3) of (1,3)", 1, true)
   end)
 
   it("gathers with 1-based index values along any axis", function()
