@@ -2,10 +2,9 @@
  * rewrite_rules/symbolic.lua. It runs on every IDIV/MOD of a sum by a constant in index math,
  * often enough that a Lua version cost most of the symbolic pass's time.
  *
- * n // d and n % d for a constant d > 0: write n as sum(coef * term) + k; terms whose coefficient
- * d divides move out of the division, and what stays (r) must be >= 0, with n >= 0, for
- * truncating division to split that way. Failing that, a factor common to every coefficient, k
- * and d is divided out. A result is kept only when it is not larger than the node. */
+ * n // d and n % d for a constant d > 0: write n as sum(coef * term) + k and split it as
+ * q * d + r (see fold); what stays (r) must be >= 0, with n >= 0, for truncating division to
+ * split that way. A result is kept only when it is not larger than the node. */
 #include <stdlib.h>
 
 #include "internal.h"
@@ -144,36 +143,28 @@ static int64_t gcd(int64_t a, int64_t b) {
 
 static int64_t floordiv(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
 
-/* The folded form of u (an IDIV or MOD), or NULL in *out. */
-static lg_status fold(lg_ctx *ctx, lg_uop *u, lg_uop **out) {
-  lg_uop *n = u->src[0];
+/* n // d and n % d with n = sum(coef * term) + k split as q * d + r, where the coefficients of q
+ * are qc and those of r are rc (and k splits into kq, kr); *out stays NULL when the split does
+ * not apply (r must be >= 0 with n >= 0 for truncating division to split that way). */
+static lg_status split(lg_ctx *ctx, lg_uop *u, const linear *s, const int64_t *qc, const int64_t *rc, int64_t kq,
+                       int64_t kr, lg_uop **out) {
   lg_dtype dt = u->dtype;
   int64_t d = u->src[1]->arg.i;
   bool idiv = u->op == LG_OP_IDIV;
-  linear s;
-  int64_t qc[MAX_TERMS], rc[MAX_TERMS];
-  lg_status st;
-  *out = NULL;
-  if (d <= 0 || !exact(n) || !linear_of(n, dt, &s)) return LG_OK;
-  for (int32_t i = 0; i < s.n; i++) {
-    bool divides = s.coef[i] % d == 0;
-    qc[i] = divides ? s.coef[i] / d : 0;
-    rc[i] = divides ? 0 : s.coef[i];
-  }
-  int64_t kq = floordiv(s.k, d), kr = s.k - kq * d;
   lg_uop *r, *q = NULL;
-  if ((st = build(ctx, &s, rc, kr, dt, &r))) return st;
+  lg_status st;
+  if ((st = build(ctx, s, rc, kr, dt, &r))) return st;
   if (r->op == LG_OP_CONST && r->arg.i == 0) { /* exact division: right for either sign */
     if (!idiv) return *out = r, LG_OK;
     lg_uop_release(r);
-    return build(ctx, &s, qc, kq, dt, out);
+    return build(ctx, s, qc, kq, dt, out);
   }
-  if (n->vmin >= 0 && r->has_bounds && r->vmin >= 0) {
+  if (u->src[0]->vmin >= 0 && r->has_bounds && r->vmin >= 0) {
     if (!idiv) {
       if (r->vmax < d) return *out = r, LG_OK;
       return bin(ctx, LG_OP_MOD, r, konst(ctx, dt, d), out);
     }
-    if ((st = build(ctx, &s, qc, kq, dt, &q))) return lg_uop_release(r), st;
+    if ((st = build(ctx, s, qc, kq, dt, &q))) return lg_uop_release(r), st;
     if (r->vmax < d) return lg_uop_release(r), *out = q, LG_OK;
     if (!(q->op == LG_OP_CONST && q->arg.i == 0)) {
       lg_uop *rd;
@@ -183,13 +174,37 @@ static lg_status fold(lg_ctx *ctx, lg_uop *u, lg_uop **out) {
     lg_uop_release(q);
   }
   lg_uop_release(r);
+  return LG_OK;
+}
+
+/* The folded form of u (an IDIV or MOD), or NULL in *out. Tries, in order: every coefficient
+ * split as c = q * d + r with 0 <= r < d ((17a + b) % 16 is (a + b) % 16); only the coefficients
+ * d divides moved out; a factor common to every coefficient, k and d divided out. */
+static lg_status fold(lg_ctx *ctx, lg_uop *u, lg_uop **out) {
+  lg_uop *n = u->src[0];
+  lg_dtype dt = u->dtype;
+  int64_t d = u->src[1]->arg.i;
+  linear s;
+  int64_t qc[MAX_TERMS], rc[MAX_TERMS];
+  lg_status st;
+  *out = NULL;
+  if (d <= 0 || !exact(n) || !linear_of(n, dt, &s)) return LG_OK;
+  int64_t kq = floordiv(s.k, d), kr = s.k - kq * d;
+  for (int32_t i = 0; i < s.n; i++) qc[i] = floordiv(s.coef[i], d), rc[i] = s.coef[i] - qc[i] * d;
+  if ((st = split(ctx, u, &s, qc, rc, kq, kr, out)) || *out) return st;
+  for (int32_t i = 0; i < s.n; i++) {
+    bool divides = s.coef[i] % d == 0;
+    qc[i] = divides ? s.coef[i] / d : 0;
+    rc[i] = divides ? 0 : s.coef[i];
+  }
+  if ((st = split(ctx, u, &s, qc, rc, kq, kr, out)) || *out) return st;
   int64_t g = gcd(d, s.k);
   for (int32_t i = 0; i < s.n; i++) g = gcd(g, s.coef[i]);
   if (g <= 1) return LG_OK;
   for (int32_t i = 0; i < s.n; i++) qc[i] = s.coef[i] / g;
   lg_uop *ng;
   if ((st = build(ctx, &s, qc, s.k / g, dt, &ng))) return st;
-  if (idiv) return bin(ctx, LG_OP_IDIV, ng, konst(ctx, dt, d / g), out);
+  if (u->op == LG_OP_IDIV) return bin(ctx, LG_OP_IDIV, ng, konst(ctx, dt, d / g), out);
   lg_uop *m;
   if ((st = bin(ctx, LG_OP_MOD, ng, konst(ctx, dt, d / g), &m))) return st;
   return bin(ctx, LG_OP_MUL, m, konst(ctx, dt, g), out);

@@ -57,6 +57,10 @@ describe("symbolic", function()
     assert.are.equal(j, simplify((i * 4 + j) % 4))
     assert.are.equal(i * 2, simplify((i * 8 + j) // 4))
     assert.are.equal(i + 1, simplify((i * 4 + j + 4) // 4))
+    -- coefficients split around the divisor: 17a + b = 16a + (a + b), with a + b < 16
+    local a, b = U.var("a", 0, 2), U.var("b", 0, 13)
+    assert.are.equal(simplify(a + b), simplify((a * 17 + b) % 16))
+    assert.are.equal(a, simplify((a * 17 + b) // 16))
   end)
 
   it("folds constants with C semantics", function()
