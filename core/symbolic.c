@@ -154,6 +154,12 @@ static lg_status split(lg_ctx *ctx, lg_uop *u, const linear *s, const int64_t *q
   lg_uop *r, *q = NULL;
   lg_status st;
   if ((st = build(ctx, s, rc, kr, dt, &r))) return st;
+  if (r->has_bounds && r->vmin >= d) { /* move whole multiples of d from r's constant to q's */
+    int64_t m = r->vmin / d;
+    lg_uop_release(r);
+    kr -= m * d, kq += m;
+    if ((st = build(ctx, s, rc, kr, dt, &r))) return st;
+  }
   if (r->op == LG_OP_CONST && r->arg.i == 0) { /* exact division: right for either sign */
     if (!idiv) return *out = r, LG_OK;
     lg_uop_release(r);

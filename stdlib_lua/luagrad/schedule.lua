@@ -115,6 +115,68 @@ local function move(u, idx, gate)
   return out, gate
 end
 
+-- u with the nodes of `map` (hash -> node) replaced
+local function substitute(u, map, memo)
+  local h = u.hash
+  local r = map[h] or memo[h]
+  if r then return r end
+  local src, changed = {}, false
+  for i, x in ipairs(u.src) do
+    src[i] = substitute(x, map, memo)
+    changed = changed or src[i].hash ~= x.hash
+  end
+  r = changed and core.uop(u.op, u.dtype, src, u.arg) or u
+  memo[h] = r
+  return r
+end
+
+-- The index of a load, simplified where its gate holds: each clause `e < c` or `c < e` of the
+-- gate (an AND of comparisons) bounds the expression e; e is swapped for a variable with those
+-- bounds, the index simplified, and e put back. A pad's `x - 1` then divides like x would.
+local symbolic
+local function given_gate(index, gate)
+  symbolic = symbolic or rules.pass("symbolic")
+  index, gate = rules.graph_rewrite(index, symbolic), rules.graph_rewrite(gate, symbolic)
+  local bounds, stack = {}, { gate }
+  while #stack > 0 do
+    local g = table.remove(stack)
+    if g.op == "AND" then
+      stack[#stack + 1], stack[#stack + 2] = g.src[1], g.src[2]
+    elseif g.op == "CMPLT" and g.src[1].dtype == int32 then
+      local a, b = g.src[1], g.src[2]
+      local e, lo, hi
+      if b.op == "CONST" and a.op ~= "CONST" then e, hi = a, b.arg - 1 end
+      if a.op == "CONST" and b.op ~= "CONST" then e, lo = b, a.arg + 1 end
+      while e and e.op == "ADD" and e.src[2].op == "CONST" do -- x + k < c: x < c - k
+        local k = e.src[2].arg
+        e, lo, hi = e.src[1], lo and lo - k, hi and hi - k
+      end
+      if e then
+        local bd = bounds[e.hash] or { e = e, lo = e.vmin, hi = e.vmax }
+        bd.lo, bd.hi = math.max(bd.lo, lo or bd.lo), math.min(bd.hi, hi or bd.hi)
+        bounds[e.hash] = bd
+      end
+    end
+  end
+  -- smaller expressions first, so that a larger one is bounded with the smaller ones inside it
+  -- already narrowed (r < 30 makes r // 6 at most 4)
+  local list = {}
+  for _, bd in pairs(bounds) do list[#list + 1] = bd end
+  table.sort(list, function(x, y) return x.e:size() < y.e:size() end)
+  local to, back, n = {}, {}, 0
+  for _, bd in ipairs(list) do
+    local e = substitute(bd.e, to, {})
+    local lo, hi = math.max(bd.lo, e.vmin), math.min(bd.hi, e.vmax)
+    if (lo > bd.e.vmin or hi < bd.e.vmax) and lo <= hi then
+      n = n + 1
+      local v = core.var("gate" .. n, lo, hi)
+      to[bd.e.hash], back[v.hash] = v, bd.e
+    end
+  end
+  if n == 0 then return index end
+  return substitute(rules.graph_rewrite(substitute(index, to, {}), symbolic), back, {})
+end
+
 -- A kernel for the realized node `root`: {sink =, inputs = {node...}, output = root}; the
 -- kernel's buffer slot 0 is the output, slots 1.. the inputs in order of first use.
 local function kernel(root, realized)
@@ -138,7 +200,7 @@ local function kernel(root, realized)
     local buf = core.uop("DEFINE_GLOBAL", u.dtype:ptr(), {}, slot(u))
     local shape = u.op == "BUFFER" and { u.arg[1] } or u.shape
     local srcs = { buf, flat_index(idx, shape) }
-    if gate then srcs[3] = gate end
+    if gate then srcs[2], srcs[3] = given_gate(srcs[2], gate), gate end
     return core.uop("LOAD", u.dtype, { core.uop("INDEX", buf.dtype, srcs) })
   end
   function lower(u, idx, gate)
