@@ -183,9 +183,34 @@ static lg_status split(lg_ctx *ctx, lg_uop *u, const linear *s, const int64_t *q
   return LG_OK;
 }
 
+/* With g dividing d: n = g * big + small, where big holds the terms whose coefficient g divides
+ * (and k // g) and small the rest (and k % g). When 0 <= small < g (and n >= 0), n // d is
+ * big // (d / g) and n % d is (big % (d / g)) * g + small: (28y + x) // 56 is y // 2 for x < 28. */
+static lg_status factor(lg_ctx *ctx, lg_uop *u, const linear *s, int64_t g, lg_uop **out) {
+  lg_dtype dt = u->dtype;
+  int64_t d = u->src[1]->arg.i, bc[MAX_TERMS], sc[MAX_TERMS];
+  if (g <= 1 || u->src[0]->vmin < 0) return LG_OK;
+  for (int32_t i = 0; i < s->n; i++) {
+    bool big = s->coef[i] % g == 0;
+    bc[i] = big ? s->coef[i] / g : 0;
+    sc[i] = big ? 0 : s->coef[i];
+  }
+  int64_t kb = floordiv(s->k, g);
+  lg_uop *small, *big, *q;
+  lg_status st;
+  if ((st = build(ctx, s, sc, s->k - kb * g, dt, &small))) return st;
+  if (!small->has_bounds || small->vmin < 0 || small->vmax >= g) return lg_uop_release(small), LG_OK;
+  if ((st = build(ctx, s, bc, kb, dt, &big))) return lg_uop_release(small), st;
+  if (u->op == LG_OP_IDIV) return lg_uop_release(small), bin(ctx, LG_OP_IDIV, big, konst(ctx, dt, d / g), out);
+  if ((st = bin(ctx, LG_OP_MOD, big, konst(ctx, dt, d / g), &q))) return lg_uop_release(small), st;
+  if ((st = bin(ctx, LG_OP_MUL, q, konst(ctx, dt, g), &q))) return lg_uop_release(small), st;
+  return bin(ctx, LG_OP_ADD, q, small, out);
+}
+
 /* The folded form of u (an IDIV or MOD), or NULL in *out. Tries, in order: every coefficient
  * split as c = q * d + r with 0 <= r < d ((17a + b) % 16 is (a + b) % 16); only the coefficients
- * d divides moved out; a factor common to every coefficient, k and d divided out. */
+ * d divides moved out; a factor g of d split off with the terms below g (see factor); a factor
+ * common to every coefficient, k and d divided out. */
 static lg_status fold(lg_ctx *ctx, lg_uop *u, lg_uop **out) {
   lg_uop *n = u->src[0];
   lg_dtype dt = u->dtype;
@@ -204,6 +229,8 @@ static lg_status fold(lg_ctx *ctx, lg_uop *u, lg_uop **out) {
     rc[i] = divides ? 0 : s.coef[i];
   }
   if ((st = split(ctx, u, &s, qc, rc, kq, kr, out)) || *out) return st;
+  for (int32_t i = 0; i < s.n; i++)
+    if ((st = factor(ctx, u, &s, gcd(d, s.coef[i]), out)) || *out) return st;
   int64_t g = gcd(d, s.k);
   for (int32_t i = 0; i < s.n; i++) g = gcd(g, s.coef[i]);
   if (g <= 1) return LG_OK;

@@ -56,6 +56,12 @@ local function nested_mod(m)
   local a, b = m.c1.arg, m.c2.arg
   if a > 0 and b > 0 and a % b == 0 then return m.x % b end
 end
+-- (x // a) % b -> (x % (a*b)) // a for x >= 0 (a, b > 0): the remainder may then fold by divmod
+local function div_mod(m, _, node)
+  local a, b = m.c1.arg, m.c2.arg
+  if m.x.vmin < 0 or a <= 0 or b <= 0 or not fits(a * b, node.dtype) or a * b // b ~= a then return nil end
+  return (m.x % (a * b)) // a
+end
 
 -- comparisons with a constant: move the arithmetic to the constant side when nothing wraps
 local function lt_add(m, _, node)
@@ -142,6 +148,7 @@ local rules = {
   { xi % 1, 0 },
   { (xi // c1) // c2, nested_div, name = "nested division" },
   { (xi % c1) % c2, nested_mod, name = "nested modulo" },
+  { (xi // c1) % c2, div_mod, name = "modulo of a quotient" },
   { P.op({ "IDIV", "MOD" }, { src = { xi, ci } }), P.native("divmod"), name = "divmod" },
   -- MAX
   { x:max(x), x },

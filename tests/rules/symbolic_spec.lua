@@ -61,6 +61,12 @@ describe("symbolic", function()
     local a, b = U.var("a", 0, 2), U.var("b", 0, 13)
     assert.are.equal(simplify(a + b), simplify((a * 17 + b) % 16))
     assert.are.equal(a, simplify((a * 17 + b) // 16))
+    -- a factor of the divisor split off with the terms below it: 28y + x = 28 * y + x, x < 28
+    local y, x, n = U.var("y", 0, 27), U.var("x", 0, 27), U.var("n", 0, 63)
+    assert.are.equal(simplify(y // 2), simplify((y * 28 + x) // 56))
+    assert.are.equal(simplify((y % 2) * 28 + x), simplify((y * 28 + x) % 56))
+    -- the remainder of a quotient: ((784n + 28y + x) // 2) % 14 is x // 2
+    assert.are.equal(simplify(x // 2), simplify(((n * 784 + y * 28 + x) // 2) % 14))
   end)
 
   it("folds constants with C semantics", function()
