@@ -168,7 +168,9 @@ static lg_status split(lg_ctx *ctx, lg_uop *u, const linear *s, const int64_t *q
   if (u->src[0]->vmin >= 0 && r->has_bounds && r->vmin >= 0) {
     if (!idiv) {
       if (r->vmax < d) return *out = r, LG_OK;
-      return bin(ctx, LG_OP_MOD, r, konst(ctx, dt, d), out);
+      if (r != u->src[0]) return bin(ctx, LG_OP_MOD, r, konst(ctx, dt, d), out);
+      lg_uop_release(r); /* nothing moved out: leave the other strategies a chance */
+      return LG_OK;
     }
     if ((st = build(ctx, s, qc, kq, dt, &q))) return lg_uop_release(r), st;
     if (r->vmax < d) return lg_uop_release(r), *out = q, LG_OK;

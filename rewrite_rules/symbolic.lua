@@ -158,6 +158,7 @@ local rules = {
   { xb | xb, xb },
   { xb ~ xb, 0 },
   { xb & 0, 0 },
+  { P.var("x", "bool") & true, P.var("x", "bool"), name = "and true" },
   { xb | 0, xb },
   { xb ~ 0, xb },
   { (xb & c1) & c2, xb & (c1 & c2), name = "and chain" },
