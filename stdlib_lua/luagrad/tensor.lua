@@ -32,8 +32,21 @@ Tensor.default_float, Tensor.default_int = dt.float32, dt.int32
 local function is_tensor(x) return getmetatable(x) == Tensor end
 Tensor.is_tensor = is_tensor
 
-local function wrap(u) return setmetatable({ uop = u }, Tensor) end
+-- handles made or re-pointed inside lg.no_grad (luagrad.autograd detaches them at its end);
+-- nil outside, so ordinary ops pay one test
+local made
+local function wrap(u)
+  local t = setmetatable({ uop = u }, Tensor)
+  if made then made[t] = true end
+  return t
+end
 Tensor.wrap = wrap
+-- Tensor.track_made(set) -> the previous set: collect the handles made from now on in set
+function Tensor.track_made(set)
+  local old = made
+  made = set
+  return old
+end
 
 local function shape_str(shape) return "(" .. table.concat(shape, ",") .. ")" end
 Tensor.shape_str = shape_str
@@ -44,14 +57,16 @@ local function numel(shape)
   return n
 end
 
--- Raise a Lua error at the caller's line: the first stack frame outside the tensor files.
+-- Raise a Lua error at the caller's line: the first stack frame outside the tensor files (and
+-- luagrad/autograd.lua).
 local function raise(fmt, ...)
   local msg = select("#", ...) > 0 and fmt:format(...) or fmt
   local level = 2
   while true do
     local info = debug.getinfo(level, "S")
     if not info then break end
-    if not info.source:find("luagrad[/\\]tensor[%w_]*%.lua$") then break end
+    local src = info.source
+    if not (src:find("luagrad[/\\]tensor[%w_]*%.lua$") or src:find("luagrad[/\\]autograd%.lua$")) then break end
     level = level + 1
   end
   error(msg, level)
@@ -111,7 +126,7 @@ function Tensor.new(data, opts)
   opts = opts or {}
   local t
   if is_tensor(data) then
-    t = data:cast(opts.dtype or data.dtype)
+    t = data:detach():cast(opts.dtype or data.dtype) -- a new tensor, as torch.tensor(t)
   elseif type(data) == "number" or type(data) == "boolean" then
     local dtype = opts.dtype or infer_dtype({ data })
     t = wrap(core.uop("RESHAPE", dtype, { core.const(dtype, data) }, {}))
@@ -121,7 +136,7 @@ function Tensor.new(data, opts)
   else
     raise("Tensor: cannot make a tensor of a %s", type(data))
   end
-  t.requires_grad = opts.requires_grad or nil
+  if opts.requires_grad then t.requires_grad = true end
   return t
 end
 
@@ -150,6 +165,10 @@ local fields = {
   dtype = function(t) return t.uop.dtype end,
   device = function() return "CPU" end,
 }
+local setters = {} -- writable fields
+-- Tensor.add_field(name, get [, set]): a field t.name read as get(t) and, with set, written as
+-- set(t, value) (luagrad.autograd adds requires_grad and grad this way)
+function Tensor.add_field(name, get, set) fields[name], setters[name] = get, set end
 -- t.shape and other fields; t[i] and t[{...}] index (Tensor.getitem, tensor_index.lua)
 function Tensor.__index(t, k)
   local f = fields[k]
@@ -161,15 +180,20 @@ end
 -- t[i] = v and t[{...}] = v assign (Tensor.setitem); other keys are plain fields
 function Tensor.__newindex(t, k, v)
   if type(k) == "string" then
+    if setters[k] then return setters[k](t, v) end
     if fields[k] then raise("Tensor: the field %s is read-only", k) end
     rawset(t, k, v)
   else
     Tensor.setitem(t, k, v)
+    if made then made[t] = true end
   end
 end
 
 function Tensor:numel() return numel(self.shape) end
 Tensor.shape_numel = numel -- the element count of a shape table
+
+-- t:detach() -> Tensor: the same value, through which no gradient flows back (luagrad.autograd)
+function Tensor:detach() return wrap(core.uop("DETACH", self.dtype, { self.uop })) end
 
 local function empty(t) return t:numel() == 0 and t.uop.op ~= "BUFFER" and (t.uop.op ~= "RESHAPE" or t.uop.src[1].op ~= "BUFFER") end
 
@@ -206,6 +230,7 @@ function Tensor:assign(x)
   if not ok then raise("assign: a value of shape %s does not fit a tensor of shape %s", shape_str(v.shape), shape_str(self.shape)) end
   v = v:cast(self.dtype):expand(self.shape)
   self.uop = v.uop
+  if made then made[self] = true end
   return self
 end
 
