@@ -35,37 +35,81 @@ local M = {}
 function M.reload() M.rules = rules.load("gradient") end
 M.reload()
 
-local marked = setmetatable({}, { __mode = "k" }) -- tensor -> true: requires_grad
-local grads = setmetatable({}, { __mode = "k" })  -- tensor -> its .grad
+-- marked tensors: t -> "leaf" (gradients stop there) or "node" (marked while it depended on
+-- other marked tensors: gradients go on through it)
+local marked = setmetatable({}, { __mode = "k" })
+local grads = setmetatable({}, { __mode = "k" })   -- tensor -> its .grad
+local history = setmetatable({}, { __mode = "k" }) -- realized node -> the graph it was computed by
 
 local function is_view(u) return u.op == "BUFFER" or (u.op == "RESHAPE" and u.src[1].op == "BUFFER") end
 
--- the marked tensors by node: node -> {tensor...}
+-- the marked tensors by node (node -> {tensor...}), and the set of the leaves' nodes
 local function marked_nodes()
-  local by = {}
-  for t in pairs(marked) do
-    local list = by[t.uop]
-    if list then list[#list + 1] = t else by[t.uop] = { t } end
+  local by, leaves = {}, {}
+  for t, kind in pairs(marked) do
+    local u = t.uop
+    local list = by[u]
+    if list then list[#list + 1] = t else by[u] = { t } end
+    if kind == "leaf" then leaves[u] = true end
   end
-  return by
+  return by, leaves
 end
 
--- the nodes of root's graph, sources first, and the set of those a gradient reaches targets
--- through: a target, or a float node (not DETACH) with such a source
-local function reaching(root, targets)
-  local topo, on = root:toposort(), {}
-  for _, u in ipairs(topo) do
-    local r = targets[u] ~= nil
-    if not r and u.op ~= "DETACH" and u.dtype.kind == "float" then
-      for _, s in ipairs(u.src) do
-        if on[s] then
-          r = true
-          break
+-- Realizing a tensor points it at a buffer; so that gradients still flow through it (loss:item()
+-- before loss:backward()), the graph it was computed by is kept with the buffer's node while
+-- anything is marked. A graph under a DETACH carries no gradient and is not kept.
+local realize_all, keep = Tensor.realize_all, true
+function Tensor.realize_all(list)
+  if not keep or next(marked) == nil then return realize_all(list) end
+  local before = {}
+  for i, t in ipairs(list) do before[i] = is_tensor(t) and t.uop end
+  realize_all(list)
+  for i, t in ipairs(list) do
+    local old = before[i]
+    if old and old ~= t.uop and old.op ~= "DETACH" then history[t.uop] = old end
+  end
+  return list
+end
+
+local function realize_fresh(list)
+  keep = false
+  local ok, err = pcall(Tensor.realize_all, list)
+  keep = true
+  if not ok then error(err, 0) end
+end
+
+-- the sources a gradient flows to: a realized node's graph, else the node's sources
+local function sources(u)
+  local h = history[u]
+  return h and { h } or u.src
+end
+
+-- the nodes of root's graph (through the graphs of realized nodes, not past the leaves in
+-- `stop`), sources first, and the set of those through which a gradient reaches targets: a
+-- target, or a float node (not DETACH) with such a source
+local function reaching(root, targets, stop)
+  local topo, seen, on = {}, {}, {}
+  local function add(r)
+    for _, u in ipairs(r:toposort()) do
+      if not seen[u] then
+        seen[u] = true
+        local h = not stop[u] and history[u]
+        if h then add(h) end
+        topo[#topo + 1] = u
+        local hit = targets[u] ~= nil
+        if not hit and not stop[u] and u.op ~= "DETACH" and u.dtype.kind == "float" then
+          for _, s in ipairs(sources(u)) do
+            if on[s] then
+              hit = true
+              break
+            end
+          end
         end
+        on[u] = hit or nil
       end
     end
-    on[u] = r or nil
   end
+  add(root)
   return topo, on
 end
 
@@ -78,19 +122,21 @@ local function same_shape(a, b)
 end
 
 -- node -> gradient Tensor for the nodes of root's graph that lead to targets, from the
--- gradient g of root; nil when root does not lead to any
-local function backprop(root, g, targets)
-  local topo, on = reaching(root, targets)
+-- gradient g of root (nil when root leads to none), and the graph's nodes in order
+local function backprop(root, g, targets, stop)
+  local topo, on = reaching(root, targets, stop)
   if not on[root] then return nil, topo end
   local acc = { [root] = g }
   for i = #topo, 1, -1 do
     local u = topo[i]
-    local gu = acc[u]
-    local src = gu and u.src
-    if src and #src > 0 then
+    local gu = not stop[u] and acc[u]
+    local h = gu and history[u]
+    if h then
+      acc[h] = acc[h] and acc[h] + gu or gu
+    elseif gu and #u.src > 0 then
       local rule = M.rules[u.op]
       if not rule then raise("backward: no gradient rule for %s (rewrite_rules/gradient.lua)", u.op) end
-      local args = {}
+      local src, args = u.src, {}
       for j, s in ipairs(src) do args[j] = wrap(s) end
       local out = { rule(gu, wrap(u), table.unpack(args)) }
       for j, s in ipairs(src) do
@@ -134,8 +180,8 @@ end
 -- out:backward([grad]): see the header
 function Tensor:backward(grad)
   local g = seed("backward", self, grad)
-  local by = marked_nodes()
-  local acc, topo = backprop(self.uop, g, by)
+  local by, leaves = marked_nodes()
+  local acc, topo = backprop(self.uop, g, by, leaves)
   if not acc then raise("backward: the output does not depend on any tensor with requires_grad") end
   local ts, list = {}, {}
   for _, u in ipairs(topo) do -- graph order, so that the schedule of every step is the same
@@ -145,7 +191,7 @@ function Tensor:backward(grad)
       ts[#ts + 1], list[#list + 1] = t, old and old + d or d
     end
   end
-  Tensor.realize_all(list)
+  realize_fresh(list)
   for i, t in ipairs(ts) do grads[t] = list[i] end
 end
 
@@ -159,7 +205,8 @@ function M.grad(out, inputs, grad)
     if t.dtype.kind ~= "float" then raise("grad: input %d has dtype %s; only float tensors have gradients", i, tostring(t.dtype)) end
     targets[t.uop] = true
   end
-  local acc = backprop(out.uop, g, targets) or {}
+  local _, leaves = marked_nodes()
+  local acc = backprop(out.uop, g, targets, leaves) or {}
   local res = {}
   for i, t in ipairs(inputs) do
     local d = acc[t.uop]
@@ -170,13 +217,13 @@ end
 
 -- whether t's graph depends on a marked tensor
 local function tracked(t)
-  local by = marked_nodes()
+  local by, leaves = marked_nodes()
   if next(by) == nil then return false end
-  local _, on = reaching(t.uop, by)
+  local _, on = reaching(t.uop, by, leaves)
   return on[t.uop] ~= nil
 end
 
-Tensor.add_field("requires_grad", function(t) return marked[t] or tracked(t) end, function(t, v)
+Tensor.add_field("requires_grad", function(t) return marked[t] ~= nil or tracked(t) end, function(t, v)
   if not v then
     marked[t] = nil
     return
@@ -184,8 +231,13 @@ Tensor.add_field("requires_grad", function(t) return marked[t] or tracked(t) end
   if t.dtype.kind ~= "float" then
     raise("requires_grad: only float tensors can require gradients, this one is %s", tostring(t.dtype))
   end
-  if not marked[t] and not is_view(t.uop) and not tracked(t) then t:realize() end
-  marked[t] = true
+  if marked[t] then return end
+  if tracked(t) then
+    marked[t] = "node"
+    return
+  end
+  if not is_view(t.uop) then realize_fresh({ t }) end
+  marked[t] = "leaf"
 end)
 
 Tensor.add_field("grad", function(t) return grads[t] end, function(t, v)
