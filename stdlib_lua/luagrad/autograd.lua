@@ -5,11 +5,15 @@
 --
 -- * t.requires_grad = true (or the option requires_grad = true) marks t: backward fills t.grad.
 --   Only float tensors can require gradients. A marked tensor is found in the graph by its node
---   (t.uop at the time of backward). So that two equal leaves (two zero biases, say) stay two, a
---   tensor marked while it depends on no other marked tensor is realized into a buffer of its own
---   first, unless it is one already. A marked tensor computed from marked ones keeps its graph
---   (gradients flow through it) and gets its own .grad too. Reading t.requires_grad of an unmarked
---   tensor says whether its graph depends on a marked one.
+--   (t.uop at the time of backward). A tensor marked while it depends on no other marked tensor
+--   is a leaf: gradients stop there, and so that two equal leaves (two zero biases, say) stay
+--   two, it is realized into a buffer of its own first unless it is one already. A tensor marked
+--   while it depends on marked ones gets its own .grad and lets gradients through. Reading
+--   t.requires_grad of an unmarked tensor says whether its graph depends on a marked one.
+-- * Realizing a tensor points it at a buffer; while any tensor is marked, the graph it was
+--   computed by is kept with that buffer (outside no_grad, at least until the next backward), so
+--   gradients flow through realized tensors too (loss:item() before loss:backward()). Gradients
+--   themselves keep no graph.
 -- * out:backward([grad]): the gradients of out (grad: of out's shape; only a one-element out may
 --   leave it out, then it is 1) with respect to every marked tensor that out depends on, ADDED to
 --   their .grad (t.grad = nil zeroes it), and all realized together in one realize_all. A marked
@@ -56,25 +60,30 @@ local function marked_nodes()
 end
 
 -- Realizing a tensor points it at a buffer; so that gradients still flow through it (loss:item()
--- before loss:backward()), the graph it was computed by is kept with the buffer's node while
--- anything is marked. A graph under a DETACH carries no gradient and is not kept.
-local realize_all, keep = Tensor.realize_all, true
+-- before loss:backward()), the graph it was computed by is kept with the buffer's node, while any
+-- tensor is marked, outside no_grad. A node's Lua value lives as long as Lua holds it, so the
+-- graphs are also pinned until the next backward (a graph may hold the node when Lua no longer
+-- does). A graph under a DETACH carries no gradient and is not kept.
+local realize_all, pinned, quiet = Tensor.realize_all, {}, 0 -- quiet > 0: keep no graphs
 function Tensor.realize_all(list)
-  if not keep or next(marked) == nil then return realize_all(list) end
+  if quiet > 0 or next(marked) == nil then return realize_all(list) end
   local before = {}
   for i, t in ipairs(list) do before[i] = is_tensor(t) and t.uop end
   realize_all(list)
   for i, t in ipairs(list) do
-    local old = before[i]
-    if old and old ~= t.uop and old.op ~= "DETACH" then history[t.uop] = old end
+    local old, new = before[i], t.uop
+    if old and old ~= new and old.op ~= "DETACH" then
+      history[new] = old
+      pinned[#pinned + 1] = new
+    end
   end
   return list
 end
 
 local function realize_fresh(list)
-  keep = false
+  quiet = quiet + 1
   local ok, err = pcall(Tensor.realize_all, list)
-  keep = true
+  quiet = quiet - 1
   if not ok then error(err, 0) end
 end
 
@@ -193,6 +202,7 @@ function Tensor:backward(grad)
   end
   realize_fresh(list)
   for i, t in ipairs(ts) do grads[t] = list[i] end
+  pinned = {}
 end
 
 -- lg.grad(out, {inputs...} [, grad]) -> {gradient...}: see the header
@@ -261,7 +271,9 @@ function M.no_grad(fn, ...)
   local outer = Tensor.track_made(nil)
   local made = outer or {}
   Tensor.track_made(made)
+  quiet = quiet + 1
   local res = table.pack(pcall(fn, ...))
+  quiet = quiet - 1
   Tensor.track_made(outer)
   if not outer then
     for t in pairs(made) do detach_made(t) end

@@ -118,6 +118,8 @@ describe("backward", function()
     local w = T({ 1.0, 2.0 }, { requires_grad = true })
     local h = (w * 3):realize()
     local loss = (h * w):sum()
+    h = nil
+    collectgarbage()
     assert.are.equal(15, loss:item())
     loss:backward()
     assert.are.same({ 6, 12 }, w.grad:totable())
