@@ -225,12 +225,24 @@ function M.grad(out, inputs, grad)
   return res
 end
 
--- whether t's graph depends on a marked tensor
+-- whether t's graph depends on a marked tensor (a view of a buffer of its own, or a graph of
+-- constants and random numbers, cannot: those are told at once, so marking many parameters is
+-- not quadratic)
 local function tracked(t)
+  local u = t.uop
+  if is_view(u) and not history[u] then return false end
+  local buffers = false
+  for _, v in ipairs(u:toposort()) do
+    if v.op == "BUFFER" or history[v] then
+      buffers = true
+      break
+    end
+  end
+  if not buffers then return false end
   local by, leaves = marked_nodes()
   if next(by) == nil then return false end
-  local _, on = reaching(t.uop, by, leaves)
-  return on[t.uop] ~= nil
+  local _, on = reaching(u, by, leaves)
+  return on[u] ~= nil
 end
 
 Tensor.add_field("requires_grad", function(t) return marked[t] ~= nil or tracked(t) end, function(t, v)
