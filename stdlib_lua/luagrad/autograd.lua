@@ -122,6 +122,11 @@ local function reaching(root, targets, stop)
   return topo, on
 end
 
+local function describe(v)
+  if is_tensor(v) then return ("a %s tensor of shape %s"):format(tostring(v.dtype), shape_str(v.shape)) end
+  return "a " .. type(v)
+end
+
 local function same_shape(a, b)
   if #a ~= #b then return false end
   for i = 1, #a do
@@ -152,8 +157,7 @@ local function backprop(root, g, targets, stop)
         local d = out[j]
         if d ~= nil and on[s] then
           if not is_tensor(d) or d.dtype ~= s.dtype or not same_shape(d.shape, s.shape or {}) then
-            raise("backward: the %s rule gave %s for source %d, expected a %s tensor of shape %s", u.op,
-              is_tensor(d) and ("a " .. tostring(d.dtype) .. " tensor of shape " .. shape_str(d.shape)) or ("a " .. type(d)),
+            raise("backward: the %s rule gave %s for source %d, expected a %s tensor of shape %s", u.op, describe(d),
               j, tostring(s.dtype), shape_str(s.shape or {}))
           end
           acc[s] = acc[s] and acc[s] + d or d
@@ -173,8 +177,8 @@ local function seed(what, out, grad)
   end
   if grad == nil then
     if out:numel() ~= 1 then
-      raise("%s: a gradient can be left out only for a one-element output, this one has shape %s; pass one of that shape",
-        what, shape_str(out.shape))
+      raise("%s: a gradient can be left out only for a one-element output, this one has shape %s; "
+        .. "pass one of that shape", what, shape_str(out.shape))
     end
     return Tensor.full(out.shape, 1, { dtype = out.dtype })
   end
@@ -208,11 +212,15 @@ end
 -- lg.grad(out, {inputs...} [, grad]) -> {gradient...}: see the header
 function M.grad(out, inputs, grad)
   local g = seed("grad", out, grad)
-  if type(inputs) ~= "table" or is_tensor(inputs) then raise("grad: inputs is a %s, expected a list of Tensors", type(inputs)) end
+  if type(inputs) ~= "table" or is_tensor(inputs) then
+    raise("grad: inputs is a %s, expected a list of Tensors", type(inputs))
+  end
   local targets = {}
   for i, t in ipairs(inputs) do
     if not is_tensor(t) then raise("grad: input %d is a %s, expected a Tensor", i, type(t)) end
-    if t.dtype.kind ~= "float" then raise("grad: input %d has dtype %s; only float tensors have gradients", i, tostring(t.dtype)) end
+    if t.dtype.kind ~= "float" then
+      raise("grad: input %d has dtype %s; only float tensors have gradients", i, tostring(t.dtype))
+    end
     targets[t.uop] = true
   end
   local _, leaves = marked_nodes()
@@ -264,8 +272,7 @@ end)
 
 Tensor.add_field("grad", function(t) return grads[t] end, function(t, v)
   if v ~= nil and (not is_tensor(v) or v.dtype ~= t.dtype or not same_shape(v.shape, t.shape)) then
-    raise("grad: expected nil or a %s tensor of shape %s, got %s", tostring(t.dtype), shape_str(t.shape),
-      is_tensor(v) and ("a " .. tostring(v.dtype) .. " tensor of shape " .. shape_str(v.shape)) or ("a " .. type(v)))
+    raise("grad: expected nil or a %s tensor of shape %s, got %s", tostring(t.dtype), shape_str(t.shape), describe(v))
   end
   grads[t] = v
 end)

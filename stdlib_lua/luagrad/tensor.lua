@@ -3,7 +3,8 @@
 -- kernels that luagrad.schedule makes of it. The API is split over tensor_ops.lua (elementwise),
 -- tensor_reduce.lua (reductions, matmul, softmax), tensor_movement.lua (views),
 -- tensor_create.lua (creation, random numbers) and tensor_index.lua (cat/stack/split, indexing,
--- gather, assignment).
+-- gather, assignment). Gradients (t:backward(), t.requires_grad, t.grad, lg.no_grad) are in
+-- luagrad/autograd.lua.
 --
 -- Conventions users see (the contract of issue 3):
 -- * Axes, element positions, ranges and index VALUES held in tensors (argmax/argmin results,
