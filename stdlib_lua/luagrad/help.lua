@@ -20,6 +20,13 @@ local M = {}
 local DOCS = [==[
 lg                    require "luagrad": lazy tensors (lg.Tensor), the UOp graph (lg.uop), rules (lg.pattern, lg.rules, lg.graph_rewrite)
 help                  help([x]): print one line of documentation for x (a function, a value, or a name like "sum"); help() shows how to get around
+grad                  lg.grad(out, {inputs...} [, grad]) -> {Tensor}: the gradients of out with respect to the inputs, lazy, without touching .grad
+no_grad               lg.no_grad(fn, ...) -> fn's results: run fn with gradient tracking off; tensors made or assigned inside carry no gradient
+autograd              lg.autograd: reverse-mode autodiff (t:backward(), t.requires_grad, t.grad); rules from rewrite_rules/gradient.lua
+autograd.grad         lg.autograd.grad(out, {inputs...} [, grad]): the same as lg.grad
+autograd.no_grad      lg.autograd.no_grad(fn, ...): the same as lg.no_grad
+autograd.rules        lg.autograd.rules: the gradient rules, op name -> function(g, out, src...) -> gradient per source
+autograd.reload       lg.autograd.reload(): read gradient.lua from the rules path again
 manual_seed           lg.manual_seed(n): seed the counter-based random numbers (rand, randn, randint) for reproducible results
 promote               lg.promote(dtype_a, dtype_b) -> dtype: the dtype two operands meet at (PyTorch's promotion)
 graph_rewrite         lg.graph_rewrite(node, rules [, opts]) -> node: rewrite a UOp graph to a fixed point; rules: a pass name ("symbolic") or a RuleSet; opts: mode, ctx, budget, stats
@@ -72,7 +79,7 @@ rules.define          lg.rules.define(name, {file, ...}): a pass made of several
 rules.add             lg.rules.add(pass, rule [, {first = true}]): one more rule for a pass, after (or before) its files' rules
 rules.reload          lg.rules.reload([name]): re-read the rule files of cached passes (all, or those using name)
 rules.graph_rewrite   lg.rules.graph_rewrite(node, rules [, opts]) -> node: the same as lg.graph_rewrite
-Tensor                lg.Tensor(data [, {dtype =, device =, requires_grad =}]): a lazy tensor from a number, a nested table or a tensor
+Tensor                lg.Tensor(data [, {dtype =, device =, requires_grad =}]): a lazy tensor from a number, a nested table or a tensor; fields shape, dtype, requires_grad, grad
 Tensor.new            Tensor.new(data [, opts]) -> Tensor: what lg.Tensor(data, opts) calls
 Tensor.zeros          Tensor.zeros(shape... [, opts]) -> Tensor: zeros (float32 unless opts.dtype); a shape is varargs or a table
 Tensor.ones           Tensor.ones(shape... [, opts]) -> Tensor: ones (float32 unless opts.dtype)
@@ -120,6 +127,10 @@ Tensor.realize_all    Tensor.realize_all(list) -> list: realize the tensors toge
 Tensor.assign         t:assign(x) -> t: t takes the value of x (cast to t's dtype, broadcast to t's shape)
 Tensor.totable        t:totable() -> table: the values as nested Lua tables (a number for a 0-d tensor)
 Tensor.item           t:item() -> number: the value of a one-element tensor
+Tensor.backward       t:backward([grad]): add the gradients of t to .grad of every tensor with requires_grad it depends on (grad: needed unless t has one element)
+Tensor.detach         t:detach() -> Tensor: the same value, through which no gradient flows back
+Tensor.add_field      Tensor.add_field(name, get [, set]): a field t.name read by get(t), written by set(t, v) (internal)
+Tensor.track_made     Tensor.track_made(set) -> set: collect the tensors made or assigned from now on (lg.no_grad; internal)
 Tensor.contiguous     t:contiguous() -> Tensor: the values in a buffer of their own, in row-major order
 Tensor.add            t:add(x) -> Tensor: t + x (broadcast; x a tensor or a number)
 Tensor.sub            t:sub(x) -> Tensor: t - x

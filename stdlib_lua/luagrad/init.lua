@@ -22,6 +22,9 @@ require "luagrad.tensor_ops"
 require "luagrad.tensor_movement"
 for _, m in ipairs({ "tensor_reduce", "tensor_create", "tensor_index" }) do require("luagrad." .. m) end
 lg.manual_seed = Tensor.manual_seed
+-- autograd: t:backward(), lg.grad, lg.no_grad, t.requires_grad, t.grad (luagrad/autograd.lua)
+lg.autograd = require "luagrad.autograd"
+lg.grad, lg.no_grad = lg.autograd.grad, lg.autograd.no_grad
 setmetatable(Tensor, { __call = function(_, data, opts) return Tensor.new(data, opts) end })
 lg.Tensor = Tensor
 

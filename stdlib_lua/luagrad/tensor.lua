@@ -3,7 +3,8 @@
 -- kernels that luagrad.schedule makes of it. The API is split over tensor_ops.lua (elementwise),
 -- tensor_reduce.lua (reductions, matmul, softmax), tensor_movement.lua (views),
 -- tensor_create.lua (creation, random numbers) and tensor_index.lua (cat/stack/split, indexing,
--- gather, assignment).
+-- gather, assignment). Gradients (t:backward(), t.requires_grad, t.grad, lg.no_grad) are in
+-- luagrad/autograd.lua.
 --
 -- Conventions users see (the contract of issue 3):
 -- * Axes, element positions, ranges and index VALUES held in tensors (argmax/argmin results,
@@ -34,8 +35,21 @@ Tensor.default_float, Tensor.default_int = dt.float32, dt.int32
 local function is_tensor(x) return getmetatable(x) == Tensor end
 Tensor.is_tensor = is_tensor
 
-local function wrap(u) return setmetatable({ uop = u }, Tensor) end
+-- handles made or re-pointed inside lg.no_grad (luagrad.autograd detaches them at its end);
+-- nil outside, so ordinary ops pay one test
+local made
+local function wrap(u)
+  local t = setmetatable({ uop = u }, Tensor)
+  if made then made[t] = true end
+  return t
+end
 Tensor.wrap = wrap
+-- Tensor.track_made(set) -> the previous set: collect the handles made from now on in set
+function Tensor.track_made(set)
+  local old = made
+  made = set
+  return old
+end
 
 local function shape_str(shape) return "(" .. table.concat(shape, ",") .. ")" end
 Tensor.shape_str = shape_str
@@ -46,14 +60,16 @@ local function numel(shape)
   return n
 end
 
--- Raise a Lua error at the caller's line: the first stack frame outside the tensor files.
+-- Raise a Lua error at the caller's line: the first stack frame outside the tensor files (and
+-- luagrad/autograd.lua).
 local function raise(fmt, ...)
   local msg = select("#", ...) > 0 and fmt:format(...) or fmt
   local level = 2
   while true do
     local info = debug.getinfo(level, "S")
     if not info then break end
-    if not info.source:find("luagrad[/\\]tensor[%w_]*%.lua$") then break end
+    local src = info.source
+    if not (src:find("luagrad[/\\]tensor[%w_]*%.lua$") or src:find("luagrad[/\\]autograd%.lua$")) then break end
     level = level + 1
   end
   error(msg, level)
@@ -126,6 +142,7 @@ function Tensor.write(t, new)
     t, parent = parent, rawget(parent, "_parent")
   end
   t.uop = new.uop
+  if made then made[t] = true end
   refresh(t)
 end
 
@@ -193,7 +210,7 @@ function Tensor.new(data, opts)
   local dtype = Tensor.check_dtype("Tensor", opts.dtype)
   local t
   if is_tensor(data) then
-    t = data:cast(dtype or data.dtype)
+    t = data:detach():cast(dtype or data.dtype) -- a new tensor, as torch.tensor(t)
   elseif type(data) == "number" or type(data) == "boolean" then
     dtype = dtype or infer_dtype({ data })
     t = wrap(core.uop("RESHAPE", dtype, { core.const(dtype, data) }, {}))
@@ -203,7 +220,7 @@ function Tensor.new(data, opts)
   else
     raise("Tensor: cannot make a tensor of a %s", type(data))
   end
-  t.requires_grad = opts.requires_grad or nil
+  if opts.requires_grad then t.requires_grad = true end
   return t
 end
 
@@ -232,6 +249,10 @@ local fields = {
   dtype = function(t) return t.uop.dtype end,
   device = function() return "CPU" end,
 }
+local setters = {} -- writable fields
+-- Tensor.add_field(name, get [, set]): a field t.name read as get(t) and, with set, written as
+-- set(t, value) (luagrad.autograd adds requires_grad and grad this way)
+function Tensor.add_field(name, get, set) fields[name], setters[name] = get, set end
 -- t.shape and other fields; t[i] and t[{...}] index (Tensor.getitem, tensor_index.lua)
 function Tensor.__index(t, k)
   local f = fields[k]
@@ -243,15 +264,20 @@ end
 -- t[i] = v and t[{...}] = v assign (Tensor.setitem); other keys are plain fields
 function Tensor.__newindex(t, k, v)
   if type(k) == "string" then
+    if setters[k] then return setters[k](t, v) end
     if fields[k] then raise("Tensor: the field %s is read-only", k) end
     rawset(t, k, v)
   else
     Tensor.setitem(t, k, v)
+    if made then made[t] = true end
   end
 end
 
 function Tensor:numel() return numel(self.shape) end
 Tensor.shape_numel = numel -- the element count of a shape table
+
+-- t:detach() -> Tensor: the same value, through which no gradient flows back (luagrad.autograd)
+function Tensor:detach() return wrap(core.uop("DETACH", self.dtype, { self.uop })) end
 
 local function empty(t) return t:numel() == 0 and t.uop.op ~= "BUFFER" and (t.uop.op ~= "RESHAPE" or t.uop.src[1].op ~= "BUFFER") end
 
