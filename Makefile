@@ -23,7 +23,7 @@ B := build
 WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 ALL_CFLAGS := $(WARN) $(CFLAGS) -fPIC -D_GNU_SOURCE -Icore
 LUA_CFLAGS := -I$(LUA_INCDIR)
-ENGINE_LIBS := -lxxhash -lm -ldl -lpthread
+ENGINE_LIBS := -lxxhash -lcjson -lz -lm -ldl -lpthread
 
 CORE_SRC := $(sort $(wildcard core/*.c devices/*/*.c))
 BIND_SRC := $(filter-out vm_bindings/standalone.c,$(sort $(wildcard vm_bindings/*.c)))
@@ -96,7 +96,7 @@ $(CTESTS): $(CTEST_SRC) $(B)/lib/libluagrad_core.a $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -Itests/c -o $@ $(CTEST_SRC) $(B)/lib/libluagrad_core.a $(ENGINE_LIBS)
 
 # Debian packages the build and the tests need; installed when missing and run as root.
-DEB_PACKAGES := lua5.4 liblua5.4-dev lua-busted libxxhash-dev libreadline-dev gcc make luajit luarocks
+DEB_PACKAGES := lua5.4 liblua5.4-dev lua-busted libxxhash-dev libcjson-dev zlib1g-dev libreadline-dev gcc make luajit luarocks
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

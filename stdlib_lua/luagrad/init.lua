@@ -24,6 +24,8 @@ for _, m in ipairs({ "tensor_reduce", "tensor_create", "tensor_index" }) do requ
 lg.manual_seed = Tensor.manual_seed
 setmetatable(Tensor, { __call = function(_, data, opts) return Tensor.new(data, opts) end })
 lg.Tensor = Tensor
+lg.state = require "luagrad.state" -- safetensors files and state dicts
+lg.data = require "luagrad.data"   -- datasets: IDX files, Fashion-MNIST, batches
 
 -- u:simplify(): the symbolic pass to a fixed point
 function core.UOp.simplify(u) return lg.graph_rewrite(u, "symbolic") end
