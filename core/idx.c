@@ -17,8 +17,9 @@ static const struct {
 } idx_types[] = {{0x08, LG_DT_UINT8},  {0x09, LG_DT_INT8},    {0x0B, LG_DT_INT16},
                  {0x0C, LG_DT_INT32},  {0x0D, LG_DT_FLOAT32}, {0x0E, LG_DT_FLOAT64}};
 
-/* Read up to n bytes; the count read, or -1 with the zlib message in *err. */
-static int64_t read_all(gzFile g, void *dst, int64_t n, const char **err) {
+/* Read up to n bytes; the count read, or -1 with zlib's message in *err (without the path that
+ * gzerror puts in front). */
+static int64_t read_all(gzFile g, const char *path, void *dst, int64_t n, const char **err) {
   int64_t got = 0;
   while (got < n) {
     unsigned c = n - got < READ_CHUNK ? (unsigned)(n - got) : READ_CHUNK;
@@ -26,6 +27,8 @@ static int64_t read_all(gzFile g, void *dst, int64_t n, const char **err) {
     if (r < 0) {
       int code;
       *err = gzerror(g, &code);
+      size_t l = strlen(path);
+      if (strncmp(*err, path, l) == 0 && strncmp(*err + l, ": ", 2) == 0) *err += l + 2;
       return -1;
     }
     if (r == 0) break;
@@ -63,9 +66,10 @@ static lg_status idx_read(lg_ctx *ctx, const char *path, gzFile g, lg_buffer **o
                           int64_t *dims) {
   const char *err = NULL;
   unsigned char m[4];
-  int64_t got = read_all(g, m, 4, &err);
+  int64_t got = read_all(g, path, m, 4, &err);
   if (got < 0) return lg_ctx_fail(ctx, LG_ERR_ARG, "idx %s: %s", path, err);
-  if (got < 4) return lg_ctx_fail(ctx, LG_ERR_ARG, "idx %s: the file is %lld bytes, too short for the 4-byte magic", path, (long long)got);
+  if (got < 4)
+    return lg_ctx_fail(ctx, LG_ERR_ARG, "idx %s: the file is %lld bytes, too short for the 4-byte magic", path, (long long)got);
   if (m[0] || m[1])
     return lg_ctx_fail(ctx, LG_ERR_ARG, "idx %s: bad magic %02x %02x %02x %02x (expected 00 00, a type code, the number of dims)",
                        path, m[0], m[1], m[2], m[3]);
@@ -73,13 +77,14 @@ static lg_status idx_read(lg_ctx *ctx, const char *path, gzFile g, lg_buffer **o
   while (k < sizeof idx_types / sizeof idx_types[0] && idx_types[k].code != m[2]) k++;
   if (k == sizeof idx_types / sizeof idx_types[0])
     return lg_ctx_fail(ctx, LG_ERR_ARG,
-                       "idx %s: unknown type code 0x%02X (known: 0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64)",
+                       "idx %s: unknown type code 0x%02X "
+                       "(known: 0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64)",
                        path, m[2]);
   lg_dtype dt = idx_types[k].dt;
   int32_t nd = m[3], size = lg_dtype_itemsize(dt);
   if (nd > LG_MAX_DIMS) return lg_ctx_fail(ctx, LG_ERR_ARG, "idx %s: %d dims, at most %d", path, (int)nd, LG_MAX_DIMS);
   unsigned char raw[4 * LG_MAX_DIMS];
-  got = read_all(g, raw, 4 * nd, &err);
+  got = read_all(g, path, raw, 4 * nd, &err);
   if (got < 0) return lg_ctx_fail(ctx, LG_ERR_ARG, "idx %s: %s", path, err);
   if (got < 4 * nd)
     return lg_ctx_fail(ctx, LG_ERR_ARG, "idx %s: truncated in the dims: %lld of %d bytes", path, (long long)got, 4 * nd);
@@ -100,13 +105,13 @@ static lg_status idx_read(lg_ctx *ctx, const char *path, gzFile g, lg_buffer **o
   lg_status st = lg_device_get(ctx, "CPU", &cpu);
   if (st == LG_OK) st = lg_buffer_new(ctx, cpu, nbytes, &buf);
   if (st != LG_OK) return st;
-  got = read_all(g, buf->mem, nbytes, &err);
+  got = read_all(g, path, buf->mem, nbytes, &err);
   unsigned char extra;
   if (got < 0) st = lg_ctx_fail(ctx, LG_ERR_ARG, "idx %s: %s", path, err);
   else if (got < nbytes)
     st = lg_ctx_fail(ctx, LG_ERR_ARG, "idx %s: truncated data: %lld of %lld bytes (dims %s of %s)", path, (long long)got,
                      (long long)nbytes, shape, dn);
-  else if ((got = read_all(g, &extra, 1, &err)) != 0)
+  else if ((got = read_all(g, path, &extra, 1, &err)) != 0)
     st = got < 0 ? lg_ctx_fail(ctx, LG_ERR_ARG, "idx %s: %s", path, err)
                  : lg_ctx_fail(ctx, LG_ERR_ARG, "idx %s: more bytes after the %lld of dims %s of %s", path, (long long)nbytes,
                                shape, dn);
@@ -148,7 +153,8 @@ lg_status lg_gather_rows(lg_ctx *ctx, lg_buffer *src, int64_t row_bytes, const i
                          (long long)i, (long long)rows - 1);
   }
   if (__builtin_mul_overflow(n, row_bytes, &nbytes))
-    return lg_ctx_fail(ctx, LG_ERR_ARG, "gather_rows: %lld rows of %lld bytes overflow 64-bit sizes", (long long)n, (long long)row_bytes);
+    return lg_ctx_fail(ctx, LG_ERR_ARG, "gather_rows: %lld rows of %lld bytes overflow 64-bit sizes", (long long)n,
+                       (long long)row_bytes);
   lg_status st = lg_buffer_new(ctx, dev, nbytes, out);
   if (st != LG_OK) return st;
   char *d = (*out)->mem;

@@ -75,7 +75,8 @@ struct lg_safetensors {
 /* "(2,3)" into buf */
 static const char *shape_str(const int64_t *shape, int32_t ndim, char *buf, size_t size) {
   size_t len = (size_t)snprintf(buf, size, "(");
-  for (int32_t i = 0; i < ndim && len < size; i++) len += (size_t)snprintf(buf + len, size - len, "%s%lld", i ? "," : "", (long long)shape[i]);
+  for (int32_t i = 0; i < ndim && len < size; i++)
+    len += (size_t)snprintf(buf + len, size - len, "%s%lld", i ? "," : "", (long long)shape[i]);
   if (len < size) snprintf(buf + len, size - len, ")");
   return buf;
 }
@@ -158,7 +159,8 @@ static lg_status parse_metadata(lg_ctx *ctx, lg_safetensors *f, const cJSON *m) 
     return lg_ctx_fail(ctx, LG_ERR_ARG, "safetensors %s: __metadata__ is a %s (%s), expected an object of strings",
                        f->path, json_kind(m), json_text(m, txt, sizeof txt));
   int64_t n = cJSON_GetArraySize(m);
-  if (!(f->meta = calloc((size_t)(2 * n + 1), sizeof *f->meta))) return lg_ctx_fail(ctx, LG_ERR_NOMEM, "safetensors: out of memory");
+  if (!(f->meta = calloc((size_t)(2 * n + 1), sizeof *f->meta)))
+    return lg_ctx_fail(ctx, LG_ERR_NOMEM, "safetensors: out of memory");
   for (const cJSON *v = m->child; v; v = v->next) {
     if (!cJSON_IsString(v))
       return lg_ctx_fail(ctx, LG_ERR_ARG, "safetensors %s: __metadata__: the value of '%s' is a %s (%s), expected a string",
@@ -197,7 +199,8 @@ static lg_status parse_entry(lg_ctx *ctx, lg_safetensors *f, const cJSON *v, st_
   while (k < NDTYPES && strcmp(dtypes[k].name, dt->valuestring) != 0) k++;
   if (k == NDTYPES)
     return lg_ctx_fail(ctx, LG_ERR_ARG,
-                       "safetensors %s: tensor '%s': unknown dtype '%.40s' (known: BOOL U8 I8 U16 I16 U32 I32 U64 I64 F16 BF16 F32 F64)",
+                       "safetensors %s: tensor '%s': unknown dtype '%.40s' "
+                       "(known: BOOL U8 I8 U16 I16 U32 I32 U64 I64 F16 BF16 F32 F64)",
                        path, name, dt->valuestring);
   e->dtype = dtypes[k].dt;
   const cJSON *shape = cJSON_GetObjectItemCaseSensitive(v, "shape");
@@ -218,7 +221,8 @@ static lg_status parse_entry(lg_ctx *ctx, lg_safetensors *f, const cJSON *v, st_
   const cJSON *offs = cJSON_GetObjectItemCaseSensitive(v, "data_offsets");
   if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 || !json_count(offs->child, &e->begin) ||
       !json_count(offs->child->next, &e->end))
-    return lg_ctx_fail(ctx, LG_ERR_ARG, "safetensors %s: tensor '%s': \"data_offsets\" is %s, expected [begin, end] (integers >= 0)",
+    return lg_ctx_fail(ctx, LG_ERR_ARG,
+                       "safetensors %s: tensor '%s': \"data_offsets\" is %s, expected [begin, end] (integers >= 0)",
                        path, name, json_text(offs, txt, sizeof txt));
   if (e->end < e->begin)
     return lg_ctx_fail(ctx, LG_ERR_ARG, "safetensors %s: tensor '%s': data_offsets [%lld, %lld] end before they begin", path,
@@ -233,7 +237,8 @@ static lg_status parse_entry(lg_ctx *ctx, lg_safetensors *f, const cJSON *v, st_
     if (want < 0)
       return lg_ctx_fail(ctx, LG_ERR_ARG, "safetensors %s: tensor '%s': shape %s of %s overflows 64-bit sizes", path, name, sh,
                          dtypes[k].name);
-    return lg_ctx_fail(ctx, LG_ERR_ARG, "safetensors %s: tensor '%s': data_offsets [%lld, %lld] hold %lld bytes, but shape %s of %s needs %lld",
+    return lg_ctx_fail(ctx, LG_ERR_ARG,
+                       "safetensors %s: tensor '%s': data_offsets [%lld, %lld] hold %lld bytes, but shape %s of %s needs %lld",
                        path, name, (long long)e->begin, (long long)e->end, (long long)(e->end - e->begin), sh,
                        dtypes[k].name, (long long)want);
   }
@@ -249,7 +254,8 @@ static lg_status parse_header(lg_ctx *ctx, lg_safetensors *f) {
     return lg_ctx_fail(ctx, LG_ERR_ARG, "safetensors %s: header length %llu is over the limit of %llu bytes", path,
                        (unsigned long long)hlen, MAX_HEADER);
   if (hlen > room)
-    return lg_ctx_fail(ctx, LG_ERR_ARG, "safetensors %s: header length %llu is larger than the file allows (%llu bytes after the length)",
+    return lg_ctx_fail(ctx, LG_ERR_ARG,
+                       "safetensors %s: header length %llu is larger than the file allows (%llu bytes after the length)",
                        path, (unsigned long long)hlen, (unsigned long long)room);
   f->data_off = 8 + (int64_t)hlen;
   f->data_len = (int64_t)(room - hlen);
@@ -262,7 +268,8 @@ static lg_status parse_header(lg_ctx *ctx, lg_safetensors *f) {
   const char *nul = memchr(h, '\0', hlen), *end = NULL;
   cJSON *root = NULL;
   lg_status st = LG_OK;
-  if (nul) st = lg_ctx_fail(ctx, LG_ERR_ARG, "safetensors %s: the header holds a NUL byte at byte %lld", path, (long long)(nul - h));
+  if (nul)
+    st = lg_ctx_fail(ctx, LG_ERR_ARG, "safetensors %s: the header holds a NUL byte at byte %lld", path, (long long)(nul - h));
   else if (hlen == 0 || h[0] != '{')
     st = lg_ctx_fail(ctx, LG_ERR_ARG, "safetensors %s: the header does not start with '{' (a JSON object): \"%.20s\"", path, h);
   else if (!(root = cJSON_ParseWithLengthOpts(h, hlen, &end, 0)))
@@ -279,7 +286,8 @@ static lg_status parse_header(lg_ctx *ctx, lg_safetensors *f) {
     else meta = v;
   }
   if (st == LG_OK && meta) st = parse_metadata(ctx, f, meta);
-  if (st == LG_OK && !(f->e = calloc((size_t)(n ? n : 1), sizeof *f->e))) st = lg_ctx_fail(ctx, LG_ERR_NOMEM, "safetensors: out of memory");
+  if (st == LG_OK && !(f->e = calloc((size_t)(n ? n : 1), sizeof *f->e)))
+    st = lg_ctx_fail(ctx, LG_ERR_NOMEM, "safetensors: out of memory");
   for (const cJSON *v = root ? root->child : NULL; v && st == LG_OK; v = v->next) {
     if (v != meta) st = parse_entry(ctx, f, v, &f->e[f->n++]);
   }
@@ -447,7 +455,8 @@ static lg_status make_header(lg_ctx *ctx, const char *path, save_item *items, in
     cJSON *e = cJSON_AddObjectToObject(root, t->name);
     ok = e && cJSON_AddStringToObject(e, "dtype", dtype_st_name(t->dtype));
     size_t l = (size_t)snprintf(raw, sizeof raw, "[");
-    for (int32_t d = 0; d < t->ndim; d++) l += (size_t)snprintf(raw + l, sizeof raw - l, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+    for (int32_t d = 0; d < t->ndim; d++)
+      l += (size_t)snprintf(raw + l, sizeof raw - l, "%s%lld", d ? "," : "", (long long)t->shape[d]);
     snprintf(raw + l, sizeof raw - l, "]");
     ok = ok && cJSON_AddRawToObject(e, "shape", raw);
     snprintf(raw, sizeof raw, "[%lld,%lld]", (long long)items[i].begin, (long long)(items[i].begin + items[i].nbytes));
