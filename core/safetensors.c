@@ -393,6 +393,12 @@ lg_status lg_safetensors_buffer(lg_ctx *ctx, lg_safetensors *f, int64_t i, lg_de
 
 /* ---- writing -------------------------------------------------------------------------------- */
 
+typedef struct meta_pair {
+  const char *key, *value;
+} meta_pair;
+
+static int pair_by_key(const void *a, const void *b) { return strcmp(((const meta_pair *)a)->key, ((const meta_pair *)b)->key); }
+
 typedef struct save_item {
   const lg_tensor_entry *t;
   int32_t itemsize;
@@ -443,12 +449,12 @@ static lg_status check_entry(lg_ctx *ctx, const char *path, const lg_tensor_entr
 
 /* The header text: keys sorted, integers written as integers (cJSON raw values), then spaces so
  * that the data starts on a HEADER_ALIGN boundary. */
-static lg_status make_header(lg_ctx *ctx, const char *path, save_item *items, int64_t n, const char *const *mk,
-                             const char *const *mv, int64_t nmeta, char **out, size_t *len) {
+static lg_status make_header(lg_ctx *ctx, const char *path, save_item *items, int64_t n, const meta_pair *meta_pairs,
+                             int64_t nmeta, char **out, size_t *len) {
   cJSON *root = cJSON_CreateObject(), *meta = NULL;
   bool ok = root != NULL;
   if (ok && nmeta > 0) ok = (meta = cJSON_AddObjectToObject(root, "__metadata__")) != NULL;
-  for (int64_t i = 0; ok && i < nmeta; i++) ok = cJSON_AddStringToObject(meta, mk[i], mv[i]) != NULL;
+  for (int64_t i = 0; ok && i < nmeta; i++) ok = cJSON_AddStringToObject(meta, meta_pairs[i].key, meta_pairs[i].value) != NULL;
   char raw[40 + LG_MAX_DIMS * 21];
   for (int64_t i = 0; ok && i < n; i++) {
     const lg_tensor_entry *t = items[i].t;
@@ -523,17 +529,19 @@ lg_status lg_safetensors_save(lg_ctx *ctx, const char *path, const lg_tensor_ent
   if (n < 0 || nmeta < 0 || (n && !tensors) || (nmeta && (!meta_keys || !meta_values)))
     return lg_ctx_fail(ctx, LG_ERR_ARG, "safetensors save %s: bad argument arrays (%lld tensors, %lld metadata)", path,
                        (long long)n, (long long)nmeta);
-  for (int64_t i = 0; i < nmeta; i++) {
-    if (!meta_keys[i] || !meta_values[i])
-      return lg_ctx_fail(ctx, LG_ERR_ARG, "safetensors save %s: metadata item %lld has no key or no value", path, (long long)i);
-    for (int64_t j = 0; j < i; j++) {
-      if (strcmp(meta_keys[i], meta_keys[j]) == 0)
-        return lg_ctx_fail(ctx, LG_ERR_ARG, "safetensors save %s: the metadata key '%s' appears twice", path, meta_keys[i]);
-    }
-  }
   save_item *items = calloc((size_t)(n ? n : 1), sizeof *items);
-  if (!items) return lg_ctx_fail(ctx, LG_ERR_NOMEM, "safetensors save %s: out of memory", path);
-  lg_status st = LG_OK;
+  meta_pair *pairs = calloc((size_t)(nmeta ? nmeta : 1), sizeof *pairs);
+  lg_status st = items && pairs ? LG_OK : lg_ctx_fail(ctx, LG_ERR_NOMEM, "safetensors save %s: out of memory", path);
+  for (int64_t i = 0; i < nmeta && st == LG_OK; i++) {
+    if (!meta_keys[i] || !meta_values[i])
+      st = lg_ctx_fail(ctx, LG_ERR_ARG, "safetensors save %s: metadata item %lld has no key or no value", path, (long long)i);
+    pairs[i] = (meta_pair){meta_keys[i], meta_values[i]};
+  }
+  if (st == LG_OK) qsort(pairs, (size_t)nmeta, sizeof *pairs, pair_by_key);
+  for (int64_t i = 1; i < nmeta && st == LG_OK; i++) {
+    if (strcmp(pairs[i - 1].key, pairs[i].key) == 0)
+      st = lg_ctx_fail(ctx, LG_ERR_ARG, "safetensors save %s: the metadata key '%s' appears twice", path, pairs[i].key);
+  }
   for (int64_t i = 0; i < n && st == LG_OK; i++) st = check_entry(ctx, path, &tensors[i], &items[i]);
   if (st == LG_OK) {
     qsort(items, (size_t)n, sizeof *items, item_by_name);
@@ -549,7 +557,7 @@ lg_status lg_safetensors_save(lg_ctx *ctx, const char *path, const lg_tensor_ent
     int64_t at = 0;
     for (int64_t i = 0; i < n; i++) items[i].begin = at, at += items[i].nbytes;
     qsort(items, (size_t)n, sizeof *items, item_by_name);
-    st = make_header(ctx, path, items, n, meta_keys, meta_values, nmeta, &header, &hlen);
+    st = make_header(ctx, path, items, n, pairs, nmeta, &header, &hlen);
   }
   if (st == LG_OK) {
     qsort(items, (size_t)n, sizeof *items, item_by_layout);
@@ -558,6 +566,7 @@ lg_status lg_safetensors_save(lg_ctx *ctx, const char *path, const lg_tensor_ent
   if (st == LG_OK) st = write_file(ctx, path, tmp, strlen(path) + 64, header, hlen, items, n);
   free(tmp);
   free(header);
+  free(pairs);
   free(items);
   return st;
 }

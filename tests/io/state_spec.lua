@@ -112,12 +112,12 @@ describe("state.save and state.load", function()
   it("writes the reference layout: sorted keys, space padding to 64 bytes, data packed by itemsize then name", function()
     local p = path("layout.safetensors")
     lg.state.save({ b = T({ 1, 2 }, { dtype = lg.int16 }), a = T({ 1.5 }), c = T({ 3 }, { dtype = lg.int64 }) }, p,
-      { k = "v" })
+      { k = "v", b = "2", z = "", a = "1" })
     local s = read(p)
     local n = string.unpack("<I8", s)
     assert.are.equal(0, (8 + n) % 64)
     local text = s:sub(9, 8 + n)
-    assert.are.equal('{"__metadata__":{"k":"v"},"a":{"dtype":"F32","shape":[1],"data_offsets":[8,12]},' ..
+    assert.are.equal('{"__metadata__":{"a":"1","b":"2","k":"v","z":""},"a":{"dtype":"F32","shape":[1],"data_offsets":[8,12]},' ..
       '"b":{"dtype":"I16","shape":[2],"data_offsets":[12,16]},"c":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}',
       text:match("^(.-) *$"))
     assert.are.equal(string.pack("<i8<f<i2<i2", 3, 1.5, 1, 2), s:sub(9 + n))
