@@ -23,7 +23,7 @@ B := build
 WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 ALL_CFLAGS := $(WARN) $(CFLAGS) -fPIC -D_GNU_SOURCE -Icore
 LUA_CFLAGS := -I$(LUA_INCDIR)
-ENGINE_LIBS := -lxxhash -lm -ldl -lpthread
+ENGINE_LIBS := -lxxhash -lcjson -lz -lm -ldl -lpthread
 
 CORE_SRC := $(sort $(wildcard core/*.c devices/*/*.c))
 BIND_SRC := $(filter-out vm_bindings/standalone.c,$(sort $(wildcard vm_bindings/*.c)))
@@ -96,7 +96,7 @@ $(CTESTS): $(CTEST_SRC) $(B)/lib/libluagrad_core.a $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -Itests/c -o $@ $(CTEST_SRC) $(B)/lib/libluagrad_core.a $(ENGINE_LIBS)
 
 # Debian packages the build and the tests need; installed when missing and run as root.
-DEB_PACKAGES := lua5.4 liblua5.4-dev lua-busted libxxhash-dev libreadline-dev gcc make luajit luarocks
+DEB_PACKAGES := lua5.4 liblua5.4-dev lua-busted libxxhash-dev libcjson-dev zlib1g-dev libreadline-dev gcc make luajit luarocks
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -114,7 +114,7 @@ test-c: all $(CTESTS)
 # check-asan: the C tests and the embedding examples (lg_open/lg_close included) with leak checks,
 # then the Lua specs below against the ASan+UBSan build (lua5.4 itself is not instrumented, so
 # libasan is preloaded into it; leak checks stay off for the interpreter).
-ASAN_SPECS := graph dtypes rules repl
+ASAN_SPECS := graph dtypes rules repl io
 check-asan:
 	$(MAKE) B=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  ENGINE_LIBS="$(ENGINE_LIBS) -fsanitize=address,undefined" LIBFLAG="-shared -fsanitize=address,undefined" \

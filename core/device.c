@@ -17,7 +17,7 @@ static const lg_device_ops *const kinds[] = {&lg_cpu_device};
 /* Bumped when the calling convention or the cache layout changes: old cache files are not
  * found any more. */
 enum { CACHE_FORMAT = 1 };
-enum { FIRST_BUCKETS = 64, MAX_INDEX = 1023, STACK_BUFS = 16 };
+enum { FIRST_BUCKETS = 64, MAX_INDEX = 1023, STACK_BUFS = 16, WRAP_ALIGN = 64 };
 
 static int64_t now_ns(void) {
   struct timespec ts;
@@ -117,7 +117,8 @@ static void program_free(lg_program *p) {
 
 static void buffer_free(lg_buffer *b) {
   lg_device *dev = b->dev;
-  if (b->mem) dev->ops->free(dev, b->mem, b->nbytes);
+  if (b->release) b->release(b->release_ud);
+  else if (b->mem) dev->ops->free(dev, b->mem, b->nbytes);
   if (b->prev) b->prev->next = b->next;
   else dev->buffers = b->next;
   if (b->next) b->next->prev = b->prev;
@@ -150,6 +151,17 @@ static lg_status other_ctx(lg_ctx *ctx, const char *what, const lg_device *dev) 
 
 /* ---- buffers ------------------------------------------------------------------------------ */
 
+static void buffer_link(lg_buffer *b, lg_device *dev, int64_t nbytes) {
+  b->dev = dev;
+  b->nbytes = nbytes;
+  b->refcnt = 1;
+  b->next = dev->buffers;
+  if (b->next) b->next->prev = b;
+  dev->buffers = b;
+  dev->stats.buffers++;
+  dev->stats.buffer_bytes += nbytes;
+}
+
 lg_status lg_buffer_new(lg_ctx *ctx, lg_device *dev, int64_t nbytes, lg_buffer **out) {
   if (dev->ctx != ctx) return other_ctx(ctx, "buffer_new", dev);
   if (nbytes < 0) return lg_ctx_fail(ctx, LG_ERR_ARG, "buffer_new: size %lld is negative", (long long)nbytes);
@@ -162,14 +174,26 @@ lg_status lg_buffer_new(lg_ctx *ctx, lg_device *dev, int64_t nbytes, lg_buffer *
       return st;
     }
   }
-  b->dev = dev;
-  b->nbytes = nbytes;
-  b->refcnt = 1;
-  b->next = dev->buffers;
-  if (b->next) b->next->prev = b;
-  dev->buffers = b;
-  dev->stats.buffers++;
-  dev->stats.buffer_bytes += nbytes;
+  buffer_link(b, dev, nbytes);
+  *out = b;
+  return LG_OK;
+}
+
+lg_status lg_buffer_wrap(lg_ctx *ctx, lg_device *dev, void *mem, int64_t nbytes, void (*release)(void *ud), void *ud,
+                         lg_buffer **out) {
+  if (dev->ctx != ctx) return other_ctx(ctx, "buffer_wrap", dev);
+  if (dev->ops != &lg_cpu_device)
+    return lg_ctx_fail(ctx, LG_ERR_ARG, "buffer_wrap: the memory of device %s is not host memory", dev->name);
+  if (nbytes < 0 || (nbytes > 0 && !mem) || ((uintptr_t)mem & (WRAP_ALIGN - 1)) || !release)
+    return lg_ctx_fail(ctx, LG_ERR_ARG,
+                       "buffer_wrap: needs %d-byte aligned memory, a size >= 0 and a release function (got %p, %lld bytes)",
+                       WRAP_ALIGN, mem, (long long)nbytes);
+  lg_buffer *b = calloc(1, sizeof *b);
+  if (!b) return lg_ctx_fail(ctx, LG_ERR_NOMEM, "buffer_wrap: out of memory");
+  b->mem = mem;
+  b->release = release;
+  b->release_ud = ud;
+  buffer_link(b, dev, nbytes);
   *out = b;
   return LG_OK;
 }

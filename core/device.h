@@ -72,6 +72,8 @@ struct lg_buffer {
   void *mem;
   int64_t nbytes;
   uint32_t refcnt;
+  void (*release)(void *ud); /* lg_buffer_wrap: gives mem back to its owner instead of ops->free */
+  void *release_ud;
   lg_buffer *prev, *next;
 };
 

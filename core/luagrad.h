@@ -331,6 +331,11 @@ int64_t lg_buffer_size(const lg_buffer *buf);
  * the buffer. Errors go to the buffer's context. */
 lg_status lg_buffer_write(lg_buffer *buf, int64_t offset, const void *src, int64_t n);
 lg_status lg_buffer_read(lg_buffer *buf, int64_t offset, void *dst, int64_t n);
+/* A buffer over host memory that stays the caller's (CPU device only): mem 64-byte aligned (the
+ * kernels' contract), nbytes >= 0. release(ud) runs when the buffer is freed; when the call fails
+ * it does not run. */
+lg_status lg_buffer_wrap(lg_ctx *ctx, lg_device *dev, void *mem, int64_t nbytes, void (*release)(void *ud),
+                         void *ud, lg_buffer **out);
 
 /* Compile src (CPU: C source) and find its function `entry` (a C identifier), or reuse the
  * program from a cache. */
@@ -354,6 +359,61 @@ lg_device *lg_program_device(const lg_program *prog);
  * ints[0..nints); dims may be NULL. The kernel must expect exactly these arguments. */
 lg_status lg_program_launch(lg_ctx *ctx, lg_program *prog, lg_buffer *const *bufs, int32_t nbufs,
                             const int64_t *ints, int32_t nints, const lg_launch_dims *dims);
+
+/* ---- weights and datasets on disk (core/safetensors.c, core/idx.c) ------------------------ */
+/* safetensors files: an 8-byte little-endian header length N, N bytes of JSON (an object: name ->
+ * {"dtype", "shape", "data_offsets": [begin, end]} relative to the data after the header, and an
+ * optional "__metadata__" object of strings), then the raw little-endian data. Dtype names: BOOL
+ * U8 I8 U16 I16 U32 I32 U64 I64 F16 BF16 F32 F64. lg_safetensors_open maps the file and checks
+ * all of it (header at most 100,000,000 bytes, entries inside the data, sizes equal to
+ * numel * itemsize, no overlaps; gaps are allowed); the file is read through the mapping, which
+ * lives while the handle or any buffer made from it does. */
+typedef struct lg_safetensors lg_safetensors;
+typedef struct lg_tensor_info {
+  const char *name;
+  lg_dtype dtype;
+  int32_t ndim;            /* at most 16 */
+  const int64_t *shape;
+  int64_t offset;          /* the data's first byte, from the start of the file */
+  int64_t nbytes;
+} lg_tensor_info;
+
+lg_status lg_safetensors_open(lg_ctx *ctx, const char *path, lg_safetensors **out);
+void lg_safetensors_close(lg_safetensors *f);
+/* The tensors, in the order of their data (0-based i); borrowed strings, valid while f is open. */
+int64_t lg_safetensors_count(const lg_safetensors *f);
+void lg_safetensors_info(const lg_safetensors *f, int64_t i, lg_tensor_info *out);
+int64_t lg_safetensors_metadata_count(const lg_safetensors *f);
+void lg_safetensors_metadata(const lg_safetensors *f, int64_t i, const char **key, const char **value);
+/* Tensor i's values in a buffer of dev: on the CPU a view of the mapped file when its data is
+ * 64-byte aligned (no copy; the buffer keeps the mapping alive), else a copy. BOOL values other
+ * than 0 and 1 are an error. */
+lg_status lg_safetensors_buffer(lg_ctx *ctx, lg_safetensors *f, int64_t i, lg_device *dev, lg_buffer **out);
+/* Write a safetensors file: the header's keys sorted ("__metadata__" first, when nmeta > 0),
+ * padded with spaces to end on a 64-byte boundary; the data packed without gaps, by itemsize
+ * (largest first), then name, as the reference writer does. Each tensor's buffer holds exactly its
+ * numel * itemsize bytes. The file is written under a temporary name in the same folder and
+ * renamed into place, so a mapping of the old file stays valid. */
+typedef struct lg_tensor_entry {
+  const char *name;
+  lg_dtype dtype;
+  int32_t ndim;
+  const int64_t *shape;
+  lg_buffer *buf;
+} lg_tensor_entry;
+lg_status lg_safetensors_save(lg_ctx *ctx, const char *path, const lg_tensor_entry *tensors, int64_t n,
+                              const char *const *meta_keys, const char *const *meta_values, int64_t nmeta);
+
+/* IDX files (MNIST's format), gzip-compressed or not: bytes 0, 0, a type code (0x08 uint8,
+ * 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64), the number of dims; the
+ * dims as big-endian uint32; the big-endian values. Read into a new CPU buffer in host order;
+ * dims needs room for 16 sizes. */
+lg_status lg_idx_load(lg_ctx *ctx, const char *path, lg_buffer **out, lg_dtype *dtype, int32_t *ndim,
+                      int64_t *dims);
+/* A new buffer on src's device (host memory: CPU) whose row i is row idx[i] of src (rows of
+ * row_bytes bytes, 0-based indices, checked); shuffles a dataset with one pass over it. */
+lg_status lg_gather_rows(lg_ctx *ctx, lg_buffer *src, int64_t row_bytes, const int64_t *idx, int64_t n,
+                         lg_buffer **out);
 
 /* ---- embedding (vm_bindings/standalone.c; libluagrad only) -------------------------------- */
 /* A context with its own Lua 5.4 state, luagrad loaded, so C hosts get every rule. Like

@@ -79,6 +79,16 @@ rules.define          lg.rules.define(name, {file, ...}): a pass made of several
 rules.add             lg.rules.add(pass, rule [, {first = true}]): one more rule for a pass, after (or before) its files' rules
 rules.reload          lg.rules.reload([name]): re-read the rule files of cached passes (all, or those using name)
 rules.graph_rewrite   lg.rules.graph_rewrite(node, rules [, opts]) -> node: the same as lg.graph_rewrite
+state                 lg.state: weights on disk (safetensors files) and state dicts of tables of layers
+state.load            lg.state.load(path) -> {name = Tensor}, {metadata}: a safetensors file; tensors view the file's mapping (no copy where aligned)
+state.save            lg.state.save({name = Tensor}, path [, {key = string}]): a safetensors file (keys sorted, data packed), replaced atomically
+state.state_dict      lg.state.state_dict(model) -> {name = Tensor}: the tensors of a table of layers ("layers.1.weight"; keys starting with _ skipped)
+state.load_state_dict lg.state.load_state_dict(model, sd [, {strict = true}]) -> missing, unexpected: assign sd's tensors to the model's by name
+data                  lg.data: datasets: IDX files, Fashion-MNIST, shuffled batches
+data.idx              lg.data.idx(path) -> Tensor: an IDX file (MNIST's format), gzip-compressed or not
+data.fashion_mnist    lg.data.fashion_mnist([dir]) -> {train_images, train_labels, test_images, test_labels}: uint8 (N,28,28) images, int32 labels 1..10 (1-based)
+data.fashion_mnist_dir  lg.data.fashion_mnist_dir: where fashion_mnist looks by default (Debian's dataset-fashion-mnist)
+data.batches          lg.data.batches(x, y, size [, {shuffle = true, drop_last = false}]) -> iterator of xb, yb: slices along axis 1, reshuffled per call
 Tensor                lg.Tensor(data [, {dtype =, device =, requires_grad =}]): a lazy tensor from a number, a nested table or a tensor; fields shape, dtype, requires_grad, grad
 Tensor.new            Tensor.new(data [, opts]) -> Tensor: what lg.Tensor(data, opts) calls
 Tensor.zeros          Tensor.zeros(shape... [, opts]) -> Tensor: zeros (float32 unless opts.dtype); a shape is varargs or a table

@@ -27,6 +27,8 @@ lg.autograd = require "luagrad.autograd"
 lg.grad, lg.no_grad = lg.autograd.grad, lg.autograd.no_grad
 setmetatable(Tensor, { __call = function(_, data, opts) return Tensor.new(data, opts) end })
 lg.Tensor = Tensor
+lg.state = require "luagrad.state" -- safetensors files and state dicts
+lg.data = require "luagrad.data"   -- datasets: IDX files, Fashion-MNIST, batches
 
 -- u:simplify(): the symbolic pass to a fixed point
 function core.UOp.simplify(u) return lg.graph_rewrite(u, "symbolic") end
