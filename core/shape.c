@@ -230,7 +230,8 @@ static lg_status reduce_shape(lg_ctx *ctx, const lg_uop *s, const lg_arg *a, int
   return LG_OK;
 }
 
-/* ALU ops, CAST, BITCAST, CONTIGUOUS, DETACH, COPY: one shape over the shaped sources. */
+/* ALU ops, CAST, BITCAST, CONTIGUOUS, DETACH, COPY (and FUNCTION, given its value only): one shape
+ * over the shaped sources. */
 static lg_status elementwise_shape(lg_ctx *ctx, int32_t op, lg_dtype dtype, lg_uop *const *src, int32_t n,
                                    int32_t *ndim, int64_t *dims) {
   const lg_uop *first = NULL;
@@ -312,6 +313,7 @@ lg_status lg_shape_infer(lg_ctx *ctx, int32_t op, lg_dtype dtype, lg_uop *const 
   case LG_OP_CONTIGUOUS:
   case LG_OP_DETACH:
   case LG_OP_COPY: return elementwise_shape(ctx, op, dtype, src, n, ndim, dims);
+  case LG_OP_FUNCTION: return elementwise_shape(ctx, op, dtype, src, 1, ndim, dims); /* the value's */
   default:
     if (lg_op_has(op, LG_OPF_ALU)) return elementwise_shape(ctx, op, dtype, src, n, ndim, dims);
     return LG_OK; /* kernel-level ops have no shape, whatever their sources */

@@ -82,6 +82,11 @@ static lg_status check_node(lg_ctx *ctx, const lg_uop *u) {
     if (!lg_dt_is_plain(dt) || !lg_dt_is_int(dt)) return fail(ctx, u, "dtype must be an integer");
     if (u->src[0]->dtype != dt) return fail(ctx, u, "end is %s, expected %s", dtn(&nm, 0, u->src[0]->dtype), dtn(&nm, 1, dt));
     break;
+  case LG_OP_FUNCTION:
+    if (u->src[0]->dtype != dt) return fail(ctx, u, "the value is %s", dtn(&nm, 0, u->src[0]->dtype));
+    if (u->arg.kind != LG_ARG_STR && u->arg.kind != LG_ARG_STR_INTS)
+      return fail(ctx, u, "arg must be a name (and ints)");
+    break;
   case LG_OP_BITCAST:
     if (lg_dtype_itemsize(dt) != lg_dtype_itemsize(u->src[0]->dtype))
       return fail(ctx, u, "source %s has %d bytes, %s has %d", dtn(&nm, 0, u->src[0]->dtype),

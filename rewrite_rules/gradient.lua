@@ -95,4 +95,14 @@ return {
     return g:flip(axes)
   end,
   CONTIGUOUS = function(g) return g end,
+
+  -- a composite op (Tensor.func): the gradient its definer registered in Tensor.func_grads; none
+  -- flows through the graph of its value
+  FUNCTION = function(g, x, _, ...)
+    local arg = x.uop.arg
+    local name = type(arg) == "table" and arg[1] or arg
+    local rule = Tensor.func_grads[name]
+    if not rule then error("backward: no gradient for the function " .. tostring(name)) end
+    return nil, rule(g, x, type(arg) == "table" and { table.unpack(arg, 2) } or {}, ...)
+  end,
 }

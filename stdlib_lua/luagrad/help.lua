@@ -120,6 +120,8 @@ Tensor.shape_args     Tensor.shape_args(...) -> shape, opts: a shape from vararg
 Tensor.check_dtype    Tensor.check_dtype(what, d) -> DType|nil: a dtype option (a DType or its name); errors name `what` (internal)
 Tensor.view_of        Tensor.view_of(t, parent, op, arg) -> t: t becomes a view of parent through a movement step (internal)
 Tensor.write          Tensor.write(t, new): t takes the value new, written through to what t is a view of (internal)
+Tensor.func           Tensor.func(name, params, value, inputs...) -> Tensor: value as the composite op name, whose gradient is Tensor.func_grads[name] (internal)
+Tensor.func_grads     Tensor.func_grads[name] = function(g, out, params, inputs...) -> gradients of the inputs (internal)
 Tensor.infer_dtype    Tensor.infer_dtype(values) -> DType: the dtype of Lua values, as lg.Tensor picks it (internal)
 Tensor.from_values    Tensor.from_values(values, shape, dtype [, device]) -> Tensor: a realized tensor of flat values (internal)
 Tensor.iota           Tensor.iota(n) -> Tensor: 0, 1, ..., n-1 as int32, with no buffer (internal)

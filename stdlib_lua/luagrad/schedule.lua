@@ -33,7 +33,8 @@ local function flat_index(idx, shape)
   return out
 end
 
-local ALU_FREE = { CONST = true, BUFFER = true, IOTA = true, CAST = true, CONTIGUOUS = true, DETACH = true }
+local ALU_FREE = { CONST = true, BUFFER = true, IOTA = true, CAST = true, CONTIGUOUS = true, DETACH = true,
+  FUNCTION = true }
 local RECOMPUTE_LIMIT = 4 -- ALU ops a kernel may recompute for each broadcast copy of a value
 
 -- Which nodes get a buffer: the roots, CONTIGUOUS and COPY (BUFFERs have one already), and
@@ -54,11 +55,13 @@ function M.realized(roots)
       if u.op == "CONTIGUOUS" or u.op == "COPY" then set[u] = true end
     end
   end
+  -- the sources a kernel computes: a FUNCTION's value, not its inputs
+  local function computed(u) return u.op == "FUNCTION" and { u.src[1] } or u.src end
   local cost = {} -- ALU ops under a node, up to reductions and buffers (shared ones counted again)
   for _, u in ipairs(order) do
     local c = (ALU_FREE[u.op] or MOVEMENT[u.op] or u.op == "REDUCE_AXIS") and 0 or 1
     if u.op ~= "REDUCE_AXIS" then
-      for _, s in ipairs(u.src) do c = c + (cost[s] or 0) end
+      for _, s in ipairs(computed(u)) do c = c + (cost[s] or 0) end
     end
     cost[u] = math.min(c, RECOMPUTE_LIMIT)
   end
@@ -72,7 +75,7 @@ function M.realized(roots)
     end
     local mine = set[u] and u or owner[u]
     local through = (not set[u] and expanded[u]) or u.op == "EXPAND"
-    for _, src in ipairs(u.src) do
+    for _, src in ipairs(computed(u)) do
       if through then expanded[src] = true end
       if owner[src] == nil then
         owner[src] = mine
@@ -241,8 +244,8 @@ local function kernel(root, realized)
       local srcs = { lower(u.src[1], sidx, gate) }
       for _, r in ipairs(rr) do srcs[#srcs + 1] = r end
       out = core.uop("REDUCE", u.dtype, srcs, op)
-    elseif u.op == "CONTIGUOUS" or u.op == "DETACH" then
-      out = lower(u.src[1], idx, gate)
+    elseif u.op == "CONTIGUOUS" or u.op == "DETACH" or u.op == "FUNCTION" then
+      out = lower(u.src[1], idx, gate) -- a FUNCTION's other sources are its inputs, for gradients
     else -- elementwise
       local srcs = {}
       for i, s in ipairs(u.src) do srcs[i] = lower(s, idx, gate) end

@@ -277,6 +277,17 @@ function Tensor:numel() return numel(self.shape) end
 Tensor.shape_numel = numel -- the element count of a shape table
 
 -- t:detach() -> Tensor: the same value, through which no gradient flows back (luagrad.autograd)
+-- Tensor.func(name, params, value, inputs...) -> Tensor: value, marked as the composite op `name`
+-- (params: integers) of the inputs, so that backward takes the gradient of the inputs from
+-- Tensor.func_grads[name](g, out, params, inputs...) instead of differentiating value's graph.
+-- For composites whose derived gradient is slow (conv2d's input gradient is a transposed conv).
+Tensor.func_grads = {}
+function Tensor.func(name, params, value, ...)
+  local srcs = { value.uop }
+  for i, t in ipairs({ ... }) do srcs[i + 1] = t.uop end
+  return wrap(core.uop("FUNCTION", value.dtype, srcs, { name, table.unpack(params) }))
+end
+
 function Tensor:detach() return wrap(core.uop("DETACH", self.dtype, { self.uop })) end
 
 local function empty(t) return t:numel() == 0 and t.uop.op ~= "BUFFER" and (t.uop.op ~= "RESHAPE" or t.uop.src[1].op ~= "BUFFER") end

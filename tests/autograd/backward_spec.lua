@@ -327,4 +327,16 @@ describe("gradient rules", function()
     assert.matches("backward: the NEG rule gave a float32 tensor of shape () for source 1, expected a float32 tensor of shape (2)", err, 1, true)
     assert.matches("backward: no gradient rule for NEG (rewrite_rules/gradient.lua)", err2, 1, true)
   end)
+  it("take a composite's gradient from its registered rule (Tensor.func)", function()
+    T.func_grads.scaled = function(g, _, params, a, b) return g * params[1], b:sum():reshape(1) end
+    local x, w = T({ 1.0, 2.0, 3.0 }, { requires_grad = true }), T({ 4.0 }, { requires_grad = true })
+    local y = T.func("scaled", { 5 }, x * w, x, w)
+    assert.are.same({ 4, 8, 12 }, y:totable())                    -- the value of x * w
+    y:sum():backward()
+    assert.are.same({ 5, 5, 5 }, x.grad:totable())                -- from the rule, not w
+    assert.are.same({ 4 }, w.grad:totable())
+    T.func_grads.scaled = nil
+    assert.matches("no gradient for the function scaled",
+      select(2, pcall(lg.grad, T.func("scaled", {}, x * 1, x):sum(), { x })), 1, true)
+  end)
 end)
