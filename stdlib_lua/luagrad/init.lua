@@ -20,10 +20,11 @@ lg.help = require("luagrad.help").help -- help(x): a line of documentation (luag
 local Tensor = require "luagrad.tensor"
 require "luagrad.tensor_ops"
 require "luagrad.tensor_movement"
-for _, m in ipairs({ "tensor_reduce", "tensor_create", "tensor_index" }) do require("luagrad." .. m) end
+for _, m in ipairs({ "tensor_reduce", "tensor_create", "tensor_index", "tensor_nn" }) do require("luagrad." .. m) end
 lg.manual_seed = Tensor.manual_seed
 setmetatable(Tensor, { __call = function(_, data, opts) return Tensor.new(data, opts) end })
 lg.Tensor = Tensor
+lg.nn, lg.optim = require "luagrad.nn", require "luagrad.optim" -- layers; SGD, Adam, AdamW
 
 -- u:simplify(): the symbolic pass to a fixed point
 function core.UOp.simplify(u) return lg.graph_rewrite(u, "symbolic") end
