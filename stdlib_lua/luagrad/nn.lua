@@ -5,7 +5,7 @@
 -- biases uniform(+-1/sqrt(fan_in)), norms ones and zeros, Embedding normal), drawn from the
 -- seeded generator (lg.manual_seed); parameters are realized and have requires_grad = true.
 --
--- Training mode is one flag for everything, as tinygrad: lg.Tensor.training (default false).
+-- Training mode is one flag for everything, as tinygrad: lg.Tensor.training (unset, so false, by default).
 -- While it is true, Dropout drops and BatchNorm2d normalizes with the batch statistics and
 -- updates its running statistics (momentum 0.1, the unbiased batch variance, as PyTorch); while
 -- false, BatchNorm2d uses the running statistics. The running-statistics update is lazy: the next
@@ -27,10 +27,10 @@ local function before(a, b)
 end
 
 -- calls f(name, tensor) for every tensor in obj, depth first in key order; keys starting with
--- "_" are skipped, each table is entered once
+-- "_" are skipped; a table shared by two keys is walked under both, a cycle once
 local function walk(obj, prefix, f, seen)
   if seen[obj] then return end
-  seen[obj] = true
+  seen[obj] = true -- on the current path
   local keys = {}
   for k, v in pairs(obj) do
     local named = (type(k) == "string" and k:sub(1, 1) ~= "_") or math.type(k) == "integer"
@@ -41,6 +41,7 @@ local function walk(obj, prefix, f, seen)
     local v, name = obj[k], prefix .. tostring(k)
     if is_tensor(v) then f(name, v) else walk(v, name .. ".", f, seen) end
   end
+  seen[obj] = nil
 end
 
 local function check_model(what, model)
@@ -63,7 +64,8 @@ function nn.parameters(model)
 end
 
 -- nn.state_dict(model) -> {name = Tensor}: every tensor (parameters and buffers such as
--- running_mean), named by its path of keys joined with "." ("layers.1.weight")
+-- running_mean), named by its path of keys joined with "." ("layers.1.weight"); a tensor
+-- reached by two paths is there under both names
 function nn.state_dict(model)
   check_model("state_dict", model)
   local out = {}

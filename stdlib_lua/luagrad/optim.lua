@@ -36,7 +36,7 @@ local Optimizer = {}
 Optimizer.__index = Optimizer
 
 local function new(what, class, params, opts)
-  if type(params) ~= "table" or is_tensor(params) then fail(what, "params is a %s, expected a list of tensors", type(params)) end
+  if type(params) ~= "table" or is_tensor(params) then fail(what, "params is a %s, expected a list of tensors", is_tensor(params) and "Tensor" or type(params)) end
   local list = {}
   for i, p in ipairs(params) do
     if not is_tensor(p) then fail(what, "parameter %d is a %s, expected a Tensor", i, type(p)) end

@@ -6,15 +6,13 @@
 -- Layouts are PyTorch's: inputs (N, C, H, W) (conv1d (N, C, L)), conv weights (Cout, Cin/groups,
 -- kh, kw), conv_transpose2d weights (Cin, Cout/groups, kh, kw), linear weights (out, in). Class
 -- indices (cross_entropy targets, one_hot, embedding) are 1-based. Losses take
--- {reduction = "mean" | "sum" | "none"}. Tensor.training (default false, as tinygrad) turns
--- dropout on; lg.nn's BatchNorm2d and Dropout read it too.
+-- {reduction = "mean" | "sum" | "none"}. Tensor.training (unset, so false, by default, as
+-- tinygrad's) turns dropout on; lg.nn's BatchNorm2d and Dropout read it too.
 local core = require "luagrad.core"
 local Tensor = require "luagrad.tensor"
 
 local dt = core.dtypes
 local shape_str, is_tensor, raise = Tensor.shape_str, Tensor.is_tensor, Tensor.raise
-
-Tensor.training = false
 
 local function check(what, t, name)
   if not is_tensor(t) then raise("%s: %s is a %s, expected a Tensor", what, name, type(t)) end
