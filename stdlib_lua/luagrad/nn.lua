@@ -110,12 +110,13 @@ local function class(name, new, forward)
   C.__tostring = function(self) return name .. "(" .. (rawget(self, "_args") or "") .. ")" end
   return setmetatable(C, { __call = function(_, ...)
     local self = setmetatable({}, C)
-    new(self, ...)
+    local ok, err = pcall(new, self, ...)
+    if not ok then error(type(err) == "string" and bare(err) or err, 2) end
     return self
   end })
 end
 
-local function fail(what, fmt, ...) error(what .. ": " .. fmt:format(...), 3) end
+local function fail(what, fmt, ...) error(what .. ": " .. fmt:format(...), 0) end
 
 local function count(what, name, v, lo)
   if math.type(v) ~= "integer" or v < lo then fail(what, "%s is %s, expected an integer >= %d", name, tostring(v), lo) end
@@ -138,9 +139,14 @@ local function params(list, trainable)
   for _, t in ipairs(trainable or list) do t.requires_grad = true end
 end
 
-local function opts_of(what, opts)
+local function opts_of(what, opts, names)
   if opts == nil then return {} end
   if type(opts) ~= "table" or is_tensor(opts) then fail(what, "options are a %s, expected a table", type(opts)) end
+  for k in pairs(opts) do
+    local known = false
+    for _, n in ipairs(names) do known = known or k == n end
+    if not known then fail(what, "unknown option %s (options: %s)", tostring(k), table.concat(names, ", ")) end
+  end
   return opts
 end
 
@@ -155,7 +161,7 @@ end
 nn.Linear = class("Linear", function(self, n_in, n_out, opts)
   count("Linear", "in_features", n_in, 0)
   count("Linear", "out_features", n_out, 0)
-  opts = opts_of("Linear", opts)
+  opts = opts_of("Linear", opts, { "bias" })
   local bound = n_in > 0 and 1 / math.sqrt(n_in) or 0
   self.weight = uniform({ n_out, n_in }, bound)
   if opts.bias ~= false then self.bias = uniform({ n_out }, bound) end
@@ -165,10 +171,10 @@ end, function(self, x)
   return x:linear(self.weight, self.bias)
 end)
 
-local function conv_config(what, self, n_in, n_out, kernel, opts)
+local function conv_config(what, self, n_in, n_out, kernel, opts, names)
   count(what, "in_channels", n_in, 1)
   count(what, "out_channels", n_out, 1)
-  opts = opts_of(what, opts)
+  opts = opts_of(what, opts, names)
   local k = pair(what, "kernel_size", kernel, 1)
   self.stride, self.padding = pair(what, "stride", opts.stride or 1, 1), pair(what, "padding", opts.padding or 0, 0)
   self.dilation, self.groups = pair(what, "dilation", opts.dilation or 1, 1), count(what, "groups", opts.groups or 1, 1)
@@ -183,7 +189,7 @@ end
 -- (out, in/groups, kh, kw); sizes an integer or {h, w}
 nn.Conv2d = class("Conv2d", function(self, n_in, n_out, kernel, opts)
   local k
-  k, opts = conv_config("Conv2d", self, n_in, n_out, kernel, opts)
+  k, opts = conv_config("Conv2d", self, n_in, n_out, kernel, opts, { "stride", "padding", "dilation", "groups", "bias" })
   local bound = 1 / math.sqrt(n_in // self.groups * k[1] * k[2])
   self.weight = uniform({ n_out, n_in // self.groups, k[1], k[2] }, bound)
   if opts.bias ~= false then self.bias = uniform({ n_out }, bound) end
@@ -197,7 +203,8 @@ end)
 -- bias = true}]): weight (in, out/groups, kh, kw)
 nn.ConvTranspose2d = class("ConvTranspose2d", function(self, n_in, n_out, kernel, opts)
   local k
-  k, opts = conv_config("ConvTranspose2d", self, n_in, n_out, kernel, opts)
+  k, opts = conv_config("ConvTranspose2d", self, n_in, n_out, kernel, opts,
+    { "stride", "padding", "output_padding", "dilation", "groups", "bias" })
   self.output_padding = pair("ConvTranspose2d", "output_padding", opts.output_padding or 0, 0)
   local bound = 1 / math.sqrt(n_out // self.groups * k[1] * k[2]) -- PyTorch's fan_in is weight.shape[2] * kh * kw
   self.weight = uniform({ n_in, n_out // self.groups, k[1], k[2] }, bound)
@@ -212,7 +219,7 @@ end)
 -- track_running_stats = true}]) on (N, C, H, W) inputs; see the header for training mode
 nn.BatchNorm2d = class("BatchNorm2d", function(self, c, opts)
   count("BatchNorm2d", "num_features", c, 1)
-  opts = opts_of("BatchNorm2d", opts)
+  opts = opts_of("BatchNorm2d", opts, { "eps", "momentum", "affine", "track_running_stats" })
   self.num_features, self.eps, self.momentum = c, opts.eps or 1e-5, opts.momentum or 0.1
   local list, trainable = {}, {}
   if opts.affine ~= false then
@@ -233,6 +240,8 @@ end, function(self, x)
   if rm and not Tensor.training then
     return x:batchnorm(self.weight, self.bias, rm, (rv + self.eps):rsqrt())
   end
+  local n = x.shape[1] * x.shape[3] * x.shape[4]
+  if n < 2 then error(("expected more than 1 value per channel when training, got input %s"):format(shape_str(x.shape)), 0) end
   local mean = x:mean({ 1, 3, 4 })
   local detached = mean.detach and mean:detach() or mean
   local y = x - detached:reshape(1, c, 1, 1)
@@ -240,11 +249,10 @@ end, function(self, x)
   local out = x:batchnorm(self.weight, self.bias, mean, (var + self.eps):rsqrt())
   if rm then
     if not (realized(rm) and realized(rv) and realized(nbt)) then Tensor.realize_all({ rm, rv, nbt }) end
-    local n = x.shape[1] * x.shape[3] * x.shape[4]
     local uvar = var.detach and var:detach() or var
     local m = self.momentum
     rm:assign(rm * (1 - m) + detached * m)
-    rv:assign(rv * (1 - m) + uvar * (m * n / math.max(n - 1, 1)))
+    rv:assign(rv * (1 - m) + uvar * (m * n / (n - 1)))
     nbt:assign(nbt + 1)
     pending[rm], pending[rv], pending[nbt] = true, true, true
   end
@@ -256,7 +264,7 @@ end)
 nn.LayerNorm = class("LayerNorm", function(self, shape, opts)
   shape = type(shape) == "table" and { table.unpack(shape) } or { shape }
   for _, d in ipairs(shape) do count("LayerNorm", "normalized_shape", d, 1) end
-  opts = opts_of("LayerNorm", opts)
+  opts = opts_of("LayerNorm", opts, { "eps", "elementwise_affine", "bias" })
   self.normalized_shape, self.eps = shape, opts.eps or 1e-5
   if opts.elementwise_affine ~= false then
     self.weight = Tensor.ones(shape)
@@ -283,7 +291,7 @@ nn.GroupNorm = class("GroupNorm", function(self, g, c, opts)
   count("GroupNorm", "num_groups", g, 1)
   count("GroupNorm", "num_channels", c, 1)
   if c % g ~= 0 then fail("GroupNorm", "num_channels %d is not a multiple of num_groups %d", c, g) end
-  opts = opts_of("GroupNorm", opts)
+  opts = opts_of("GroupNorm", opts, { "eps", "affine" })
   self.num_groups, self.eps = g, opts.eps or 1e-5
   if opts.affine ~= false then
     self.weight, self.bias = Tensor.ones(c), Tensor.zeros(c)

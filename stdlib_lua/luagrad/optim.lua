@@ -35,7 +35,7 @@ local function scalar(v) return Tensor.new({ v }, { dtype = dt.float64 }):reshap
 local Optimizer = {}
 Optimizer.__index = Optimizer
 
-local function new(what, class, params, opts)
+local function new(what, class, params, opts, names)
   if type(params) ~= "table" or is_tensor(params) then fail(what, "params is a %s, expected a list of tensors", is_tensor(params) and "Tensor" or type(params)) end
   local list = {}
   for i, p in ipairs(params) do
@@ -44,6 +44,11 @@ local function new(what, class, params, opts)
     list[i] = p
   end
   if opts ~= nil and type(opts) ~= "table" then fail(what, "options are a %s, expected a table", type(opts)) end
+  for k in pairs(opts or {}) do
+    local known = false
+    for _, n in ipairs(names) do known = known or k == n end
+    if not known then fail(what, "unknown option %s (options: %s)", tostring(k), table.concat(names, ", ")) end
+  end
   local self = setmetatable({ name = what, params = list, state = {} }, class)
   return self, opts or {}
 end
@@ -55,13 +60,13 @@ end
 
 -- the learning rate as a 0-d float64 buffer, made again only when opt.lr changes
 function Optimizer:lr_tensor()
-  if type(self.lr) ~= "number" or self.lr < 0 then error(("%s: lr is %s, expected a number >= 0"):format(self.name, tostring(self.lr)), 3) end
   if self._lr_value ~= self.lr then self._lr_value, self._lr = self.lr, scalar(self.lr) end
   return self._lr
 end
 
 -- opt:step(): one update of every parameter that has a .grad
 function Optimizer:step()
+  if type(self.lr) ~= "number" or self.lr < 0 then error(("%s: lr is %s, expected a number >= 0"):format(self.name, tostring(self.lr)), 2) end
   local todo = {}
   for i, p in ipairs(self.params) do
     local g = p.grad
@@ -94,7 +99,7 @@ SGD.__index = SGD
 -- SGD(params [, {lr = 0.001, momentum = 0, dampening = 0, nesterov = false, weight_decay = 0}])
 function optim.SGD(params, opts)
   local self
-  self, opts = new("SGD", SGD, params, opts)
+  self, opts = new("SGD", SGD, params, opts, { "lr", "momentum", "dampening", "nesterov", "weight_decay" })
   self.lr = number("SGD", opts.lr, "lr", 0.001, 0)
   self.momentum = number("SGD", opts.momentum, "momentum", 0, 0)
   self.dampening = number("SGD", opts.dampening, "dampening", 0, 0)
@@ -130,7 +135,7 @@ Adam.__index = Adam
 
 local function adam(what, params, opts, decoupled, wd)
   local self
-  self, opts = new(what, Adam, params, opts)
+  self, opts = new(what, Adam, params, opts, { "lr", "betas", "eps", "weight_decay" })
   self.lr = number(what, opts.lr, "lr", 0.001, 0)
   local betas = opts.betas or { 0.9, 0.999 }
   if type(betas) ~= "table" then fail(what, "betas is a %s, expected {beta1, beta2}", type(betas)) end

@@ -21,6 +21,18 @@ end
 
 local function ceildiv(a, b) return -((-a) // b) end
 
+-- an options table (nil: {}) whose keys are all among `names`
+local function options(what, opts, names)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" or is_tensor(opts) then raise("%s: options are a %s, expected a table", what, type(opts)) end
+  for k in pairs(opts) do
+    local known = false
+    for _, n in ipairs(names) do known = known or k == n end
+    if not known then raise("%s: unknown option %s (options: %s)", what, tostring(k), table.concat(names, ", ")) end
+  end
+  return opts
+end
+
 -- a size option: an integer for every axis, or a table of n integers (>= lo)
 local function tuple(what, name, v, n, lo)
   local t = type(v) == "table" and v or {}
@@ -178,9 +190,9 @@ local function conv(what, x, w, b, nsp, stride, dilation, pads, groups)
   return r
 end
 
-local function conv_opts(what, opts, nsp)
-  opts = opts or {}
-  if type(opts) ~= "table" then raise("%s: options are a %s, expected a table", what, type(opts)) end
+local CONV = { "stride", "padding", "dilation", "groups" }
+local function conv_opts(what, opts, nsp, names)
+  opts = options(what, opts, names or CONV)
   local groups = opts.groups or 1
   if math.type(groups) ~= "integer" or groups < 1 then raise("%s: groups is %s, expected an integer >= 1", what, tostring(groups)) end
   return tuple(what, "stride", opts.stride or 1, nsp, 1), tuple(what, "dilation", opts.dilation or 1, nsp, 1),
@@ -210,13 +222,16 @@ function Tensor:conv_transpose2d(w, b, opts)
   if opts == nil and type(b) == "table" and not is_tensor(b) then b, opts = nil, b end
   check(what, self, "the input")
   check(what, w, "the weight")
-  local stride, dilation, padding, groups = conv_opts(what, opts, 2)
+  local stride, dilation, padding, groups = conv_opts(what, opts, 2, { "stride", "padding", "output_padding", "dilation", "groups" })
   local outpad = tuple(what, "output_padding", (opts or {}).output_padding or 0, 2, 0)
   if self.ndim ~= 4 or w.ndim ~= 4 then
     raise("%s: input %s and weight %s need 4 dimensions each", what, shape_str(self.shape), shape_str(w.shape))
   end
   local cin = w.shape[1]
-  if self.shape[2] ~= cin or cin % groups ~= 0 then
+  if cin % groups ~= 0 then
+    raise("%s: weight %s has %d input channels, not a multiple of groups %d", what, shape_str(w.shape), cin, groups)
+  end
+  if self.shape[2] ~= cin then
     raise("%s: input %s has %d channels, but weight %s with groups %d expects %d", what, shape_str(self.shape),
       self.shape[2], shape_str(w.shape), groups, cin)
   end
@@ -247,10 +262,10 @@ end
 
 -- ---- pooling -------------------------------------------------------------------------------
 
-local function pool_opts(what, x, kernel, opts)
+local function pool_opts(what, x, kernel, opts, names)
   check(what, x, "the input")
   if x.ndim < 2 then raise("%s: the input %s needs at least 2 dimensions", what, shape_str(x.shape)) end
-  opts = opts or {}
+  opts = options(what, opts, names or { "stride", "padding", "dilation" })
   local k = tuple(what, "kernel", kernel or 2, 2, 1)
   local s = tuple(what, "stride", opts.stride or k, 2, 1)
   local d = tuple(what, "dilation", opts.dilation or 1, 2, 1)
@@ -280,7 +295,7 @@ end
 -- x:avg_pool2d([kernel] [, {stride =, padding =, count_include_pad = true}]): the mean of each
 -- window (padding counts as zeros unless count_include_pad is false, as PyTorch)
 function Tensor:avg_pool2d(kernel, opts)
-  local k, s, d, pads = pool_opts("avg_pool2d", self, kernel, opts)
+  local k, s, d, pads = pool_opts("avg_pool2d", self, kernel, opts, { "stride", "padding", "dilation", "count_include_pad" })
   local sum = pool(pad_last(self, pads), k, s, d):sum({ -2, -1 })
   if (opts or {}).count_include_pad == false then
     local n = pool(pad_last(Tensor.ones(self.shape[self.ndim - 1], self.shape[self.ndim]), pads), k, s, d):sum({ -2, -1 })
@@ -391,7 +406,7 @@ end
 function Tensor:scaled_dot_product_attention(k, v, mask, opts)
   local what = "scaled_dot_product_attention"
   if opts == nil and type(mask) == "table" and not is_tensor(mask) then mask, opts = nil, mask end
-  opts = opts or {}
+  opts = options(what, opts, { "is_causal", "dropout_p" })
   check(what, self, "the query")
   check(what, k, "the key")
   check(what, v, "the value")
@@ -416,7 +431,7 @@ end
 -- ---- losses --------------------------------------------------------------------------------
 
 local function reduce(what, loss, opts)
-  local r = (opts or {}).reduction or "mean"
+  local r = opts.reduction or "mean"
   if r == "mean" then return loss:mean() end
   if r == "sum" then return loss:sum() end
   if r == "none" then return loss end
@@ -436,7 +451,7 @@ function Tensor:cross_entropy(target, opts)
   local what = "cross_entropy"
   check(what, self, "the input")
   check(what, target, "the target")
-  opts = opts or {}
+  opts = options(what, opts, { "reduction", "label_smoothing" })
   local ls = opts.label_smoothing or 0
   if type(ls) ~= "number" or ls < 0 or ls > 1 then raise("%s: label_smoothing is %s, expected a number in [0, 1]", what, tostring(ls)) end
   if self.ndim < 1 then raise("%s: the input %s needs a class axis", what, shape_str(self.shape)) end
@@ -472,8 +487,9 @@ function Tensor:binary_cross_entropy(target, opts)
   check(what, self, "the input")
   check(what, target, "the target")
   same_shape(what, self, target)
+  opts = options(what, opts, { "reduction", "weight" })
   local loss = -(target * self:log():maximum(-100) + (1 - target) * (1 - self):log():maximum(-100))
-  if opts and opts.weight ~= nil then loss = loss * opts.weight end
+  if opts.weight ~= nil then loss = loss * opts.weight end
   return reduce(what, loss, opts)
 end
 
@@ -484,7 +500,7 @@ function Tensor:binary_cross_entropy_with_logits(target, opts)
   check(what, self, "the input")
   check(what, target, "the target")
   same_shape(what, self, target)
-  opts = opts or {}
+  opts = options(what, opts, { "reduction", "weight", "pos_weight" })
   local softplus_neg = (1 + (-self:abs()):exp()):log() + (-self):maximum(0) -- log(1 + e^-x)
   local lw = opts.pos_weight ~= nil and (opts.pos_weight - 1) * target + 1 or 1
   local loss = (1 - target) * self + lw * softplus_neg
@@ -498,7 +514,7 @@ function Tensor:mse(target, opts)
   check("mse", target, "the target")
   Tensor.broadcast_shape("mse", self.shape, target.shape)
   local d = self - target
-  return reduce("mse", d * d, opts)
+  return reduce("mse", d * d, options("mse", opts, { "reduction" }))
 end
 
 return Tensor

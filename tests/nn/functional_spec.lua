@@ -59,6 +59,8 @@ describe("convolution", function()
       "conv2d: stride has 3 values, expected 2", 1, true)
     assert.error_matches(function() T.zeros(1, 3, 8, 8):conv2d(T.zeros(4, 3, 3, 3), nil, { padding = -1 }) end,
       "conv2d: padding is -1, expected integers >= 0", 1, true)
+    assert.error_matches(function() T.zeros(1, 3, 8, 8):conv2d(T.zeros(4, 3, 3, 3), nil, { strides = 2 }) end,
+      "conv2d: unknown option strides (options: stride, padding, dilation, groups)", 1, true)
     assert.error_matches(function() T.zeros(1, 4, 3, 3):conv_transpose2d(T.zeros(2, 3, 3, 3)) end,
       "conv_transpose2d: input (1,4,3,3) has 4 channels, but weight (2,3,3,3) with groups 1 expects 2", 1, true)
     assert.error_matches(function() T.zeros(1, 2, 3, 3):conv_transpose2d(T.zeros(2, 3, 3, 3), nil, { output_padding = 1 }) end,
@@ -154,6 +156,8 @@ describe("losses", function()
       "cross_entropy: input (4,5) and target (4,4) need the same shape", 1, true)
     assert.error_matches(function() lo:cross_entropy(idx, { reduction = "avg" }) end,
       "cross_entropy: reduction is avg, expected 'mean', 'sum' or 'none'", 1, true)
+    assert.error_matches(function() lo:cross_entropy(idx, { ignore_index = 1 }) end,
+      "cross_entropy: unknown option ignore_index (options: reduction, label_smoothing)", 1, true)
   end)
 
   it("binary_cross_entropy (logs clamped at -100), with logits and pos_weight, and mse", function()

@@ -134,6 +134,12 @@ describe("layers", function()
     assert.error_matches(function() nn.LayerNorm(4)(T.zeros(2, 3)) end, "LayerNorm: the input (2,3) does not end in (4)", 1, true)
     assert.error_matches(function() nn.Conv2d(3, 4, 3, { groups = 2 }) end,
       "Conv2d: in_channels 3 and out_channels 4 must be multiples of groups 2", 1, true)
+    local bn = nn.BatchNorm2d(3)
+    T.training = true
+    assert.error_matches(function() bn(T.zeros(1, 3, 1, 1)) end,
+      "BatchNorm2d: expected more than 1 value per channel when training, got input (1,3,1,1)", 1, true)
+    assert.error_matches(function() nn.Conv2d(3, 4, 3, { pad = 1 }) end,
+      "Conv2d: unknown option pad (options: stride, padding, dilation, groups, bias)", 1, true)
     assert.error_matches(function() nn.Linear(3.5, 2) end, "Linear: in_features is 3.5, expected an integer >= 0", 1, true)
     assert.error_matches(function() nn.Sequential(nn.Linear(1, 1), 3) end,
       "Sequential: item 2 is a number, expected a layer or a function", 1, true)

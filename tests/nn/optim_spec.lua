@@ -93,8 +93,13 @@ describe("optimizers", function()
     assert.error_matches(function() optim.SGD({ T({ 1, 2 }) }) end, "SGD: parameter 1 has dtype int32, expected a float dtype", 1, true)
     assert.error_matches(function() optim.SGD({ p }, { lr = -1 }) end, "SGD: lr is -1, expected a number >= 0", 1, true)
     assert.error_matches(function() optim.Adam({ p }, { betas = { 0.9, 1 } }) end, "Adam: betas[2] is 1, expected a number >= 0 and < 1", 1, true)
+    assert.error_matches(function() optim.Adam({ p }, { amsgrad = true }) end,
+      "Adam: unknown option amsgrad (options: lr, betas, eps, weight_decay)", 1, true)
     assert.error_matches(function() optim.SGD({ p }, { nesterov = true }) end, "SGD: nesterov needs a momentum > 0 and dampening 0", 1, true)
     local opt = optim.AdamW({ p })
+    opt.lr = "fast"
+    assert.error_matches(function() opt:step() end, "AdamW: lr is fast, expected a number >= 0", 1, true)
+    opt.lr = 0.1
     p.grad = T.zeros(3)
     assert.error_matches(function() opt:step() end, "AdamW: the grad (3) of parameter 1 does not match its shape (2,3)", 1, true)
   end)
