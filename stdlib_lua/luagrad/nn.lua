@@ -133,9 +133,11 @@ end
 
 local function uniform(shape, bound) return Tensor.rand(shape) * (2 * bound) - bound end
 
--- realizes the tensors together; those in `trainable` get requires_grad
+-- realizes each tensor into a buffer of its own (a realize_all of two equal graphs, such as a
+-- bias and a running mean of zeros, would give both one buffer node); those in `trainable` get
+-- requires_grad
 local function params(list, trainable)
-  Tensor.realize_all(list)
+  for _, t in ipairs(list) do t:realize() end
   for _, t in ipairs(trainable or list) do t.requires_grad = true end
 end
 

@@ -47,7 +47,9 @@ describe("layers", function()
       assert.is_true(p.requires_grad)
       assert.are.equal("BUFFER", p.uop.op == "RESHAPE" and p.uop.src[1].op or p.uop.op)
     end
-    assert.is_nil(bn.running_mean.requires_grad)
+    assert.is_falsy(bn.running_mean.requires_grad)
+    assert.are_not.equal(bn.bias.uop, bn.running_mean.uop) -- equal values, buffers of their own
+    assert.are_not.equal(bn.weight.uop, bn.running_var.uop)
   end)
 
   it("Linear, Conv2d, ConvTranspose2d, LayerNorm, GroupNorm and Embedding compute PyTorch's forward", function()

@@ -100,7 +100,11 @@ describe("optimizers", function()
     opt.lr = "fast"
     assert.error_matches(function() opt:step() end, "AdamW: lr is fast, expected a number >= 0", 1, true)
     opt.lr = 0.1
-    p.grad = T.zeros(3)
-    assert.error_matches(function() opt:step() end, "AdamW: the grad (3) of parameter 1 does not match its shape (2,3)", 1, true)
+    -- a grad of the wrong shape: refused by the step, or already by the grad field (autograd)
+    local ok, err = pcall(function()
+      p.grad = T.zeros(3)
+      opt:step()
+    end)
+    assert(not ok and err:find("(3)", 1, true) and err:find("(2,3)", 1, true), err)
   end)
 end)
