@@ -239,6 +239,8 @@ end, function(self, x)
   local c = self.num_features
   check_input(("(N, %d, H, W)"):format(c), x, 4, 2, c)
   local rm, rv, nbt = self.running_mean, self.running_var, self.num_batches_tracked
+  -- an update no optimizer step realized: realize it now, so that updates never chain
+  if rm and not (realized(rm) and realized(rv) and realized(nbt)) then Tensor.realize_all({ rm, rv, nbt }) end
   if rm and not Tensor.training then
     return x:batchnorm(self.weight, self.bias, rm, (rv + self.eps):rsqrt())
   end
@@ -250,7 +252,6 @@ end, function(self, x)
   local var = (y * y):mean({ 1, 3, 4 }) -- biased, to normalize
   local out = x:batchnorm(self.weight, self.bias, mean, (var + self.eps):rsqrt())
   if rm then
-    if not (realized(rm) and realized(rv) and realized(nbt)) then Tensor.realize_all({ rm, rv, nbt }) end
     local uvar = var.detach and var:detach() or var
     local m = self.momentum
     rm:assign(rm * (1 - m) + detached * m)

@@ -8,10 +8,8 @@
 -- indices (cross_entropy targets, one_hot, embedding) are 1-based. Losses take
 -- {reduction = "mean" | "sum" | "none"}. Tensor.training (unset, so false, by default, as
 -- tinygrad's) turns dropout on; lg.nn's BatchNorm2d and Dropout read it too.
-local core = require "luagrad.core"
 local Tensor = require "luagrad.tensor"
 
-local dt = core.dtypes
 local shape_str, is_tensor, raise = Tensor.shape_str, Tensor.is_tensor, Tensor.raise
 
 local function check(what, t, name)
@@ -106,8 +104,7 @@ local function pool(x, k, s, d)
   end
   local order = range(1, lead)
   if overlap then
-    local e = {} -- each repeat of the axis is i*f + d long: a window of k*e covers every position
-    local reps = {}
+    local e, reps = {}, {} -- e: each repeat of the axis is i*f + d long
     for i = 1, lead do reps[i] = 1 end
     for j = 1, n do
       local f = o_[j] * s[j] > i_[j] - d[j] * (k[j] - 1) and 2 or 1
@@ -135,7 +132,7 @@ local function pool(x, k, s, d)
   return x:permute(order)
 end
 
--- the output size of each window axis, or an error naming the sizes
+-- an error naming the sizes when a (dilated) kernel is larger than the padded input
 local function check_windows(what, x, k, s, d, pads)
   local lead = x.ndim - #k
   for j = 1, #k do
