@@ -233,6 +233,39 @@ Tensor.matmul         a:matmul(b) -> Tensor: matrix product, batched and broadca
 Tensor.dot            a:dot(b) -> Tensor: dot product (matrix product for 2-d tensors)
 Tensor.softmax        t:softmax([axis]) -> Tensor: e^t normalized to sum 1 along axis (the last)
 Tensor.log_softmax    t:log_softmax([axis]) -> Tensor: log of softmax, computed stably
+Tensor.conv2d         x:conv2d(w [, b] [, {stride, padding, dilation, groups}]) -> Tensor: 2-d convolution, x (N,Cin,H,W), w (Cout,Cin/groups,kh,kw)
+Tensor.conv1d         x:conv1d(w [, b] [, {stride, padding, dilation, groups}]) -> Tensor: 1-d convolution, x (N,Cin,L), w (Cout,Cin/groups,k)
+Tensor.conv_transpose2d x:conv_transpose2d(w [, b] [, {stride, padding, output_padding, dilation, groups}]) -> Tensor: transposed convolution, w (Cin,Cout/groups,kh,kw)
+Tensor.max_pool2d     x:max_pool2d([kernel] [, {stride, padding, dilation}]) -> Tensor: the largest value of each window of the last two axes
+Tensor.avg_pool2d     x:avg_pool2d([kernel] [, {stride, padding, dilation, count_include_pad}]) -> Tensor: the mean of each window of the last two axes
+Tensor.batchnorm      x:batchnorm(weight, bias, mean, invstd [, axis]) -> Tensor: (x - mean) * weight * invstd + bias along axis (2)
+Tensor.layernorm      x:layernorm([axis [, eps]]) -> Tensor: (x - mean) / sqrt(var + eps) over axis (the last) or a table of axes
+Tensor.dropout        x:dropout([p]) -> Tensor: while Tensor.training (set it to true; nil by default), zeros with probability p (0.5) and scales the rest by 1/(1-p)
+Tensor.one_hot        idx:one_hot([num_classes]) -> Tensor: a new last axis, 1 at each 1-based class (int32)
+Tensor.embedding      idx:embedding(weight) -> Tensor: the rows of weight (num, dim) at the 1-based indices
+Tensor.linear         x:linear(w [, b]) -> Tensor: x @ w^T + b, w (out, in) as PyTorch
+Tensor.scaled_dot_product_attention q:scaled_dot_product_attention(k, v [, mask] [, {is_causal, dropout_p}]) -> Tensor: softmax(q k^T / sqrt(E) + mask) v
+Tensor.cross_entropy  logits:cross_entropy(target [, {reduction, label_smoothing}]) -> Tensor: loss of 1-based class indices or class probabilities
+Tensor.binary_cross_entropy p:binary_cross_entropy(target [, {reduction, weight}]) -> Tensor: -(y log p + (1-y) log(1-p))
+Tensor.binary_cross_entropy_with_logits x:binary_cross_entropy_with_logits(target [, {reduction, weight, pos_weight}]) -> Tensor: binary_cross_entropy of sigmoid(x), stably
+Tensor.mse            x:mse(target [, {reduction}]) -> Tensor: mean squared error
+nn                    lg.nn: layers (Linear, Conv2d, BatchNorm2d, ...), called as functions; train with lg.Tensor.training = true
+nn.parameters         lg.nn.parameters(model) -> {Tensor}: the tensors with requires_grad in a table of layers, in key order
+nn.state_dict         lg.nn.state_dict(model) -> {name = Tensor}: every tensor of a table of layers (buffers too), keys joined with "."
+nn.take_pending       lg.nn.take_pending() -> {Tensor}: buffers updated lazily (running statistics) since the last call; optimizers realize them
+nn.Linear             lg.nn.Linear(in, out [, {bias}]): y = x @ weight^T + bias, weight (out, in)
+nn.Conv2d             lg.nn.Conv2d(in, out, kernel [, {stride, padding, dilation, groups, bias}]): 2-d convolution layer
+nn.ConvTranspose2d    lg.nn.ConvTranspose2d(in, out, kernel [, {stride, padding, output_padding, dilation, groups, bias}]): transposed convolution layer
+nn.BatchNorm2d        lg.nn.BatchNorm2d(C [, {eps, momentum, affine, track_running_stats}]): batch norm; batch statistics while Tensor.training
+nn.LayerNorm          lg.nn.LayerNorm(shape [, {eps, elementwise_affine, bias}]): normalizes over the last axes
+nn.GroupNorm          lg.nn.GroupNorm(groups, C [, {eps, affine}]): normalizes over groups of channels
+nn.Embedding          lg.nn.Embedding(num, dim): rows of a (num, dim) weight at 1-based indices
+nn.Dropout            lg.nn.Dropout([p]): x:dropout(p), active while Tensor.training
+nn.Sequential         lg.nn.Sequential(layer, ...): the layers (or functions) applied in turn
+optim                 lg.optim: SGD, Adam, AdamW; opt:zero_grad(), opt:step() (one realize per step)
+optim.SGD             lg.optim.SGD(params [, {lr, momentum, dampening, nesterov, weight_decay}]): stochastic gradient descent
+optim.Adam            lg.optim.Adam(params [, {lr, betas, eps, weight_decay}]): Adam
+optim.AdamW           lg.optim.AdamW(params [, {lr, betas, eps, weight_decay}]): Adam with decoupled weight decay (0.01)
 ]==]
 
 local docs, order = {}, {}

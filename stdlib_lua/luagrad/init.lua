@@ -20,7 +20,7 @@ lg.help = require("luagrad.help").help -- help(x): a line of documentation (luag
 local Tensor = require "luagrad.tensor"
 require "luagrad.tensor_ops"
 require "luagrad.tensor_movement"
-for _, m in ipairs({ "tensor_reduce", "tensor_create", "tensor_index" }) do require("luagrad." .. m) end
+for _, m in ipairs({ "tensor_reduce", "tensor_create", "tensor_index", "tensor_nn" }) do require("luagrad." .. m) end
 lg.manual_seed = Tensor.manual_seed
 -- autograd: t:backward(), lg.grad, lg.no_grad, t.requires_grad, t.grad (luagrad/autograd.lua)
 lg.autograd = require "luagrad.autograd"
@@ -29,6 +29,7 @@ setmetatable(Tensor, { __call = function(_, data, opts) return Tensor.new(data, 
 lg.Tensor = Tensor
 lg.state = require "luagrad.state" -- safetensors files and state dicts
 lg.data = require "luagrad.data"   -- datasets: IDX files, Fashion-MNIST, batches
+lg.nn, lg.optim = require "luagrad.nn", require "luagrad.optim" -- layers; SGD, Adam, AdamW
 
 -- u:simplify(): the symbolic pass to a fixed point
 function core.UOp.simplify(u) return lg.graph_rewrite(u, "symbolic") end

@@ -1,0 +1,517 @@
+-- Functional neural-network ops of luagrad.tensor, composed from Tensor ops as tinygrad does:
+-- convolutions and pooling are one "pool" view of the input (every kernel position an axis, made
+-- of pad/reshape/expand/shrink/permute, no copies) and one reduce, so each schedules to a single
+-- kernel; norms, losses and attention are compositions the scheduler fuses.
+--
+-- Layouts are PyTorch's: inputs (N, C, H, W) (conv1d (N, C, L)), conv weights (Cout, Cin/groups,
+-- kh, kw), conv_transpose2d weights (Cin, Cout/groups, kh, kw), linear weights (out, in). Class
+-- indices (cross_entropy targets, one_hot, embedding) are 1-based. Losses take
+-- {reduction = "mean" | "sum" | "none"}. Tensor.training (unset, so false, by default, as
+-- tinygrad's) turns dropout on; lg.nn's BatchNorm2d and Dropout read it too.
+local Tensor = require "luagrad.tensor"
+
+local shape_str, is_tensor, raise = Tensor.shape_str, Tensor.is_tensor, Tensor.raise
+
+local function check(what, t, name)
+  if not is_tensor(t) then raise("%s: %s is a %s, expected a Tensor", what, name, type(t)) end
+  return t
+end
+
+local function ceildiv(a, b) return -((-a) // b) end
+
+-- an options table (nil: {}) whose keys are all among `names`
+local function options(what, opts, names)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" or is_tensor(opts) then raise("%s: options are a %s, expected a table", what, type(opts)) end
+  for k in pairs(opts) do
+    local known = false
+    for _, n in ipairs(names) do known = known or k == n end
+    if not known then raise("%s: unknown option %s (options: %s)", what, tostring(k), table.concat(names, ", ")) end
+  end
+  return opts
+end
+
+-- a size option: an integer for every axis, or a table of n integers (>= lo)
+local function tuple(what, name, v, n, lo)
+  local t = type(v) == "table" and v or {}
+  if type(v) ~= "table" then
+    for i = 1, n do t[i] = v end
+  end
+  if #t ~= n then raise("%s: %s has %d values, expected %d", what, name, #t, n) end
+  for i = 1, n do
+    if math.type(t[i]) ~= "integer" or t[i] < lo then
+      raise("%s: %s is %s, expected integers >= %d", what, name, tostring(t[i]), lo)
+    end
+  end
+  return t
+end
+
+local function range(a, b)
+  local t = {}
+  for i = a, b do t[#t + 1] = i end
+  return t
+end
+
+local function concat(...)
+  local out = {}
+  for _, t in ipairs({ ... }) do
+    for _, v in ipairs(t) do out[#out + 1] = v end
+  end
+  return out
+end
+
+-- pads (or, where negative, shrinks) the last #pairs axes by {before, after} pairs
+local function pad_last(x, pairs, value)
+  local lead, pads, cut, any_cut = x.ndim - #pairs, {}, {}, false
+  for j, p in ipairs(pairs) do
+    local i, d = lead + j, x.shape[lead + j]
+    pads[i] = { math.max(p[1], 0), math.max(p[2], 0) }
+    cut[i] = { 1 + math.max(-p[1], 0), d - math.max(-p[2], 0) }
+    any_cut = any_cut or p[1] < 0 or p[2] < 0
+  end
+  if any_cut then x = x:shrink(cut) end
+  return x:pad(pads, value)
+end
+
+-- The sliding windows of the last #k axes as new axes: (..., o1..on, k1..kn), as tinygrad's
+-- Tensor._pool. Overlapping windows (k > s) or dilation repeat the input with expand+reshape,
+-- so that shrinks and reshapes line every window up on its own axis.
+local function pool(x, k, s, d)
+  local n = #k
+  local lead = x.ndim - n
+  local noop = { table.unpack(x.shape, 1, lead) }
+  local whole = {}
+  for i = 1, lead do whole[i] = {} end
+  local i_, o_, overlap = {}, {}, false
+  for j = 1, n do
+    i_[j] = x.shape[lead + j]
+    o_[j] = ceildiv(i_[j] - d[j] * (k[j] - 1), s[j])
+    overlap = overlap or k[j] > s[j] or d[j] ~= 1
+  end
+  local function ranges(f)
+    local r = { table.unpack(whole) }
+    for j = 1, n do
+      for _, v in ipairs(f(j)) do r[#r + 1] = v end
+    end
+    return r
+  end
+  local function sizes(f)
+    local r = { table.unpack(noop) }
+    for j = 1, n do
+      for _, v in ipairs(f(j)) do r[#r + 1] = v end
+    end
+    return r
+  end
+  local order = range(1, lead)
+  if overlap then
+    local e, reps = {}, {} -- e: each repeat of the axis is i*f + d long
+    for i = 1, lead do reps[i] = 1 end
+    for j = 1, n do
+      local f = o_[j] * s[j] > i_[j] - d[j] * (k[j] - 1) and 2 or 1
+      e[j] = i_[j] * f + d[j]
+      reps[lead + j] = ceildiv(k[j] * e[j], i_[j])
+    end
+    x = x:tile(reps)
+    x = x:shrink(ranges(function(j) return { { 1, k[j] * e[j] } } end)):reshape(sizes(function(j) return { k[j], e[j] } end))
+    x = x:shrink(ranges(function(j) return { { 1, k[j] }, { 1, o_[j] * s[j] } } end))
+      :reshape(sizes(function(j) return { k[j], o_[j], s[j] } end))
+    x = x:shrink(ranges(function(j) return { { 1, k[j] }, { 1, o_[j] }, { 1, 1 } } end))
+      :reshape(sizes(function(j) return { k[j], o_[j] } end))
+    for j = 1, n do order[#order + 1] = lead + 2 * j end
+    for j = 1, n do order[#order + 1] = lead + 2 * j - 1 end
+    return x:permute(order)
+  end
+  -- windows no longer than the stride: no repeat needed
+  local pads = {}
+  for j = 1, n do pads[lead + j] = { 0, math.max(0, o_[j] * s[j] - i_[j]) } end
+  x = x:pad(pads):shrink(ranges(function(j) return { { 1, o_[j] * s[j] } } end))
+  x = x:reshape(sizes(function(j) return { o_[j], s[j] } end))
+  x = x:shrink(ranges(function(j) return { { 1, o_[j] }, { 1, k[j] } } end))
+  for j = 1, n do order[#order + 1] = lead + 2 * j - 1 end
+  for j = 1, n do order[#order + 1] = lead + 2 * j end
+  return x:permute(order)
+end
+
+-- an error naming the sizes when a (dilated) kernel is larger than the padded input
+local function check_windows(what, x, k, s, d, pads)
+  local lead = x.ndim - #k
+  for j = 1, #k do
+    local span = d[j] * (k[j] - 1) + 1
+    local size = x.shape[lead + j] + pads[j][1] + pads[j][2]
+    if span > size then
+      raise("%s: the kernel spans %d (size %d, dilation %d) on axis %d, more than the padded input's %d (input %s)",
+        what, span, k[j], d[j], lead + j, size, shape_str(x.shape))
+    end
+  end
+end
+
+local function symmetric(p)
+  local pairs = {}
+  for j, v in ipairs(p) do pairs[j] = { v, v } end
+  return pairs
+end
+
+-- ---- convolution ---------------------------------------------------------------------------
+
+-- an nsp-dimensional convolution with {before, after} pads per spatial axis
+local function conv(what, x, w, b, nsp, stride, dilation, pads, groups)
+  check(what, x, "the input")
+  check(what, w, "the weight")
+  if x.ndim ~= nsp + 2 or w.ndim ~= nsp + 2 then
+    raise("%s: input %s and weight %s need %d dimensions each", what, shape_str(x.shape), shape_str(w.shape), nsp + 2)
+  end
+  local bs, cin_, cout, cin = x.shape[1], x.shape[2], w.shape[1], w.shape[2]
+  if groups * cin ~= cin_ then
+    raise("%s: input %s has %d channels, but weight %s with groups %d expects %d", what, shape_str(x.shape), cin_,
+      shape_str(w.shape), groups, groups * cin)
+  end
+  if cout % groups ~= 0 then
+    raise("%s: weight %s has %d output channels, not a multiple of groups %d", what, shape_str(w.shape), cout, groups)
+  end
+  if b ~= nil and (not is_tensor(b) or b.ndim ~= 1 or b.shape[1] ~= cout) then
+    raise("%s: bias %s does not match the %d output channels of weight %s", what,
+      is_tensor(b) and shape_str(b.shape) or type(b), cout, shape_str(w.shape))
+  end
+  local k = { table.unpack(w.shape, 3) }
+  check_windows(what, x, k, stride, dilation, pads)
+  local p = pool(pad_last(x, pads), k, stride, dilation) -- (bs, cin_, o..., k...)
+  local rcout = cout // groups
+  local o = { table.unpack(p.shape, 3, 2 + nsp) }
+  local ones = {}
+  for j = 1, nsp do ones[j] = 1 end
+  p = p:reshape(concat({ bs, groups, cin, 1 }, o, k)):expand(concat({ bs, groups, cin, rcout }, o, k))
+  p = p:permute(concat({ 1, 2, 4 }, range(5, 4 + nsp), { 3 }, range(5 + nsp, 4 + 2 * nsp)))
+  local wr = w:reshape(concat({ 1, groups, rcout }, ones, { cin }, k))
+  local r = (p * wr):sum(range(-1 - nsp, -1)):reshape(concat({ bs, cout }, o))
+  if b then r = r + b:reshape(concat({ 1, cout }, ones)) end
+  return r
+end
+
+local CONV = { "stride", "padding", "dilation", "groups" }
+local function conv_opts(what, opts, nsp, names)
+  opts = options(what, opts, names or CONV)
+  local groups = opts.groups or 1
+  if math.type(groups) ~= "integer" or groups < 1 then raise("%s: groups is %s, expected an integer >= 1", what, tostring(groups)) end
+  return tuple(what, "stride", opts.stride or 1, nsp, 1), tuple(what, "dilation", opts.dilation or 1, nsp, 1),
+    tuple(what, "padding", opts.padding or 0, nsp, 0), groups
+end
+
+-- x:conv2d(w [, b] [, {stride =, padding =, dilation =, groups =}]): x (N, Cin, H, W), w (Cout,
+-- Cin/groups, kh, kw); stride, padding, dilation an integer or {h, w}
+function Tensor:conv2d(w, b, opts)
+  if opts == nil and type(b) == "table" and not is_tensor(b) then b, opts = nil, b end
+  local stride, dilation, padding, groups = conv_opts("conv2d", opts, 2)
+  return conv("conv2d", self, w, b, 2, stride, dilation, symmetric(padding), groups)
+end
+
+-- x:conv1d(w [, b] [, opts]): x (N, Cin, L), w (Cout, Cin/groups, k)
+function Tensor:conv1d(w, b, opts)
+  if opts == nil and type(b) == "table" and not is_tensor(b) then b, opts = nil, b end
+  local stride, dilation, padding, groups = conv_opts("conv1d", opts, 1)
+  return conv("conv1d", self, w, b, 1, stride, dilation, symmetric(padding), groups)
+end
+
+-- x:conv_transpose2d(w [, b] [, {stride, padding, output_padding, dilation, groups}]): the
+-- gradient of conv2d with respect to its input; w (Cin, Cout/groups, kh, kw). As tinygrad: the
+-- input spread out by the stride (zeros between), convolved with the flipped, transposed weight.
+function Tensor:conv_transpose2d(w, b, opts)
+  local what = "conv_transpose2d"
+  if opts == nil and type(b) == "table" and not is_tensor(b) then b, opts = nil, b end
+  check(what, self, "the input")
+  check(what, w, "the weight")
+  local stride, dilation, padding, groups = conv_opts(what, opts, 2, { "stride", "padding", "output_padding", "dilation", "groups" })
+  local outpad = tuple(what, "output_padding", (opts or {}).output_padding or 0, 2, 0)
+  if self.ndim ~= 4 or w.ndim ~= 4 then
+    raise("%s: input %s and weight %s need 4 dimensions each", what, shape_str(self.shape), shape_str(w.shape))
+  end
+  local cin = w.shape[1]
+  if cin % groups ~= 0 then
+    raise("%s: weight %s has %d input channels, not a multiple of groups %d", what, shape_str(w.shape), cin, groups)
+  end
+  if self.shape[2] ~= cin then
+    raise("%s: input %s has %d channels, but weight %s with groups %d expects %d", what, shape_str(self.shape),
+      self.shape[2], shape_str(w.shape), groups, cin)
+  end
+  for j = 1, 2 do
+    if outpad[j] >= math.max(stride[j], dilation[j]) then
+      raise("%s: output_padding %d must be smaller than stride %d or dilation %d", what, outpad[j], stride[j], dilation[j])
+    end
+  end
+  local k = { w.shape[3], w.shape[4] }
+  local rcout = w.shape[2]
+  -- (Cin, Cout/g, kh, kw) -> (g, Cin/g, Cout/g, kh, kw) -> (Cout, Cin/g, kh, kw), flipped
+  local wt = w:reshape(groups, cin // groups, rcout, k[1], k[2]):transpose(2, 3):flip(4, 5)
+    :reshape(groups * rcout, cin // groups, k[1], k[2])
+  local x = self
+  if stride[1] > 1 or stride[2] > 1 then
+    local n, c, h, wd = table.unpack(x.shape)
+    x = x:reshape(n, c, h, 1, wd, 1):pad({ nil, nil, nil, { 0, stride[1] - 1 }, nil, { 0, stride[2] - 1 } })
+    x = x:reshape(n, c, h * stride[1], wd * stride[2])
+    x = x:shrink({ {}, {}, { 1, h * stride[1] - (stride[1] - 1) }, { 1, wd * stride[2] - (stride[2] - 1) } })
+  end
+  local pads = {}
+  for j = 1, 2 do
+    local full = (k[j] - 1) * dilation[j]
+    pads[j] = { full - padding[j], full - padding[j] + outpad[j] }
+  end
+  return conv(what, x, wt, b, 2, { 1, 1 }, dilation, pads, groups)
+end
+
+-- ---- pooling -------------------------------------------------------------------------------
+
+local function pool_opts(what, x, kernel, opts, names)
+  check(what, x, "the input")
+  if x.ndim < 2 then raise("%s: the input %s needs at least 2 dimensions", what, shape_str(x.shape)) end
+  opts = options(what, opts, names or { "stride", "padding", "dilation" })
+  local k = tuple(what, "kernel", kernel or 2, 2, 1)
+  local s = tuple(what, "stride", opts.stride or k, 2, 1)
+  local d = tuple(what, "dilation", opts.dilation or 1, 2, 1)
+  local p = tuple(what, "padding", opts.padding or 0, 2, 0)
+  for j = 1, 2 do
+    if 2 * p[j] > k[j] then raise("%s: padding %d is more than half the kernel %d", what, p[j], k[j]) end
+  end
+  local pads = symmetric(p)
+  check_windows(what, x, k, s, d, pads)
+  return k, s, d, pads
+end
+
+local function lowest(d)
+  if d.kind == "float" then return -math.huge end
+  if d.kind == "bool" then return false end
+  if d.kind == "uint" then return 0 end
+  return -(1 << (8 * d.itemsize - 1))
+end
+
+-- x:max_pool2d([kernel] [, {stride =, padding =, dilation =}]): the largest value of each window
+-- of the last two axes (kernel 2 and stride = kernel unless given; padding counts as -inf)
+function Tensor:max_pool2d(kernel, opts)
+  local k, s, d, pads = pool_opts("max_pool2d", self, kernel, opts)
+  return pool(pad_last(self, pads, lowest(self.dtype)), k, s, d):max({ -2, -1 })
+end
+
+-- x:avg_pool2d([kernel] [, {stride =, padding =, count_include_pad = true}]): the mean of each
+-- window (padding counts as zeros unless count_include_pad is false, as PyTorch)
+function Tensor:avg_pool2d(kernel, opts)
+  local k, s, d, pads = pool_opts("avg_pool2d", self, kernel, opts, { "stride", "padding", "dilation", "count_include_pad" })
+  local sum = pool(pad_last(self, pads), k, s, d):sum({ -2, -1 })
+  if (opts or {}).count_include_pad == false then
+    local n = pool(pad_last(Tensor.ones(self.shape[self.ndim - 1], self.shape[self.ndim]), pads), k, s, d):sum({ -2, -1 })
+    return sum / n
+  end
+  return sum / (k[1] * k[2])
+end
+
+-- ---- normalization -------------------------------------------------------------------------
+
+-- x:batchnorm(weight, bias, mean, invstd [, axis = 2]): (x - mean) * weight * invstd + bias, the
+-- per-channel tensors laid along axis (weight and bias may be nil), as tinygrad's batchnorm
+function Tensor:batchnorm(weight, bias, mean, invstd, axis)
+  check("batchnorm", self, "the input")
+  local a = Tensor.axis(axis or 2, self.ndim, "batchnorm") + 1
+  local shape = {}
+  for i = 1, self.ndim do shape[i] = i == a and self.shape[a] or 1 end
+  local function along(t, name)
+    check("batchnorm", t, name)
+    if t:numel() ~= self.shape[a] then
+      raise("batchnorm: %s %s does not match the %d channels of the input %s on axis %d", name, shape_str(t.shape),
+        self.shape[a], shape_str(self.shape), a)
+    end
+    return t:reshape(shape)
+  end
+  local x = self - along(mean, "mean")
+  if weight ~= nil then x = x * along(weight, "weight") end
+  x = x * along(invstd, "invstd")
+  if bias ~= nil then x = x + along(bias, "bias") end
+  return x
+end
+
+-- x:layernorm([axis = -1 [, eps = 1e-5]]): (x - mean) / sqrt(var + eps) over the axis or axes
+function Tensor:layernorm(axis, eps)
+  check("layernorm", self, "the input")
+  axis = axis or -1
+  local y = self - self:mean(axis, true)
+  return y * ((y * y):mean(axis, true) + (eps or 1e-5)):rsqrt()
+end
+
+-- x:dropout([p = 0.5]): while Tensor.training, zeros with probability p and scales the rest by
+-- 1/(1-p); otherwise x itself
+function Tensor:dropout(p)
+  p = p or 0.5
+  if type(p) ~= "number" or p < 0 or p > 1 then raise("dropout: p is %s, expected a number in [0, 1]", tostring(p)) end
+  if not Tensor.training or p == 0 then return self end
+  if p == 1 then return self * 0 end
+  return Tensor.rand(self.shape):ge(p):where(self, 0) / (1 - p)
+end
+
+-- ---- indices -------------------------------------------------------------------------------
+
+local function check_int(what, t)
+  check(what, t, "the index")
+  if t.dtype.kind ~= "int" and t.dtype.kind ~= "uint" then
+    raise("%s: the index has dtype %s, expected an integer dtype", what, tostring(t.dtype))
+  end
+end
+
+-- idx:one_hot([num_classes]): a new last axis with 1 at the (1-based) class of each element, int32;
+-- num_classes defaults to the largest index (which realizes idx)
+function Tensor:one_hot(num_classes)
+  check_int("one_hot", self)
+  num_classes = num_classes or self:max():item()
+  if math.type(num_classes) ~= "integer" or num_classes < 0 then
+    raise("one_hot: num_classes is %s, expected an integer >= 0", tostring(num_classes))
+  end
+  local s = {}
+  for i = 1, self.ndim do s[i] = 1 end
+  s[#s + 1] = num_classes
+  local classes = Tensor.arange(1, num_classes + 1):reshape(s)
+  return self:unsqueeze(-1):eq(classes):cast(Tensor.default_int)
+end
+
+-- idx:embedding(weight): the rows of weight (V, D) at the 1-based indices, shape idx.shape..(D);
+-- a one-hot product (as tinygrad's Embedding), so it fuses and has a gradient for weight
+function Tensor:embedding(weight)
+  check_int("embedding", self)
+  check("embedding", weight, "the weight")
+  if weight.ndim ~= 2 then raise("embedding: the weight %s needs 2 dimensions (num, dim)", shape_str(weight.shape)) end
+  local v, d = weight.shape[1], weight.shape[2]
+  local big = concat(self.shape, { v, d })
+  local ones = {}
+  for i = 1, self.ndim do ones[i] = 1 end
+  local classes = Tensor.arange(1, v + 1):reshape(concat(ones, { v, 1 }))
+  local hit = self:reshape(concat(self.shape, { 1, 1 })):eq(classes)
+  return hit:where(weight:expand(big), 0):sum(-2)
+end
+
+-- ---- linear and attention ------------------------------------------------------------------
+
+-- x:linear(w [, b]): x @ w^T + b with w (out, in), as PyTorch's F.linear
+function Tensor:linear(w, b)
+  check("linear", self, "the input")
+  check("linear", w, "the weight")
+  if w.ndim ~= 2 or self.ndim < 1 or self.shape[self.ndim] ~= w.shape[2] then
+    raise("linear: input %s does not match weight %s (out, in): %s features vs %s", shape_str(self.shape),
+      shape_str(w.shape), tostring(self.shape[self.ndim]), tostring(w.shape[2]))
+  end
+  local r = self:matmul(w:transpose(1, 2))
+  if b ~= nil then r = r + b end
+  return r
+end
+
+-- q:scaled_dot_product_attention(k, v [, mask] [, {is_causal =, dropout_p =}]):
+-- softmax(q k^T / sqrt(E) + mask) v; a bool mask keeps where true, a float mask is added;
+-- is_causal keeps key j <= query i
+function Tensor:scaled_dot_product_attention(k, v, mask, opts)
+  local what = "scaled_dot_product_attention"
+  if opts == nil and type(mask) == "table" and not is_tensor(mask) then mask, opts = nil, mask end
+  opts = options(what, opts, { "is_causal", "dropout_p" })
+  check(what, self, "the query")
+  check(what, k, "the key")
+  check(what, v, "the value")
+  if self.ndim < 2 or k.ndim < 2 or v.ndim < 2 or self.shape[self.ndim] ~= k.shape[k.ndim]
+    or k.shape[k.ndim - 1] ~= v.shape[v.ndim - 1] then
+    raise("%s: query %s, key %s and value %s do not fit (..., L, E), (..., S, E), (..., S, Ev)", what,
+      shape_str(self.shape), shape_str(k.shape), shape_str(v.shape))
+  end
+  local qk = self:matmul(k:transpose(-2, -1)) / math.sqrt(self.shape[self.ndim])
+  if opts.is_causal then
+    local L, S = qk.shape[qk.ndim - 1], qk.shape[qk.ndim]
+    mask = Tensor.arange(L):reshape(L, 1):ge(Tensor.arange(S):reshape(1, S))
+  end
+  if mask ~= nil then
+    check(what, mask, "the mask")
+    if mask.dtype.kind == "bool" then mask = mask:where(0, -math.huge) end
+    qk = qk + mask
+  end
+  return qk:softmax(-1):dropout(opts.dropout_p or 0):matmul(v)
+end
+
+-- ---- losses --------------------------------------------------------------------------------
+
+local function reduce(what, loss, opts)
+  local r = opts.reduction or "mean"
+  if r == "mean" then return loss:mean() end
+  if r == "sum" then return loss:sum() end
+  if r == "none" then return loss end
+  raise("%s: reduction is %s, expected 'mean', 'sum' or 'none'", what, tostring(r))
+end
+
+local function same_shape(what, a, b)
+  local ok = a.ndim == b.ndim
+  for i = 1, a.ndim do ok = ok and a.shape[i] == b.shape[i] end
+  if not ok then raise("%s: input %s and target %s need the same shape", what, shape_str(a.shape), shape_str(b.shape)) end
+end
+
+-- logits:cross_entropy(target [, {reduction =, label_smoothing =}]): logits (C), (N, C) or
+-- (N, C, d...); target the 1-based classes (an integer tensor without the C axis) or class
+-- probabilities (the logits' shape), as PyTorch's F.cross_entropy
+function Tensor:cross_entropy(target, opts)
+  local what = "cross_entropy"
+  check(what, self, "the input")
+  check(what, target, "the target")
+  opts = options(what, opts, { "reduction", "label_smoothing" })
+  local ls = opts.label_smoothing or 0
+  if type(ls) ~= "number" or ls < 0 or ls > 1 then raise("%s: label_smoothing is %s, expected a number in [0, 1]", what, tostring(ls)) end
+  if self.ndim < 1 then raise("%s: the input %s needs a class axis", what, shape_str(self.shape)) end
+  local a = self.ndim == 1 and 1 or 2
+  local c = self.shape[a]
+  local y
+  if target.dtype.kind == "int" or target.dtype.kind == "uint" then
+    local want = {}
+    for i = 1, self.ndim do
+      if i ~= a then want[#want + 1] = self.shape[i] end
+    end
+    local ok = target.ndim == #want
+    for i = 1, #want do ok = ok and target.shape[i] == want[i] end
+    if not ok then
+      raise("%s: class indices %s do not match the input %s (expected %s)", what, shape_str(target.shape),
+        shape_str(self.shape), shape_str(want))
+    end
+    y = target:one_hot(c)
+    if self.ndim > 2 then y = y:permute(concat({ 1, self.ndim }, range(2, self.ndim - 1))) end
+    y = y:cast(self.dtype.kind == "float" and self.dtype or Tensor.default_float)
+  else
+    same_shape(what, self, target)
+    y = target
+  end
+  if ls > 0 then y = y * (1 - ls) + ls / c end
+  return reduce(what, -(self:log_softmax(a) * y):sum(a), opts)
+end
+
+-- p:binary_cross_entropy(target [, {reduction =, weight =}]): -(y log p + (1-y) log(1-p)), the
+-- logs clamped at -100 as PyTorch
+function Tensor:binary_cross_entropy(target, opts)
+  local what = "binary_cross_entropy"
+  check(what, self, "the input")
+  check(what, target, "the target")
+  same_shape(what, self, target)
+  opts = options(what, opts, { "reduction", "weight" })
+  local loss = -(target * self:log():maximum(-100) + (1 - target) * (1 - self):log():maximum(-100))
+  if opts.weight ~= nil then loss = loss * opts.weight end
+  return reduce(what, loss, opts)
+end
+
+-- x:binary_cross_entropy_with_logits(target [, {reduction =, weight =, pos_weight =}]): the loss
+-- of sigmoid(x), computed stably from the logits
+function Tensor:binary_cross_entropy_with_logits(target, opts)
+  local what = "binary_cross_entropy_with_logits"
+  check(what, self, "the input")
+  check(what, target, "the target")
+  same_shape(what, self, target)
+  opts = options(what, opts, { "reduction", "weight", "pos_weight" })
+  local softplus_neg = (1 + (-self:abs()):exp()):log() + (-self):maximum(0) -- log(1 + e^-x)
+  local lw = opts.pos_weight ~= nil and (opts.pos_weight - 1) * target + 1 or 1
+  local loss = (1 - target) * self + lw * softplus_neg
+  if opts.weight ~= nil then loss = loss * opts.weight end
+  return reduce(what, loss, opts)
+end
+
+-- x:mse(target [, {reduction =}]): the mean squared error (x - target)^2
+function Tensor:mse(target, opts)
+  check("mse", self, "the input")
+  check("mse", target, "the target")
+  Tensor.broadcast_shape("mse", self.shape, target.shape)
+  local d = self - target
+  return reduce("mse", d * d, options("mse", opts, { "reduction" }))
+end
+
+return Tensor
