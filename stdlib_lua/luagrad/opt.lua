@@ -397,13 +397,27 @@ local function accesses(sink)
 end
 
 local SMALL = 4096 -- loop iterations of a kernel too small to gain anything
+local VECTORS = 16 -- vector registers the accumulators may take (of 32 on AVX-512)
+local SCALARS = 36 -- accumulators when no axis makes vectors
 
--- Register blocking for a kernel with reductions: the output axis contiguous in the store is
--- upcast by the vector width (gcc makes vectors of its copies), then an output axis that some
--- load does not depend on (its loaded values are shared by the copies) by up to 8, within about
--- 16 vector registers of accumulators; small reduce axes are unrolled whole. Kernels without a
--- reduction are left to gcc's loop vectorizer, and small kernels (under SMALL loop iterations)
--- as they are.
+local function pow2_at_least(n)
+  local p = 1
+  while p < n do p = p * 2 end
+  return p
+end
+
+-- Register blocking for a kernel with reductions, in the manner of tinygrad's
+-- hand_coded_optimizations:
+--   1. the output axis contiguous in the store is upcast by the vector width (a smaller axis
+--      whole, padded to a power of two when that makes it at least half a vector): gcc's SLP
+--      vectorizer makes vectors of its copies, which it finds when they are the innermost;
+--   2. output axes that a load does not depend on (the loaded value is shared by the copies;
+--      a gated load counts twice, being dearer) are upcast by up to 8 while the accumulators fit
+--      VECTORS registers (by up to 4 within SCALARS values when step 1 found no vector);
+--   3. without vectors, the innermost reduce axis is unrolled (up to 16) when it is contiguous
+--      in a load; reduce axes of at most 4 are unrolled whole while the body stays small.
+-- Kernels without a reduction are left to gcc's loop vectorizer, and small ones (under SMALL
+-- loop iterations) as they are.
 function M.heuristic(sink)
   local ranges, outs, reds, work = M.ranges(sink), {}, {}, 1
   for _, r in pairs(ranges) do
@@ -427,51 +441,63 @@ function M.heuristic(sink)
   local strides = {} -- access -> axis -> stride
   for _, a in ipairs(acs) do
     strides[a] = {}
-    for _, r in ipairs(outs) do strides[a][r.axis] = stride(a.idx.src[2], r, r.size, ranges) end
+    for _, r in pairs(ranges) do strides[a][r.axis] = stride(a.idx.src[2], r, r.size, ranges) end
   end
-  local opts, up, budget = {}, {}, 16 * lanes
+  local opts, up, total, budget = {}, {}, 1, SCALARS
   local vec
   for _, r in ipairs(outs) do
     if r.size > 1 and strides[store][r.axis] == 1 then vec = r end
   end
   if vec then
-    local amount = vec.size <= lanes and vec.size or vec.size % (2 * lanes) == 0 and 2 * lanes or lanes
-    up[vec.axis] = amount
+    local n, amount = vec.size, vec.size
+    if n > lanes then
+      amount = n % (2 * lanes) == 0 and 2 * lanes or lanes
+    elseif 2 * n >= lanes then
+      amount = pow2_at_least(n)
+    end
+    if amount >= lanes then budget = VECTORS * lanes end
+    up[vec.axis], total = true, amount
     opts[#opts + 1] = { "upcast", vec.axis, amount }
   end
-  -- then axes whose values some load shares (stride 0), those that share the most first
   local cands = {}
   for _, r in ipairs(outs) do
     if not up[r.axis] and r.size > 1 then
-      local shared = 0
+      local score = 0
       for _, a in ipairs(loads) do
-        if strides[a][r.axis] == 0 then shared = shared + 1 end
+        if strides[a][r.axis] == 0 then score = score + (a.idx.src[3] and 2 or 1) end
       end
-      if shared > 0 then cands[#cands + 1] = { r = r, shared = shared } end
+      if score > 0 then cands[#cands + 1] = { r = r, score = score } end
     end
   end
   table.sort(cands, function(a, b)
-    if a.shared ~= b.shared then return a.shared > b.shared end
+    if a.score ~= b.score then return a.score > b.score end
     return a.r.axis > b.r.axis
   end)
-  local total = vec and up[vec.axis] or 1
   for _, c in ipairs(cands) do
-    local n = c.r.size
-    local best
-    for _, a in ipairs({ 8, 7, 6, 5, 4, 3, 2 }) do
+    local n, best = c.r.size, nil
+    for _, a in ipairs(budget == SCALARS and { 4, 3, 2 } or { 8, 7, 6, 5, 4, 3, 2 }) do
       if not best and n % a == 0 and total * a <= budget then best = a end
     end
     if best then
-      up[c.r.axis] = best
       total = total * best
       opts[#opts + 1] = { "upcast", c.r.axis, best }
     end
   end
-  -- small reduce axes, innermost first, unrolled whole while the body stays small
+  local copies = total
+  local inner = reds[#reds]
+  if inner and budget == SCALARS and inner.size > 4 then
+    local contiguous = false
+    for _, a in ipairs(loads) do contiguous = contiguous or strides[a][inner.axis] == 1 end
+    local amount = inner.size <= 16 and inner.size or inner.size % 16 == 0 and 16 or nil
+    if contiguous and amount then
+      copies = copies * amount
+      opts[#opts + 1] = { "unroll", inner.axis, amount }
+    end
+  end
   for i = #reds, 1, -1 do
     local r = reds[i]
-    if r.size >= 2 and r.size <= 4 and total * r.size <= 4 * budget then
-      total = total * r.size
+    if r.size >= 2 and r.size <= 4 and copies * r.size <= 4 * VECTORS * lanes then
+      copies = copies * r.size
       opts[#opts + 1] = { "unroll", r.axis, r.size }
     end
   end
