@@ -1,0 +1,509 @@
+-- luagrad.opt: the kernel optimizer. Transformations of a kernel graph (docs/kernel_ir.md) that
+-- keep its results and change its loops, and a heuristic that picks them.
+--
+--   upcast(sink, axis, amount)  an output range r of size n becomes a range of n/amount and
+--                               `amount` copies of the body with r := outer*amount + i
+--                               (register blocking; gcc's SLP vectorizer turns copies along a
+--                               contiguous axis into vector code)
+--   unroll(sink, axis, amount)  the same for a reduce range: the REDUCE accumulates the sum (max,
+--                               product) of the copies
+--   pad(sink, axis, multiple)   a range grows to a multiple; gates keep the extra iterations out
+--                               of memory and out of the reductions
+--   swap(sink, a, b)            two ranges of one kind trade axes: their loops trade places
+--   apply(sink, opts)           a list of {"upcast" | "unroll" | "pad" | "swap", x, y}, then
+--                               the symbolic pass
+--   heuristic(sink) -> opts     what optimize applies: a hand-written choice in the manner of
+--                               tinygrad's hand_coded_optimizations
+--   optimize(sink)              apply(sink, heuristic(sink))
+--
+-- Axes are the RANGE args' axis numbers: a transform keeps them (an outer range keeps its
+-- range's axis; a range upcast or unrolled whole disappears). Upcast and unroll pad a range
+-- whose size the amount does not divide.
+local core = require "luagrad.core"
+local rules = require "luagrad.rules"
+local P = require "luagrad.pattern"
+
+local int32, void = core.dtypes.int32, core.dtypes.void
+local M = {}
+
+local function iconst(v) return core.const(int32, v) end
+
+local function fail(fmt, ...) error("opt: " .. fmt:format(...), 3) end
+
+-- ---- the graph ---------------------------------------------------------------------------
+
+-- The RANGEs of a kernel by axis: {node =, axis =, kind =, size = (nil when not a constant)}.
+function M.ranges(sink)
+  local out = {}
+  for _, u in ipairs(sink:toposort()) do
+    if u.op == "RANGE" then
+      local e = u.src[1]
+      out[u.arg[1]] = { node = u, axis = u.arg[1], kind = u.arg[2], size = e.op == "CONST" and e.arg or nil }
+    end
+  end
+  return out
+end
+
+local function range_of(sink, axis, kind, what)
+  local r = M.ranges(sink)[axis]
+  if not r then fail("%s: the kernel has no range of axis %s", what, tostring(axis)) end
+  if kind and r.kind ~= kind then
+    fail("%s: axis %d is a%s range", what, axis, r.kind == 0 and "n output" or " reduce")
+  end
+  if not r.size then fail("%s: axis %d has a size that is not a constant", what, axis) end
+  return r
+end
+
+-- root with the nodes in `map` (node -> node) replaced, and everything above them rebuilt
+local function substitute(root, map)
+  local memo = {}
+  for _, u in ipairs(root:toposort()) do
+    local r = map[u]
+    if not r then
+      local srcs, changed = {}, false
+      for i, s in ipairs(u.src) do
+        srcs[i] = memo[s]
+        changed = changed or srcs[i] ~= s
+      end
+      r = changed and u:replace({ src = srcs }) or u
+    end
+    memo[u] = r
+  end
+  return memo[root]
+end
+
+-- the nodes of `op` that close range r (an END's or REDUCE's sources after the first)
+local function closers(sink, r, op)
+  local out = {}
+  for _, u in ipairs(sink:toposort()) do
+    if u.op == op then
+      for i = 2, #u.src do
+        if u.src[i] == r then out[#out + 1] = u end
+      end
+    end
+  end
+  return out
+end
+
+-- an END or REDUCE with range r replaced by `outer` (dropped when nil), around `first`
+local function reclose(u, first, r, outer)
+  local srcs = { first }
+  for i = 2, #u.src do
+    local s = u.src[i]
+    if s ~= r then srcs[#srcs + 1] = s elseif outer then srcs[#srcs + 1] = outer end
+  end
+  if #srcs == 1 then return nil end
+  return u:replace({ src = srcs })
+end
+
+-- one effect for several: a GROUP (flattened), or the one itself
+local function group(effects)
+  local flat = {}
+  for _, e in ipairs(effects) do
+    if e.op == "GROUP" then
+      for _, s in ipairs(e.src) do flat[#flat + 1] = s end
+    else
+      flat[#flat + 1] = e
+    end
+  end
+  if #flat == 1 then return flat[1] end
+  return core.uop("GROUP", void, flat)
+end
+
+-- the lowest value of a dtype (MAX's identity)
+local function lowest(dt)
+  if dt.kind == "float" then return -math.huge end
+  if dt.kind == "bool" then return false end
+  if dt.kind == "uint" then return 0 end
+  return dt.itemsize == 8 and math.mininteger or -(1 << (dt.itemsize * 8 - 1))
+end
+
+local function identity(op, dt)
+  if op == "MAX" then return core.const(dt, lowest(dt)) end
+  return core.const(dt, op == "MUL" and 1 or 0)
+end
+
+-- a REDUCE op applied to a list of values, as a balanced tree
+local function combine(op, vals)
+  while #vals > 1 do
+    local next_vals = {}
+    for i = 1, #vals, 2 do
+      local a, b = vals[i], vals[i + 1]
+      if not b then
+        next_vals[#next_vals + 1] = a
+      elseif op == "MAX" then
+        next_vals[#next_vals + 1] = a:max(b)
+      elseif op == "MUL" then
+        next_vals[#next_vals + 1] = a * b
+      else
+        next_vals[#next_vals + 1] = a + b
+      end
+    end
+    vals = next_vals
+  end
+  return vals[1]
+end
+
+-- the nodes of root that depend on range r (a REDUCE or an END that closes r does not)
+local function dependents(root, r)
+  local dep = {}
+  for _, u in ipairs(root:toposort()) do
+    local d, closes = u == r, false
+    if u.op == "REDUCE" or u.op == "END" then
+      for i = 2, #u.src do closes = closes or u.src[i] == r end
+    end
+    if not closes then
+      for _, s in ipairs(u.src) do d = d or dep[s] == true end
+    end
+    dep[u] = d
+  end
+  return dep
+end
+
+-- ---- transformations ------------------------------------------------------------------------
+
+local function check_amount(what, amount)
+  if math.type(amount) ~= "integer" or amount < 1 then
+    fail("%s: the amount must be an integer >= 1, got %s", what, tostring(amount))
+  end
+end
+
+function M.pad(sink, axis, multiple)
+  local r = range_of(sink, axis, nil, "pad")
+  if math.type(multiple) ~= "integer" or multiple < 1 then
+    fail("pad: the multiple must be an integer >= 1, got %s", tostring(multiple))
+  end
+  local n = r.size
+  local m = (n + multiple - 1) // multiple * multiple
+  if m == n then return sink end
+  local r2 = core.uop("RANGE", int32, { iconst(m) }, { axis, r.kind })
+  sink = substitute(sink, { [r.node] = r2 })
+  local valid, dep, map = r2:lt(n), dependents(sink, r2), {}
+  for _, u in ipairs(sink:toposort()) do
+    if u.op == "INDEX" and dep[u] then
+      map[u] = u:replace({ src = { u.src[1], u.src[2], u.src[3] and (valid & u.src[3]) or valid } })
+    end
+  end
+  sink = substitute(sink, map)
+  map = {}
+  for _, u in ipairs(closers(sink, r2, "REDUCE")) do
+    local srcs = { valid:where(u.src[1], identity(u.arg, u.dtype)), table.unpack(u.src, 2) }
+    map[u] = u:replace({ src = srcs })
+  end
+  return substitute(sink, map)
+end
+
+-- r := outer*amount + i in `amount` copies of each closer's first source
+local function split(sink, axis, kind, amount, what)
+  local r = range_of(sink, axis, kind, what)
+  check_amount(what, amount)
+  if r.size < 1 then fail("%s: axis %d has size %d", what, axis, r.size) end
+  if r.size % amount ~= 0 then
+    sink = M.pad(sink, axis, amount)
+    r = range_of(sink, axis, kind, what)
+  end
+  local n = r.size
+  local outer = n > amount and core.uop("RANGE", int32, { iconst(n // amount) }, { axis, kind }) or nil
+  local base = outer and outer * amount or iconst(0)
+  local function copies(x)
+    local out = {}
+    for i = 0, amount - 1 do out[#out + 1] = substitute(x, { [r.node] = base + i }) end
+    return out
+  end
+  local map = {}
+  if kind == 0 then
+    local ends = closers(sink, r.node, "END")
+    if #ends == 0 then fail("%s: no END closes axis %d", what, axis) end
+    for _, e in ipairs(ends) do
+      local body = group(copies(e.src[1]))
+      map[e] = reclose(e, body, r.node, outer) or body
+    end
+  else
+    local reds = closers(sink, r.node, "REDUCE")
+    if #reds == 0 then fail("%s: no REDUCE closes axis %d", what, axis) end
+    for _, red in ipairs(reds) do
+      local value = combine(red.arg, copies(red.src[1]))
+      map[red] = reclose(red, value, r.node, outer) or value
+    end
+  end
+  return substitute(sink, map)
+end
+
+function M.upcast(sink, axis, amount) return split(sink, axis, 0, amount, "upcast") end
+
+function M.unroll(sink, axis, amount) return split(sink, axis, 1, amount, "unroll") end
+
+function M.swap(sink, a, b)
+  local ra, rb = range_of(sink, a, nil, "swap"), range_of(sink, b, nil, "swap")
+  if ra.kind ~= rb.kind then fail("swap: axes %d and %d are ranges of different kinds", a, b) end
+  return substitute(sink, {
+    [ra.node] = ra.node:replace({ arg = { b, ra.kind } }),
+    [rb.node] = rb.node:replace({ arg = { a, rb.kind } }),
+  })
+end
+
+-- ---- simplification -----------------------------------------------------------------------------
+
+-- n as sum(coef * term) + k through ADD, SUB, NEG and products with constants; nil when a
+-- node on the way is something else
+local function linear(n)
+  local terms, coefs, k = {}, {}, 0
+  local function walk(u, c)
+    if u.op == "CONST" then
+      k = k + c * u.arg
+    elseif u.op == "ADD" then
+      return walk(u.src[1], c) and walk(u.src[2], c)
+    elseif u.op == "SUB" then
+      return walk(u.src[1], c) and walk(u.src[2], -c)
+    elseif u.op == "NEG" then
+      return walk(u.src[1], -c)
+    elseif u.op == "MUL" and u.src[2].op == "CONST" then
+      return walk(u.src[1], c * u.src[2].arg)
+    elseif u.op == "MUL" and u.src[1].op == "CONST" then
+      return walk(u.src[2], c * u.src[1].arg)
+    else
+      if not u.vmin or u.vmin < 0 then return false end
+      if not coefs[u] then terms[#terms + 1] = u end
+      coefs[u] = (coefs[u] or 0) + c
+    end
+    return true
+  end
+  if not walk(n, 1) then return nil end
+  return terms, coefs, k
+end
+
+-- n // d and n % d for n >= 0 made of terms >= 0 and a constant d > 0: every coefficient c
+-- splits into d*(c//d) + c%d; the c//d parts leave the division (the bounds rules then see a
+-- remainder that is often smaller than d). `(17*a + b) % 16 -> (a + b) % 16`.
+local function divmod(m, _, node)
+  local d = m.d.arg
+  local n = node.src[1]
+  if d <= 1 or not n.vmin or n.vmin < 0 then return nil end
+  local terms, coefs, k = linear(n)
+  if not terms then return nil end
+  local changed = k % d ~= k
+  local rest, quot = iconst(k % d), iconst(k // d)
+  for _, t in ipairs(terms) do
+    local c = coefs[t]
+    changed = changed or c % d ~= c
+    if c % d ~= 0 then rest = rest + t * (c % d) end
+    if c // d ~= 0 then quot = quot + t * (c // d) end
+  end
+  if not changed then return nil end
+  if node.op == "MOD" then return rest % d end
+  return quot + rest // d
+end
+
+local simplify_rules
+function M.simplify(sink)
+  if not simplify_rules then
+    local list = rules.load("symbolic")
+    local x, d = P.var("x", "int32"), P.cvar("d", "int32")
+    list[#list + 1] = { x % d, divmod, name = "opt: coefficients modulo d" }
+    list[#list + 1] = { x // d, divmod, name = "opt: coefficients modulo d" }
+    -- gates that padding made always true
+    local b, buf, idx = P.var("b", "bool"), P.var("buf"), P.var("idx")
+    list[#list + 1] = { b & P.const(true, "bool"), b, name = "opt: and true" }
+    list[#list + 1] = { P.op("INDEX", { src = { buf, idx, P.const(true, "bool") } }), function(m, _, node)
+      return core.uop("INDEX", node.dtype, { m.buf, m.idx })
+    end, name = "opt: gate always true" }
+    simplify_rules = core.compile(list, "opt")
+  end
+  return rules.graph_rewrite(sink, simplify_rules)
+end
+
+local transforms = { upcast = M.upcast, unroll = M.unroll, pad = M.pad, swap = M.swap }
+
+function M.apply(sink, opts)
+  for i, o in ipairs(opts) do
+    local f = transforms[o[1]]
+    if not f then fail("apply: step %d is %s; expected upcast, unroll, pad or swap", i, tostring(o[1])) end
+    sink = f(sink, o[2], o[3])
+  end
+  return M.simplify(sink)
+end
+
+-- ---- the heuristic --------------------------------------------------------------------------------
+
+local EVAL = {
+  ADD = function(a, b) return a + b end,
+  SUB = function(a, b) return a - b end,
+  MUL = function(a, b) return a * b end,
+  NEG = function(a) return -a end,
+  IDIV = function(a, b) return b ~= 0 and (a < 0) == (b < 0) and a // b or b ~= 0 and -(-a // b) or 0 end,
+  MOD = function(a, b) return b ~= 0 and math.fmod(a, b) or 0 end,
+  MAX = function(a, b) return math.max(a, b) end,
+  CMPLT = function(a, b) return a < b and 1 or 0 end,
+  CMPNE = function(a, b) return a ~= b and 1 or 0 end,
+  CMPEQ = function(a, b) return a == b and 1 or 0 end,
+  AND = function(a, b) return a & b end,
+  OR = function(a, b) return a | b end,
+  XOR = function(a, b) return a ~ b end,
+  WHERE = function(c, a, b) if c ~= 0 then return a end return b end,
+  CAST = function(a) return a end,
+}
+
+-- the value of integer index math at ranges `env` (range node -> value; others 0), or nil
+local function evaluate(u, env, memo)
+  local v = memo[u]
+  if v ~= nil then return v end
+  if u.op == "CONST" then
+    v = u.arg == true and 1 or u.arg == false and 0 or u.arg
+    if math.type(v) ~= "integer" then v = false end
+  elseif u.op == "RANGE" then
+    v = env[u] or 0
+  elseif u.op == "DEFINE_VAR" then
+    v = u.vmin or 0
+  elseif EVAL[u.op] then
+    local args = {}
+    for i, s in ipairs(u.src) do
+      args[i] = evaluate(s, env, memo)
+      if not args[i] then v = false end
+    end
+    if v == nil then v = EVAL[u.op](table.unpack(args)) end
+  else
+    v = false
+  end
+  memo[u] = v
+  return v
+end
+
+-- how the address `idx` moves when range r steps: 0 when it does not depend on r, the stride
+-- when two samples agree, nil otherwise
+local function stride(idx, r, size, ranges)
+  local dep = dependents(idx, r.node)
+  if not dep[idx] then return 0 end
+  local diffs = {}
+  for k, base in ipairs({ 0, 1 }) do
+    local env = {}
+    for _, o in pairs(ranges) do env[o.node] = math.min(base, (o.size or 1) - 1) end
+    local v0 = evaluate(idx, env, {})
+    env[r.node] = env[r.node] + 1
+    if env[r.node] >= size then return nil end
+    local v1 = evaluate(idx, env, {})
+    if not v0 or not v1 then return nil end
+    diffs[k] = v1 - v0
+  end
+  return diffs[1] == diffs[2] and diffs[1] or nil
+end
+
+-- the kernel's memory accesses: {idx = INDEX node, store = bool}
+local function accesses(sink)
+  local out = {}
+  for _, u in ipairs(sink:toposort()) do
+    if u.op == "LOAD" or u.op == "STORE" then out[#out + 1] = { idx = u.src[1], store = u.op == "STORE" } end
+  end
+  return out
+end
+
+local SMALL = 4096 -- loop iterations of a kernel too small to gain anything
+local VECTORS = 16 -- vector registers the accumulators may take (of 32 on AVX-512)
+local SCALARS = 36 -- accumulators when no axis makes vectors
+
+local function pow2_at_least(n)
+  local p = 1
+  while p < n do p = p * 2 end
+  return p
+end
+
+-- Register blocking for a kernel with reductions, in the manner of tinygrad's
+-- hand_coded_optimizations:
+--   1. the output axis contiguous in the store is upcast by the vector width (a smaller axis
+--      whole, padded to a power of two when that makes it at least half a vector): gcc's SLP
+--      vectorizer makes vectors of its copies, which it finds when they are the innermost;
+--   2. output axes that a load does not depend on (the loaded value is shared by the copies;
+--      a gated load counts twice, being dearer) are upcast by up to 8 while the accumulators fit
+--      VECTORS registers (by up to 4 within SCALARS values when step 1 found no vector);
+--   3. without vectors, the innermost reduce axis is unrolled (up to 16) when it is contiguous
+--      in a load; reduce axes of at most 4 are unrolled whole while the body stays small.
+-- Kernels without a reduction are left to gcc's loop vectorizer, and small ones (under SMALL
+-- loop iterations) as they are.
+function M.heuristic(sink)
+  local ranges, outs, reds, work = M.ranges(sink), {}, {}, 1
+  for _, r in pairs(ranges) do
+    if not r.size then return {} end
+    work = work * r.size
+    if r.kind == 0 then outs[#outs + 1] = r else reds[#reds + 1] = r end
+  end
+  if work < SMALL then return {} end
+  table.sort(outs, function(a, b) return a.axis < b.axis end)
+  table.sort(reds, function(a, b) return a.axis < b.axis end)
+  local acc
+  for _, u in ipairs(sink:toposort()) do
+    if u.op == "REDUCE" then acc = acc or u.dtype end
+  end
+  if not acc or #outs == 0 then return {} end
+  local lanes = math.max(1, 64 // acc.itemsize)
+  local acs, loads, store = accesses(sink), {}, nil
+  for _, a in ipairs(acs) do
+    if a.store then store = store or a else loads[#loads + 1] = a end
+  end
+  local strides = {} -- access -> axis -> stride
+  for _, a in ipairs(acs) do
+    strides[a] = {}
+    for _, r in pairs(ranges) do strides[a][r.axis] = stride(a.idx.src[2], r, r.size, ranges) end
+  end
+  local opts, up, total, budget = {}, {}, 1, SCALARS
+  local vec
+  for _, r in ipairs(outs) do
+    if r.size > 1 and strides[store][r.axis] == 1 then vec = r end
+  end
+  if vec then
+    local n, amount = vec.size, vec.size
+    if n > lanes then
+      amount = n % (2 * lanes) == 0 and 2 * lanes or lanes
+    elseif 2 * n >= lanes then
+      amount = pow2_at_least(n)
+    end
+    if amount >= lanes then budget = VECTORS * lanes end
+    up[vec.axis], total = true, amount
+    opts[#opts + 1] = { "upcast", vec.axis, amount }
+  end
+  local cands = {}
+  for _, r in ipairs(outs) do
+    if not up[r.axis] and r.size > 1 then
+      local score = 0
+      for _, a in ipairs(loads) do
+        if strides[a][r.axis] == 0 then score = score + (a.idx.src[3] and 2 or 1) end
+      end
+      if score > 0 then cands[#cands + 1] = { r = r, score = score } end
+    end
+  end
+  table.sort(cands, function(a, b)
+    if a.score ~= b.score then return a.score > b.score end
+    return a.r.axis > b.r.axis
+  end)
+  for _, c in ipairs(cands) do
+    local n, best = c.r.size, nil
+    for _, a in ipairs(budget == SCALARS and { 4, 3, 2 } or { 8, 7, 6, 5, 4, 3, 2 }) do
+      if not best and n % a == 0 and total * a <= budget then best = a end
+    end
+    if best then
+      total = total * best
+      opts[#opts + 1] = { "upcast", c.r.axis, best }
+    end
+  end
+  local copies = total
+  local inner = reds[#reds]
+  if inner and budget == SCALARS and inner.size > 4 then
+    local contiguous = false
+    for _, a in ipairs(loads) do contiguous = contiguous or strides[a][inner.axis] == 1 end
+    local amount = inner.size <= 16 and inner.size or inner.size % 16 == 0 and 16 or nil
+    if contiguous and amount then
+      copies = copies * amount
+      opts[#opts + 1] = { "unroll", inner.axis, amount }
+    end
+  end
+  for i = #reds, 1, -1 do
+    local r = reds[i]
+    if r.size >= 2 and r.size <= 4 and copies * r.size <= 4 * VECTORS * lanes then
+      copies = copies * r.size
+      opts[#opts + 1] = { "unroll", r.axis, r.size }
+    end
+  end
+  return opts
+end
+
+function M.optimize(sink) return M.apply(sink, M.heuristic(sink)) end
+
+return M
