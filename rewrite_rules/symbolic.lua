@@ -159,6 +159,9 @@ local rules = {
   { xb ~ xb, 0 },
   { xb & 0, 0 },
   { P.var("x", "bool") & true, P.var("x", "bool"), name = "and true" },
+  { P.op("INDEX", { src = { P.var("buf"), P.var("idx"), P.const(true, "bool") } }), function(m, _, node)
+    return core.uop("INDEX", node.dtype, { m.buf, m.idx })
+  end, name = "gate always true" },
   { xb | 0, xb },
   { xb ~ 0, xb },
   { (xb & c1) & c2, xb & (c1 & c2), name = "and chain" },

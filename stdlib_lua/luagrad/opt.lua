@@ -21,7 +21,6 @@
 -- whose size the amount does not divide.
 local core = require "luagrad.core"
 local rules = require "luagrad.rules"
-local P = require "luagrad.pattern"
 
 local int32, void = core.dtypes.int32, core.dtypes.void
 local M = {}
@@ -244,73 +243,9 @@ end
 
 -- ---- simplification -----------------------------------------------------------------------------
 
--- n as sum(coef * term) + k through ADD, SUB, NEG and products with constants; nil when a
--- node on the way is something else
-local function linear(n)
-  local terms, coefs, k = {}, {}, 0
-  local function walk(u, c)
-    if u.op == "CONST" then
-      k = k + c * u.arg
-    elseif u.op == "ADD" then
-      return walk(u.src[1], c) and walk(u.src[2], c)
-    elseif u.op == "SUB" then
-      return walk(u.src[1], c) and walk(u.src[2], -c)
-    elseif u.op == "NEG" then
-      return walk(u.src[1], -c)
-    elseif u.op == "MUL" and u.src[2].op == "CONST" then
-      return walk(u.src[1], c * u.src[2].arg)
-    elseif u.op == "MUL" and u.src[1].op == "CONST" then
-      return walk(u.src[2], c * u.src[1].arg)
-    else
-      if not u.vmin or u.vmin < 0 then return false end
-      if not coefs[u] then terms[#terms + 1] = u end
-      coefs[u] = (coefs[u] or 0) + c
-    end
-    return true
-  end
-  if not walk(n, 1) then return nil end
-  return terms, coefs, k
-end
-
--- n // d and n % d for n >= 0 made of terms >= 0 and a constant d > 0: every coefficient c
--- splits into d*(c//d) + c%d; the c//d parts leave the division (the bounds rules then see a
--- remainder that is often smaller than d). `(17*a + b) % 16 -> (a + b) % 16`.
-local function divmod(m, _, node)
-  local d = m.d.arg
-  local n = node.src[1]
-  if d <= 1 or not n.vmin or n.vmin < 0 then return nil end
-  local terms, coefs, k = linear(n)
-  if not terms then return nil end
-  local changed = k % d ~= k
-  local rest, quot = iconst(k % d), iconst(k // d)
-  for _, t in ipairs(terms) do
-    local c = coefs[t]
-    changed = changed or c % d ~= c
-    if c % d ~= 0 then rest = rest + t * (c % d) end
-    if c // d ~= 0 then quot = quot + t * (c // d) end
-  end
-  if not changed then return nil end
-  if node.op == "MOD" then return rest % d end
-  return quot + rest // d
-end
-
-local simplify_rules
-function M.simplify(sink)
-  if not simplify_rules then
-    local list = rules.load("symbolic")
-    local x, d = P.var("x", "int32"), P.cvar("d", "int32")
-    list[#list + 1] = { x % d, divmod, name = "opt: coefficients modulo d" }
-    list[#list + 1] = { x // d, divmod, name = "opt: coefficients modulo d" }
-    -- gates that padding made always true
-    local b, buf, idx = P.var("b", "bool"), P.var("buf"), P.var("idx")
-    list[#list + 1] = { b & P.const(true, "bool"), b, name = "opt: and true" }
-    list[#list + 1] = { P.op("INDEX", { src = { buf, idx, P.const(true, "bool") } }), function(m, _, node)
-      return core.uop("INDEX", node.dtype, { m.buf, m.idx })
-    end, name = "opt: gate always true" }
-    simplify_rules = core.compile(list, "opt")
-  end
-  return rules.graph_rewrite(sink, simplify_rules)
-end
+-- the symbolic pass (core/symbolic.c splits coefficients around a divisor: the copies' index math
+-- `(17*a + b) % 16` becomes `a + b`)
+function M.simplify(sink) return rules.graph_rewrite(sink, "symbolic") end
 
 local transforms = { upcast = M.upcast, unroll = M.unroll, pad = M.pad, swap = M.swap }
 
