@@ -198,10 +198,43 @@ end
 
 -- x:conv2d(w [, b] [, {stride =, padding =, dilation =, groups =}]): x (N, Cin, H, W), w (Cout,
 -- Cin/groups, kh, kw); stride, padding, dilation an integer or {h, w}
+-- Its gradient is its own (Tensor.func): the input's is a transposed convolution, which makes
+-- cleaner kernels than differentiating the pool view (whose gradient sums mostly-empty repeats).
 function Tensor:conv2d(w, b, opts)
   if opts == nil and type(b) == "table" and not is_tensor(b) then b, opts = nil, b end
   local stride, dilation, padding, groups = conv_opts("conv2d", opts, 2)
-  return conv("conv2d", self, w, b, 2, stride, dilation, symmetric(padding), groups)
+  local r = conv("conv2d", self, w, nil, 2, stride, dilation, symmetric(padding), groups)
+  local params = { stride[1], stride[2], dilation[1], dilation[2], padding[1], padding[2], groups }
+  r = Tensor.func("conv2d", params, r, self, w)
+  if b ~= nil then
+    if not is_tensor(b) or b.ndim ~= 1 or b.shape[1] ~= w.shape[1] then
+      raise("conv2d: bias %s does not match the %d output channels of weight %s",
+        is_tensor(b) and shape_str(b.shape) or type(b), w.shape[1], shape_str(w.shape))
+    end
+    r = r + b:reshape(1, w.shape[1], 1, 1)
+  end
+  return r
+end
+
+-- conv2d's gradients: g (N, Cout, oh, ow) back to x (a transposed convolution, its output padded
+-- to x's size) and to w (the windows of x times g, summed over the batch and the positions)
+Tensor.func_grads.conv2d = function(g, _, params, x, w)
+  local stride, dilation, padding, groups = { params[1], params[2] }, { params[3], params[4] }, { params[5], params[6] },
+    params[7]
+  local k, o = { w.shape[3], w.shape[4] }, { g.shape[3], g.shape[4] }
+  local outpad = {}
+  for j = 1, 2 do
+    outpad[j] = x.shape[2 + j] - ((o[j] - 1) * stride[j] - 2 * padding[j] + dilation[j] * (k[j] - 1) + 1)
+  end
+  local dx = g:conv_transpose2d(w, nil, { stride = stride, padding = padding, output_padding = outpad,
+    dilation = dilation, groups = groups })
+  local bs, cout, cin = x.shape[1], w.shape[1], w.shape[2]
+  local rcout = cout // groups
+  local p = pool(pad_last(x, symmetric(padding)), k, stride, dilation) -- (bs, groups*cin, oh, ow, kh, kw)
+  p = p:reshape(bs, groups, cin, 1, o[1], o[2], k[1], k[2])
+  local gr = g:reshape(bs, groups, 1, rcout, o[1], o[2], 1, 1)
+  local dw = (p * gr):sum({ 1, 5, 6 }) -- (groups, cin, rcout, kh, kw)
+  return dx, dw:permute(1, 3, 2, 4, 5):reshape(cout, cin, k[1], k[2])
 end
 
 -- x:conv1d(w [, b] [, opts]): x (N, Cin, L), w (Cout, Cin/groups, k)

@@ -17,6 +17,21 @@ describe("convolution", function()
     check(c.y, F(c.x):conv2d(F(c.w), { padding = 1, groups = 4 }))
   end)
 
+  it("conv2d's own gradients (a transposed convolution for the input) match PyTorch's", function()
+    for _, name in ipairs({ "conv2d_basic", "conv2d_strided", "conv2d_depthwise", "conv2d_pointwise", "conv2d_outpad" }) do
+      local c = fx[name]
+      local o = c.opts
+      local x, w = F(c.x), F(c.w)
+      x.requires_grad, w.requires_grad = true, true
+      local y = x:conv2d(w, c.b and F(c.b) or nil, { stride = o.stride, padding = o.padding, dilation = o.dilation,
+        groups = o.groups })
+      assert.are.equal("FUNCTION", (c.b and y.uop.src[1] or y.uop).op) -- the gradient is conv2d's rule
+      y:backward(F(c.gy))
+      check(c.gx, x.grad, 1e-5, name .. " input")
+      check(c.gw, w.grad, 1e-5, name .. " weight")
+    end
+  end)
+
   it("conv1d and conv_transpose2d (stride, padding, output_padding, dilation, groups)", function()
     local c = fx.conv1d
     check(c.y, F(c.x):conv1d(F(c.w), F(c.b), { stride = 2, padding = 1, dilation = 2 }))
