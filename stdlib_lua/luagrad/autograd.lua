@@ -204,9 +204,21 @@ function Tensor:backward(grad)
       ts[#ts + 1], list[#list + 1] = t, old and old + d or d
     end
   end
-  realize_fresh(list)
+  -- with the gradients: the output itself, and the running statistics a forward in training
+  -- mode left to update (luagrad.nn), which read the same forward values
+  local out, all = wrap(self.uop), { table.unpack(list) }
+  all[#all + 1] = out
+  local nn = package.loaded["luagrad.nn"]
+  if nn then
+    for _, t in ipairs(nn.take_pending()) do all[#all + 1] = t end
+  end
+  realize_fresh(all)
   for i, t in ipairs(ts) do grads[t] = list[i] end
   pinned = {}
+  if out.uop ~= self.uop then -- the output reads its buffer now, and keeps its graph for gradients
+    history[out.uop], pinned[1] = self.uop, out.uop
+    self.uop = out.uop
+  end
 end
 
 -- lg.grad(out, {inputs...} [, grad]) -> {gradient...}: see the header

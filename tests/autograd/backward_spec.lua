@@ -47,8 +47,11 @@ describe("backward", function()
     T.realize_all = real
     assert(ok, err)
     assert.are.equal(1, calls)
-    assert.is_true(realize.kernels_run - k0 <= 4) -- one per gradient, and the forward they share
+    assert.is_true(realize.kernels_run - k0 <= 5) -- one per gradient, the forward they share, the loss
     for _, t in ipairs({ x, w, b }) do assert.is_true(is_buffer(t.grad)) end
+    local k1 = realize.kernels_run
+    loss:item() -- realized with the gradients
+    assert.are.equal(k1, realize.kernels_run)
     assert.are.same(gx, x.grad:totable())
     assert.are.same(gw, w.grad:totable())
     assert.are.same(gb, b.grad:totable())
