@@ -21,9 +21,9 @@ LUA        ?= lua5.4
 
 B := build
 WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
-ALL_CFLAGS := $(WARN) $(CFLAGS) -fPIC -D_GNU_SOURCE -Icore
+ALL_CFLAGS := $(WARN) $(CFLAGS) -pthread -fPIC -D_GNU_SOURCE -Icore
 LUA_CFLAGS := -I$(LUA_INCDIR)
-ENGINE_LIBS := -lxxhash -lm -ldl -lpthread
+ENGINE_LIBS := -lxxhash -lm -ldl -pthread
 
 CORE_SRC := $(sort $(wildcard core/*.c devices/*/*.c))
 BIND_SRC := $(filter-out vm_bindings/standalone.c,$(sort $(wildcard vm_bindings/*.c)))
@@ -31,7 +31,7 @@ CORE_OBJ := $(CORE_SRC:%.c=$(B)/obj/%.o)
 BIND_OBJ := $(BIND_SRC:%.c=$(B)/obj/%.o)
 STANDALONE_OBJ := $(B)/obj/vm_bindings/standalone.o
 CTEST_SRC := $(sort $(wildcard tests/c/*.c))
-HEADERS := $(wildcard core/*.h core/*.def vm_bindings/*.h)
+HEADERS := $(wildcard core/*.h core/*.def devices/*/*.h vm_bindings/*.h)
 
 MODULE := $(B)/lib/lua/5.4/luagrad/core.so
 SOLIB := $(B)/lib/libluagrad.so
@@ -93,7 +93,7 @@ $(B)/include/luagrad.h: core/luagrad.h core/luagrad_enums.h core/ops.def core/dt
 
 $(CTESTS): $(CTEST_SRC) $(B)/lib/libluagrad_core.a $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/c -o $@ $(CTEST_SRC) $(B)/lib/libluagrad_core.a $(ENGINE_LIBS)
+	$(CC) $(ALL_CFLAGS) -Itests/c -Idevices/cpu -o $@ $(CTEST_SRC) $(B)/lib/libluagrad_core.a $(ENGINE_LIBS)
 
 # Debian packages the build and the tests need; installed when missing and run as root.
 DEB_PACKAGES := lua5.4 liblua5.4-dev lua-busted libxxhash-dev libreadline-dev gcc make luajit luarocks
