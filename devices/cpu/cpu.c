@@ -13,11 +13,12 @@
  * then LUAGRAD_CFLAGS, then "-o out.so src.c -lm" (libm for the math functions a kernel calls).
  *
  * Launching: a kernel from devices/cpu/render_c.c exports `<entry>_split`, {iterations of its
- * split loop (0: not split), work of one iteration}; the device runs it on
- * lg_pool_width(iterations, iterations * work, THREADS) cores of its thread pool (pool.h).
- * dims->global[0] > 1 asks for exactly that many cores instead (tests; hand-written kernels,
- * which otherwise run on one). THREADS (1 to MAX_THREADS) is read when a context opens the
- * device; the default is the number of CPUs this process may run on. */
+ * split loop (0: not split), work of one iteration}; the device runs it with ncores =
+ * lg_pool_width(iterations, iterations * work, THREADS) (pool.h): each core_id is a chunk of
+ * the loop, run by whichever thread of the pool takes it. dims->global[0] > 1 asks for exactly
+ * that many instead (tests; hand-written kernels, which otherwise run as one). THREADS (1 to
+ * MAX_THREADS) is read when a context opens the device; the default is the number of CPUs this
+ * process may run on. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
