@@ -77,6 +77,61 @@ describe("kernels split over cores", function()
     end
   end)
 
+  -- hand-built kernels: a reduce loop at the top level before the output loop, a store outside it
+  local f32t, i32, void = lg.float32, core.dtypes.int32, core.dtypes.void
+  local function U(op, dtype, srcs, arg) return core.uop(op, dtype, srcs or {}, arg) end
+  local function buf(slot) return U("DEFINE_GLOBAL", f32t:ptr(), {}, slot) end
+  local function at(b, i) return U("INDEX", b.dtype, { b, i }) end
+  local function ld(b, i) return U("LOAD", f32t, { at(b, i) }) end
+  local function st(b, i, v) return U("STORE", void, { at(b, i), v }) end
+  local function range(n, axis, kind) return U("RANGE", i32, { core.const(i32, n) }, { axis, kind }) end
+  local function program(sink, name)
+    local src = core.render_c(sink, name)
+    return core.program("CPU", src, name), src
+  end
+  local function buffers(...)
+    local out = {}
+    for i, values in ipairs({ ... }) do
+      out[i] = core.buffer("CPU", f32t, #values)
+      out[i]:write(values)
+    end
+    return out
+  end
+
+  it("splits the first output loop when a reduce loop at the top level comes before it", function()
+    local out, x, y = buf(0), buf(1), buf(2)
+    local j = range(4, 1, 1)
+    local total = U("REDUCE", f32t, { ld(y, j), j }, "ADD")
+    local i = range(10, 0, 0)
+    local sink = U("SINK", void, { U("END", void, { st(out, i, ld(x, i) - total), i }) })
+    local prog, src = program(sink, "centre")
+    assert.matches("const int64_t centre_split[2] = {10, ", src, 1, true)
+    assert.is_truthy(src:find("for (int32_t ridx1 = 0; ridx1 < 4; ridx1++)", 1, true) <
+      src:find("ridx0 is split over the cores", 1, true))
+    local xs, want = {}, {}
+    for k = 1, 10 do xs[k], want[k] = k * 3, k * 3 - 10 end
+    for _, n in ipairs({ 1, 2, 3, 16 }) do
+      local bufs = buffers(xs, xs, { 1, 2, 3, 4 })
+      prog:launch(bufs, nil, n)
+      assert.are.same(want, bufs[1]:read(), ("%d cores"):format(n))
+    end
+  end)
+
+  it("runs a kernel that also stores outside its output loop on core 0 only", function()
+    local out, flag, x = buf(0), buf(1), buf(2)
+    local i = range(6, 0, 0)
+    local sink = U("SINK", void, { U("END", void, { st(out, i, ld(x, i) * 2), i }),
+      st(flag, core.const(i32, 0), ld(flag, core.const(i32, 0)) + 1) })
+    local prog, src = program(sink, "twice_and_count")
+    assert.matches("const int64_t twice_and_count_split[2] = {0, 0};", src, 1, true)
+    for _, n in ipairs({ 1, 4 }) do
+      local bufs = buffers({ 0, 0, 0, 0, 0, 0 }, { 5 }, { 1, 2, 3, 4, 5, 6 })
+      prog:launch(bufs, nil, n)
+      assert.are.same({ 2, 4, 6, 8, 10, 12 }, bufs[1]:read())
+      assert.are.same({ 6 }, bufs[2]:read(), ("the count, %d cores"):format(n)) -- incremented once
+    end
+  end)
+
   it("states the work of a kernel for the launcher", function()
     local _, _, src = one_kernel(x * x + 1, "ew")
     -- 5 rows; in each, the row's offset, then 37 times an index, a load, a multiply, an add, a store
