@@ -1,7 +1,8 @@
 /* pool.c: a persistent thread pool for the CPU device (see pool.h).
  *
- * A run publishes its job under the mutex with a new generation number and wakes the first
- * `helpers` workers. Tasks are claimed from a counter tagged with the generation (compare and
+ * A run publishes its job under the mutex with a new generation number and wakes as many
+ * sleeping workers as it has tasks beyond the caller's first; workers still watching for work
+ * see the new generation by themselves. Tasks are claimed from a counter tagged with the generation (compare and
  * swap), so a worker that wakes late can never claim a task of a job that has ended or of the
  * next one; the caller claims too and returns when the count of finished tasks reaches ntasks.
  * No one waits for a worker that has claimed nothing: on a loaded machine a late worker just
@@ -29,15 +30,10 @@ struct lg_pool {
   /* the job (written under mu) */
   lg_pool_task task;
   void *arg;
-  int32_t ntasks, helpers;
+  int32_t ntasks;
   atomic_uint_fast64_t claim; /* the generation's low 32 bits, then the next task */
   atomic_int finished;        /* tasks done */
 };
-
-typedef struct worker_arg {
-  lg_pool *p;
-  int32_t index;
-} worker_arg;
 
 static void relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -78,13 +74,10 @@ static void watch(lg_pool *p, uint64_t from) {
   }
 }
 
-static void *worker(void *wa) {
-  lg_pool *p = ((worker_arg *)wa)->p;
-  int32_t index = ((worker_arg *)wa)->index;
-  free(wa);
+static void *worker(void *arg) {
+  lg_pool *p = arg;
   uint64_t seen = 0;
-  for (bool first = true;; first = false) {
-    if (!first) watch(p, seen);
+  for (;;) {
     pthread_mutex_lock(&p->mu);
     while (!p->quit && atomic_load_explicit(&p->gen, memory_order_relaxed) == seen) pthread_cond_wait(&p->wake, &p->mu);
     if (p->quit) {
@@ -92,12 +85,12 @@ static void *worker(void *wa) {
       return NULL;
     }
     seen = atomic_load_explicit(&p->gen, memory_order_relaxed);
-    bool helps = index < p->helpers;
     lg_pool_task task = p->task;
-    void *arg = p->arg;
+    void *targ = p->arg;
     int32_t ntasks = p->ntasks;
     pthread_mutex_unlock(&p->mu);
-    if (helps) claim_all(p, seen & UINT32_MAX, task, arg, ntasks);
+    claim_all(p, seen & UINT32_MAX, task, targ, ntasks);
+    watch(p, seen);
   }
 }
 
@@ -125,16 +118,7 @@ static void start(lg_pool *p) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  for (int32_t i = 0; i < p->nthreads - 1; i++) {
-    worker_arg *wa = malloc(sizeof *wa);
-    if (!wa) break;
-    *wa = (worker_arg){p, p->nworkers};
-    if (pthread_create(&p->threads[p->nworkers], NULL, worker, wa) != 0) {
-      free(wa);
-      break;
-    }
-    p->nworkers++;
-  }
+  while (p->nworkers < p->nthreads - 1 && pthread_create(&p->threads[p->nworkers], NULL, worker, p) == 0) p->nworkers++;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   p->started = true;
 }
@@ -165,11 +149,11 @@ void lg_pool_run(lg_pool *p, lg_pool_task task, void *arg, int32_t ntasks) {
   }
   pthread_mutex_lock(&p->mu);
   uint64_t gen = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
-  p->task = task, p->arg = arg, p->ntasks = ntasks, p->helpers = helpers;
+  p->task = task, p->arg = arg, p->ntasks = ntasks;
   atomic_store_explicit(&p->finished, 0, memory_order_relaxed);
   atomic_store_explicit(&p->claim, (gen & UINT32_MAX) << 32, memory_order_relaxed);
   atomic_store_explicit(&p->gen, gen, memory_order_relaxed);
-  pthread_cond_broadcast(&p->wake);
+  for (int32_t i = 0; i < helpers; i++) pthread_cond_signal(&p->wake);
   pthread_mutex_unlock(&p->mu);
   claim_all(p, gen & UINT32_MAX, task, arg, ntasks);
   int64_t t0 = now_ns();

@@ -90,7 +90,7 @@ typedef struct rnd {
   int32_t nhelpers, caphelpers;
   lg_strbuf pre, body;
   int32_t nval, nalu, nacc;
-  int64_t split_open, split_close; /* the split loop's OPEN and CLOSE; -1 when none */
+  int64_t split_open;              /* the split loop's OPEN; -1 when none */
   int64_t split_trips, split_work; /* its iterations, the work of one */
   bool oom;
 } rnd;
@@ -844,7 +844,7 @@ static bool is_work(const lg_lin_inst *in) {
 static lg_status find_split(rnd *r) {
   const lg_linear *L = &r->lin;
   int64_t open = -1, close = -1;
-  r->split_open = r->split_close = -1;
+  r->split_open = -1;
   r->split_trips = r->split_work = 0;
   for (int64_t k = 0; k < L->n && open < 0; k++)
     if (L->inst[k].kind == LG_LIN_OPEN && L->inst[k].depth == 0 && L->inst[k].u->arg.ints[1] == 0) open = k;
@@ -871,7 +871,7 @@ static lg_status find_split(rnd *r) {
     else if (is_work(in)) work = work > INT64_MAX - per[in->depth] ? INT64_MAX : work + per[in->depth];
   }
   free(per);
-  r->split_open = open, r->split_close = close;
+  r->split_open = open;
   r->split_trips = trip_count(loop);
   r->split_work = work > 0 ? work : 1;
   return LG_OK;
