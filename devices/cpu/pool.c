@@ -2,13 +2,14 @@
  *
  * A run publishes its job under the mutex with a new generation number and wakes as many
  * sleeping workers as it has tasks beyond the caller's first; workers still watching for work
- * see the new generation by themselves. Tasks are claimed from a counter tagged with the generation (compare and
- * swap), so a worker that wakes late can never claim a task of a job that has ended or of the
- * next one; the caller claims too and returns when the count of finished tasks reaches ntasks.
- * No one waits for a worker that has claimed nothing: on a loaded machine a late worker just
- * finds the work done. A worker that finished a job watches for the next one for SPIN_NS
- * before it sleeps, and the caller watches its helpers as long before it sleeps: kernels that
- * follow each other skip the wake-up through the kernel (about 9 us here, 1 us when watching). */
+ * see the new generation by themselves. Tasks are claimed from a counter tagged with the
+ * generation (compare and swap), so a worker that wakes late can never claim a task of a job
+ * that has ended or of the next one; the caller claims too and returns when the count of
+ * finished tasks reaches ntasks. No one waits for a worker that has claimed nothing: on a
+ * loaded machine a late worker just finds the work done. A worker that finished a job watches
+ * for the next one for SPIN_NS before it sleeps, and the caller watches for its tasks as long
+ * before it sleeps: kernels that follow each other skip the wake-up through the kernel (8 to
+ * 60 us on this project's dev machine, under 1 us when watching). */
 #include "pool.h"
 
 #include <pthread.h>
