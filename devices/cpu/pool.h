@@ -29,7 +29,7 @@ void lg_pool_run(lg_pool *p, lg_pool_task task, void *arg, int32_t ntasks);
 
 /* How a kernel is split: into chunks of at least LG_POOL_MIN_WORK (in the renderer's operations,
  * devices/cpu/render_c.c), about 10 to 25 us of simple vectorized work on this project's dev
- * machine, where waking a parked worker takes 8 to 20 us and handing a chunk to a worker that
+ * machine, where waking a parked worker takes 8 to 60 us and handing a chunk to a worker that
  * is already awake under 1 us; and into at most LG_POOL_CHUNKS chunks per thread, so that when a
  * worker comes late (a loaded machine), the others take its share. */
 enum { LG_POOL_MIN_WORK = 1 << 18, LG_POOL_CHUNKS = 4 };
