@@ -21,9 +21,9 @@ LUA        ?= lua5.4
 
 B := build
 WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
-ALL_CFLAGS := $(WARN) $(CFLAGS) -fPIC -D_GNU_SOURCE -Icore
+ALL_CFLAGS := $(WARN) $(CFLAGS) -pthread -fPIC -D_GNU_SOURCE -Icore
 LUA_CFLAGS := -I$(LUA_INCDIR)
-ENGINE_LIBS := -lxxhash -lcjson -lz -lm -ldl -lpthread
+ENGINE_LIBS := -lxxhash -lcjson -lz -lm -ldl -pthread
 
 CORE_SRC := $(sort $(wildcard core/*.c devices/*/*.c))
 BIND_SRC := $(filter-out vm_bindings/standalone.c,$(sort $(wildcard vm_bindings/*.c)))
@@ -31,7 +31,7 @@ CORE_OBJ := $(CORE_SRC:%.c=$(B)/obj/%.o)
 BIND_OBJ := $(BIND_SRC:%.c=$(B)/obj/%.o)
 STANDALONE_OBJ := $(B)/obj/vm_bindings/standalone.o
 CTEST_SRC := $(sort $(wildcard tests/c/*.c))
-HEADERS := $(wildcard core/*.h core/*.def vm_bindings/*.h)
+HEADERS := $(wildcard core/*.h core/*.def devices/*/*.h vm_bindings/*.h)
 
 MODULE := $(B)/lib/lua/5.4/luagrad/core.so
 SOLIB := $(B)/lib/libluagrad.so
@@ -93,7 +93,7 @@ $(B)/include/luagrad.h: core/luagrad.h core/luagrad_enums.h core/ops.def core/dt
 
 $(CTESTS): $(CTEST_SRC) $(B)/lib/libluagrad_core.a $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/c -o $@ $(CTEST_SRC) $(B)/lib/libluagrad_core.a $(ENGINE_LIBS)
+	$(CC) $(ALL_CFLAGS) -Itests/c -Idevices/cpu -o $@ $(CTEST_SRC) $(B)/lib/libluagrad_core.a $(ENGINE_LIBS)
 
 # Debian packages the build and the tests need; installed when missing and run as root.
 DEB_PACKAGES := lua5.4 liblua5.4-dev lua-busted libxxhash-dev libcjson-dev zlib1g-dev libreadline-dev gcc make luajit luarocks
@@ -114,7 +114,7 @@ test-c: all $(CTESTS)
 # check-asan: the C tests and the embedding examples (lg_open/lg_close included) with leak checks,
 # then the Lua specs below against the ASan+UBSan build (lua5.4 itself is not instrumented, so
 # libasan is preloaded into it; leak checks stay off for the interpreter).
-ASAN_SPECS := graph dtypes rules repl io
+ASAN_SPECS := graph dtypes rules repl io devices
 check-asan:
 	$(MAKE) B=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  ENGINE_LIBS="$(ENGINE_LIBS) -fsanitize=address,undefined" LIBFLAG="-shared -fsanitize=address,undefined" \

@@ -10,10 +10,19 @@
  *   -Wl,--no-undefined a call of a missing function is a compile error, not a failed dlopen
  *   -ffp-contract=off no fused multiply-add unless the kernel asks: results match other devices
  *   -fno-math-errno   sqrt and friends become instructions (vectorizable), not errno-setting calls
- * then LUAGRAD_CFLAGS, then "-o out.so src.c -lm" (libm for the math functions a kernel calls). */
+ * then LUAGRAD_CFLAGS, then "-o out.so src.c -lm" (libm for the math functions a kernel calls).
+ *
+ * Launching: a kernel from devices/cpu/render_c.c exports `<entry>_split`, {iterations of its
+ * split loop (0: not split), work of one iteration}; the device runs it with ncores =
+ * lg_pool_width(iterations, iterations * work, THREADS) (pool.h): each core_id is a chunk of
+ * the loop, run by whichever thread of the pool takes it. dims->global[0] > 1 asks for exactly
+ * that many instead (tests; hand-written kernels, which otherwise run as one). THREADS (1 to
+ * MAX_THREADS) is read when a context opens the device; the default is the number of CPUs this
+ * process may run on. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +32,7 @@
 #include <unistd.h>
 
 #include "device.h"
+#include "pool.h"
 
 typedef void (*cpu_kernel)(void **bufs, const int64_t *ints, int32_t core_id, int32_t ncores);
 
@@ -30,7 +40,8 @@ enum {
   ALIGN = 64,
   MAX_OUTPUT = 64 * 1024,  /* compiler output kept; the rest is read and dropped */
   MAX_ERRORS = 3,          /* compiler errors quoted in a message */
-  SHOW_COLS = 100          /* a long source line is shown as a window around the column */
+  SHOW_COLS = 100,         /* a long source line is shown as a window around the column */
+  MAX_THREADS = 1024
 };
 
 static const char *const default_flags[] = {"-O2", "-march=native", "-fPIC", "-shared", "-Wl,--no-undefined",
@@ -40,11 +51,13 @@ typedef struct cpu_state {
   char *words;     /* LUAGRAD_CC and LUAGRAD_CFLAGS, split in place */
   char **argv;     /* the compiler command, then room for "-o", out, src, "-lm", NULL */
   int argc;        /* words of the command before "-o" */
+  lg_pool *pool;   /* THREADS threads, started on the first launch on more than one core */
 } cpu_state;
 
 typedef struct cpu_program {
   void *lib;
   cpu_kernel fn;
+  const int64_t *split; /* <entry>_split: {iterations, work of one}; NULL in hand-written kernels */
 } cpu_program;
 
 /* ---- setup: the compiler command and the machine ---------------------------------------------- */
@@ -88,9 +101,27 @@ static void cpu_identity(char *out, size_t size) {
   fclose(f);
 }
 
+/* THREADS, else the CPUs this process may run on; 0 when THREADS is not a count. */
+static int32_t thread_count(void) {
+  const char *env = getenv("THREADS");
+  if (env && *env) {
+    char *end;
+    errno = 0;
+    long n = strtol(env, &end, 10);
+    return *end || errno || n < 1 || n > MAX_THREADS ? 0 : (int32_t)n;
+  }
+  cpu_set_t set;
+  long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int32_t)n;
+}
+
 static lg_status cpu_open(lg_device *dev) {
   if (dev->index != 0)
     return lg_ctx_fail(dev->ctx, LG_ERR_ARG, "device %s: there is one CPU device (CPU or CPU:0)", dev->name);
+  int32_t threads = thread_count();
+  if (!threads)
+    return lg_ctx_fail(dev->ctx, LG_ERR_ARG, "device CPU: THREADS='%s' is not a number of threads from 1 to %d",
+                       getenv("THREADS"), MAX_THREADS);
   const char *cc = getenv("LUAGRAD_CC"), *cflags = getenv("LUAGRAD_CFLAGS");
   if (!cc || !count_words(cc)) cc = "cc";
   if (!cflags) cflags = "";
@@ -98,7 +129,8 @@ static lg_status cpu_open(lg_device *dev) {
   cpu_state *s = calloc(1, sizeof *s);
   if (s) s->words = malloc(strlen(cc) + strlen(cflags) + 2);
   if (s && s->words) s->argv = calloc(count_words(cc) + ndefault + count_words(cflags) + 5, sizeof *s->argv);
-  if (!s || !s->argv) goto nomem;
+  if (s && s->argv) s->pool = lg_pool_new(threads);
+  if (!s || !s->pool) goto nomem;
   split_words(s->words, cc, s->argv, &s->argc);
   for (size_t i = 0; i < ndefault; i++) s->argv[s->argc++] = (char *)default_flags[i];
   split_words(s->words + strlen(cc) + 1, cflags, s->argv, &s->argc);
@@ -114,13 +146,14 @@ static lg_status cpu_open(lg_device *dev) {
   dev->impl = s;
   return LG_OK;
 nomem:
-  if (s) free(s->words), free(s->argv);
+  if (s) free(s->words), free(s->argv), lg_pool_free(s->pool);
   free(s);
   return lg_ctx_fail(dev->ctx, LG_ERR_NOMEM, "device CPU: out of memory");
 }
 
 static void cpu_close(lg_device *dev) {
   cpu_state *s = dev->impl;
+  lg_pool_free(s->pool);
   free(s->words);
   free(s->argv);
   free(s);
@@ -317,13 +350,17 @@ static lg_status cpu_load(lg_device *dev, const char *path, const char *entry, v
   void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (!lib) return lg_ctx_fail(dev->ctx, LG_ERR_DEVICE, "CPU: cannot load %s: %s", path, dlerror());
   cpu_kernel fn = (cpu_kernel)dlsym(lib, entry);
-  cpu_program *p = fn ? malloc(sizeof *p) : NULL;
+  char *split_name = malloc(strlen(entry) + sizeof "_split");
+  cpu_program *p = fn && split_name ? malloc(sizeof *p) : NULL;
   if (!p) {
     dlclose(lib);
+    free(split_name);
     return fn ? lg_ctx_fail(dev->ctx, LG_ERR_NOMEM, "CPU: out of memory")
               : lg_ctx_fail(dev->ctx, LG_ERR_COMPILE, "CPU: the kernel source defines no function '%s'", entry);
   }
-  *p = (cpu_program){lib, fn};
+  sprintf(split_name, "%s_split", entry);
+  *p = (cpu_program){lib, fn, dlsym(lib, split_name)};
+  free(split_name);
   *prog = p;
   return LG_OK;
 }
@@ -334,12 +371,35 @@ static void cpu_unload(lg_device *dev, void *prog) {
   free(p);
 }
 
-/* The cores run one after another for now; a thread pool will run them at once. */
+typedef struct launch_job {
+  cpu_kernel fn;
+  void **bufs;
+  const int64_t *ints;
+} launch_job;
+
+static void run_core(void *arg, int32_t core, int32_t ncores) {
+  const launch_job *j = arg;
+  j->fn(j->bufs, j->ints, core, ncores);
+}
+
+/* iterations * work of one, saturating */
+static int64_t total_work(const int64_t *split) {
+  return split[1] > 0 && split[0] > INT64_MAX / split[1] ? INT64_MAX : split[0] * split[1];
+}
+
 static lg_status cpu_launch(lg_device *dev, void *prog, void *const *mems, int32_t nbufs, const int64_t *ints,
                             int32_t nints, const lg_launch_dims *dims) {
   cpu_program *p = prog;
-  int32_t ncores = dims && dims->global[0] > 1 ? dims->global[0] : 1;
-  for (int32_t core = 0; core < ncores; core++) p->fn((void **)mems, ints, core, ncores);
+  cpu_state *s = dev->impl;
+  int32_t ncores = dims && dims->global[0] > 1 ? dims->global[0]
+                   : p->split ? lg_pool_width(p->split[0], total_work(p->split), lg_pool_threads(s->pool))
+                              : 1;
+  if (ncores == 1) {
+    p->fn((void **)mems, ints, 0, 1);
+    return LG_OK;
+  }
+  launch_job job = {p->fn, (void **)mems, ints};
+  lg_pool_run(s->pool, run_core, &job, ncores);
   return LG_OK;
 }
 

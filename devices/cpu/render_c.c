@@ -1,6 +1,14 @@
 /* render_c.c: a kernel graph as C source for the CPU device (what DEBUG=4 shows); lg_render_c
- * in luagrad.h. A kernel without SPECIAL does all of its work for every core_id: launch it on one
- * core.
+ * in luagrad.h.
+ *
+ * Cores: the first output loop (RANGE kind 0) opened at the top level is split over the cores,
+ * core_id running the iterations [n * core_id / ncores, n * (core_id + 1) / ncores), unless a
+ * STORE lies outside it or an accumulator spans it (then, as with no such loop, core 0 does
+ * everything and the other cores return at once). Top-level values outside the loop are
+ * computed by every core. The source exports `const int64_t <name>_split[2]`: the loop's
+ * iterations (its end's upper bound when it is not a constant; 0 when nothing is split) and the
+ * work of one iteration: the ALU ops, casts, loads, stores and accumulator updates in its body,
+ * each counted as often as the loops inside it run. devices/cpu/cpu.c picks the cores from it.
  *
  * The linearizer (core/linearize.c) orders the nodes; this file writes each as C:
  *   - parameters: `float *restrict data0 = (float *)bufs[0];` per DEFINE_GLOBAL (const when the
@@ -82,6 +90,8 @@ typedef struct rnd {
   int32_t nhelpers, caphelpers;
   lg_strbuf pre, body;
   int32_t nval, nalu, nacc;
+  int64_t split_open;              /* the split loop's OPEN; -1 when none */
+  int64_t split_trips, split_work; /* its iterations, the work of one */
   bool oom;
 } rnd;
 
@@ -629,24 +639,36 @@ static void reduce_update(rnd *r, const lg_lin_inst *in) {
   free(v.s);
 }
 
-static void loop_open(rnd *r, const lg_lin_inst *in) {
+static void loop_open(rnd *r, const lg_lin_inst *in, bool split) {
   lg_uop *u = in->u;
   long long axis = (long long)u->arg.ints[0];
-  char name[32], tm[128];
+  const char *t = ctype(u->dtype);
+  char name[32], tm[256];
   snprintf(name, sizeof name, axis >= 0 ? "ridx%lld" : "ridxn%lld", axis >= 0 ? axis : -axis);
-  snprintf(tm, sizeof tm, "for (%s %s = 0; %s < $; %s++) {", ctype(u->dtype), name, name, name);
-  expr e = build(r, P_ANY, tm, ex(r, u->src[0]), P_SHIFT);
-  line(r, in->depth, "%s", e.s ? e.s : "");
-  free(e.s);
+  if (split) {
+    const expr *n = ex(r, u->src[0]);
+    snprintf(tm, sizeof tm, "const %s start = (int64_t)$ * core_id / ncores, end = (int64_t)$ * (core_id + 1) / ncores;", t);
+    expr bounds = build(r, P_ANY, tm, n, P_UNARY, n, P_UNARY);
+    line(r, in->depth, "/* %s is split over the cores: this one runs [start, end) */", name);
+    line(r, in->depth, "%s", bounds.s ? bounds.s : "");
+    line(r, in->depth, "for (%s %s = start; %s < end; %s++) {", t, name, name, name);
+    free(bounds.s);
+  } else {
+    snprintf(tm, sizeof tm, "for (%s %s = 0; %s < $; %s++) {", t, name, name, name);
+    expr e = build(r, P_ANY, tm, ex(r, u->src[0]), P_SHIFT);
+    line(r, in->depth, "%s", e.s ? e.s : "");
+    free(e.s);
+  }
   *ex(r, u) = build(r, P_PRIMARY, name);
 }
 
 static void walk(rnd *r) {
+  if (r->split_open < 0) line(r, 0, "if (core_id != 0) return; /* not split over the cores: core 0 does it all */");
   for (int64_t k = 0; k < r->lin.n; k++) {
     const lg_lin_inst *in = &r->lin.inst[k];
     lg_uop *u = in->u;
     switch (in->kind) {
-    case LG_LIN_OPEN: loop_open(r, in); break;
+    case LG_LIN_OPEN: loop_open(r, in, k == r->split_open); break;
     case LG_LIN_CLOSE: line(r, in->depth, "}"); break;
     case LG_LIN_INIT: reduce_init(r, in); break;
     case LG_LIN_UPDATE: reduce_update(r, in); break;
@@ -793,10 +815,78 @@ static lg_status prepass(rnd *r) {
   return LG_OK;
 }
 
+/* ---- the loop split over the cores ---------------------------------------------------------------- */
+
+static int64_t sat_mul(int64_t a, int64_t b) { return a > 0 && b > INT64_MAX / a ? INT64_MAX : a * b; }
+
+/* a loop's iterations: the upper bound of its end */
+static int64_t trip_count(const lg_uop *range) {
+  int64_t lo, hi;
+  return !lg_uop_bounds(range->src[0], &lo, &hi) ? INT32_MAX : hi > 0 ? hi : 0;
+}
+
+static bool is_work(const lg_lin_inst *in) {
+  if (in->kind == LG_LIN_UPDATE) return true;
+  if (in->kind != LG_LIN_NODE) return false;
+  switch (in->u->op) {
+  case LG_OP_CONST:
+  case LG_OP_INDEX:
+  case LG_OP_DEFINE_GLOBAL:
+  case LG_OP_DEFINE_VAR:
+  case LG_OP_END:
+  case LG_OP_GROUP:
+  case LG_OP_SINK: return false;
+  default: return true;
+  }
+}
+
+/* The split loop (see the file comment), its iterations and the work of one. */
+static lg_status find_split(rnd *r) {
+  const lg_linear *L = &r->lin;
+  int64_t open = -1, close = -1;
+  r->split_open = -1;
+  r->split_trips = r->split_work = 0;
+  for (int64_t k = 0; k < L->n && open < 0; k++)
+    if (L->inst[k].kind == LG_LIN_OPEN && L->inst[k].depth == 0 && L->inst[k].u->arg.ints[1] == 0) open = k;
+  if (open < 0) return LG_OK;
+  const lg_uop *loop = L->inst[open].u;
+  for (close = open + 1; L->inst[close].kind != LG_LIN_CLOSE || L->inst[close].u != loop;) close++;
+  int32_t maxdepth = 0;
+  for (int64_t k = 0; k < L->n; k++) {
+    const lg_lin_inst *in = &L->inst[k];
+    maxdepth = in->depth > maxdepth ? in->depth : maxdepth;
+    if (k > open && k < close) continue;
+    if (in->kind == LG_LIN_NODE && in->u->op == LG_OP_STORE) return LG_OK;
+    if (in->kind == LG_LIN_INIT)
+      for (int32_t i = 1; i < in->u->nsrc; i++)
+        if (in->u->src[i] == loop) return LG_OK;
+  }
+  /* per[d]: how often a node at depth d runs in one iteration of the split loop */
+  int64_t *per = malloc(((size_t)maxdepth + 2) * sizeof *per), work = 0;
+  if (!per) return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render C: out of memory");
+  per[1] = 1;
+  for (int64_t k = open + 1; k < close; k++) {
+    const lg_lin_inst *in = &L->inst[k];
+    if (in->kind == LG_LIN_OPEN) per[in->depth + 1] = sat_mul(per[in->depth], trip_count(in->u));
+    else if (is_work(in)) work = work > INT64_MAX - per[in->depth] ? INT64_MAX : work + per[in->depth];
+  }
+  free(per);
+  r->split_open = open;
+  r->split_trips = trip_count(loop);
+  r->split_work = work > 0 ? work : 1;
+  return LG_OK;
+}
+
 static lg_status assemble(rnd *r, const char *name, char **src) {
   lg_strbuf out = {0};
   lg_strbuf_put(&out, "#include <stdint.h>\n#include <math.h>\n\n");
   if (r->pre.len) lg_strbuf_put(&out, "%s\n", r->pre.p);
+  if (r->split_open >= 0)
+    lg_strbuf_put(&out, "/* for the launcher: the split loop's iterations, the work of one */\n");
+  else
+    lg_strbuf_put(&out, "/* for the launcher: nothing is split over the cores */\n");
+  lg_strbuf_put(&out, "const int64_t %s_split[2] = {%lld, %lld};\n\n", name, (long long)r->split_trips,
+      (long long)r->split_work);
   lg_strbuf_put(&out, "void %s(void **bufs, const int64_t *ints, int32_t core_id, int32_t ncores) {\n", name);
   for (int64_t i = 0; i < r->nglobals; i++) {
     const lg_uop *g = r->globals[i];
@@ -826,6 +916,7 @@ lg_status lg_render_c(lg_ctx *ctx, lg_uop *sink, const char *name, char **src) {
   rnd r = {.ctx = ctx};
   st = lg_linearize(ctx, sink, &r.lin);
   if (!st) st = prepass(&r);
+  if (!st) st = find_split(&r);
   if (!st) walk(&r), st = assemble(&r, name, src);
   for (int64_t i = 0; r.ex && i < r.nslots; i++) free(r.ex[i].s);
   free(r.ex), free(r.refs), free(r.globals), free(r.vars), free(r.helpers), free(r.pre.p), free(r.body.p);

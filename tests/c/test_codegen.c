@@ -164,11 +164,16 @@ static const char elementwise_text[] =
     "#include <stdint.h>\n"
     "#include <math.h>\n"
     "\n"
+    "/* for the launcher: the split loop's iterations, the work of one */\n"
+    "const int64_t E_1000_split[2] = {1000, 5};\n"
+    "\n"
     "void E_1000(void **bufs, const int64_t *ints, int32_t core_id, int32_t ncores) {\n"
     "  float *restrict data0 = (float *)bufs[0];\n"
     "  const float *restrict data1 = (const float *)bufs[1];\n"
     "  const float *restrict data2 = (const float *)bufs[2];\n"
-    "  for (int32_t ridx0 = 0; ridx0 < 1000; ridx0++) {\n"
+    "  /* ridx0 is split over the cores: this one runs [start, end) */\n"
+    "  const int32_t start = (int64_t)1000 * core_id / ncores, end = (int64_t)1000 * (core_id + 1) / ncores;\n"
+    "  for (int32_t ridx0 = start; ridx0 < end; ridx0++) {\n"
     "    float val0 = data1[ridx0];\n"
     "    float val1 = data2[ridx0];\n"
     "    data0[ridx0] = val0 * val1 + 1.0f;\n"
@@ -207,10 +212,15 @@ CTEST(codegen_elementwise) {
 static const char rowsum_text[] = "#include <stdint.h>\n"
                                   "#include <math.h>\n"
                                   "\n"
+                                  "/* for the launcher: the split loop's iterations, the work of one */\n"
+                                  "const int64_t r_16_37_split[2] = {16, 113};\n"
+                                  "\n"
                                   "void r_16_37(void **bufs, const int64_t *ints, int32_t core_id, int32_t ncores) {\n"
                                   "  float *restrict data0 = (float *)bufs[0];\n"
                                   "  const float *restrict data1 = (const float *)bufs[1];\n"
-                                  "  for (int32_t ridx0 = 0; ridx0 < 16; ridx0++) {\n"
+                                  "  /* ridx0 is split over the cores: this one runs [start, end) */\n"
+                                  "  const int32_t start = (int64_t)16 * core_id / ncores, end = (int64_t)16 * (core_id + 1) / ncores;\n"
+                                  "  for (int32_t ridx0 = start; ridx0 < end; ridx0++) {\n"
                                   "    float acc0 = 0.0f;\n"
                                   "    for (int32_t ridx1 = 0; ridx1 < 37; ridx1++) {\n"
                                   "      float val0 = data1[ridx0 * 37 + ridx1];\n"
@@ -442,7 +452,7 @@ CTEST(codegen_define_var) {
   CHECK_MSG(
       text &&
           strstr(text, "  const int32_t var_n = (int32_t)ints[0];\n  const int32_t var_start = (int32_t)ints[1];\n") &&
-          strstr(text, "for (int32_t ridx0 = 0; ridx0 < var_n; ridx0++) {") && strstr(text, "data1[ridx0 + var_start]"),
+          strstr(text, "start = (int64_t)var_n * core_id / ncores, end = (int64_t)var_n * (core_id + 1) / ncores;") && strstr(text, "data1[ridx0 + var_start]"),
       "%s", text);
   float a[200], out[100];
   for (int k = 0; k < 200; k++) a[k] = (float)k * 3.0f;

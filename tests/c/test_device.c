@@ -1,14 +1,21 @@
 /* test_device.c: the device layer and the CPU device: buffers, compiling and launching a
  * hand-written kernel, compile errors, the memory and disk caches, bad compilers and cache
- * folders. Every test that compiles uses a private CACHE_DIR; three compiler runs in all. */
+ * folders; the thread pool, the rule that splits kernels, THREADS, and launches that read a
+ * kernel's split info. Every test that compiles uses a private CACHE_DIR; five compiler runs in
+ * all. */
 #include <dirent.h>
 #include <ftw.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ctest.h"
 #include "device.h"
+#include "pool.h"
 
 static const char add_src[] =
     "#include <stdint.h>\n"
@@ -261,4 +268,151 @@ CTEST(device_unsafe_cache_dir) {
   }
   remove_tree(dir);
   env_restore(cache);
+}
+
+/* ---- the thread pool ------------------------------------------------------------------------ */
+
+typedef struct pool_job {
+  atomic_int runs[64];     /* per task: how often it ran */
+  atomic_int started;      /* tasks begun */
+  int32_t meet;            /* when > 0: each task waits until this many have begun (or 10 s) */
+  pthread_t who[64];       /* per task: the thread that ran it */
+} pool_job;
+
+static void pool_task(void *arg, int32_t task, int32_t ntasks) {
+  pool_job *j = arg;
+  atomic_fetch_add(&j->runs[task], 1);
+  j->who[task] = pthread_self();
+  atomic_fetch_add(&j->started, 1);
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  while (j->meet > 0 && atomic_load(&j->started) < j->meet) {
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if (t.tv_sec - t0.tv_sec > 10) break;
+  }
+}
+
+/* Run ntasks tasks on p; 1 when each ran exactly once. */
+static int pool_once(lg_pool *p, pool_job *j, int32_t ntasks, int32_t meet) {
+  memset(j, 0, sizeof *j);
+  j->meet = meet;
+  lg_pool_run(p, pool_task, j, ntasks);
+  int ok = 1;
+  for (int32_t i = 0; i < 64; i++) ok &= atomic_load(&j->runs[i]) == (i < ntasks);
+  return ok;
+}
+
+CTEST(device_pool) {
+  static pool_job job;
+  /* never started: freed at once */
+  lg_pool *p = lg_pool_new(4);
+  REQUIRE(p);
+  CHECK_INT(lg_pool_threads(p), 4);
+  CHECK_INT(lg_pool_workers(p), 0);
+  CHECK(pool_once(p, &job, 1, 0)); /* one task runs on the caller, no thread starts */
+  CHECK_INT(lg_pool_workers(p), 0);
+  lg_pool_free(p);
+  lg_pool_free(NULL);
+
+  /* three tasks that wait for each other run on three threads at once */
+  REQUIRE((p = lg_pool_new(3)));
+  CHECK(pool_once(p, &job, 3, 3));
+  CHECK_INT(lg_pool_workers(p), 2);
+  CHECK_INT(atomic_load(&job.started), 3);
+  CHECK(!pthread_equal(job.who[0], job.who[1]) && !pthread_equal(job.who[0], job.who[2]) &&
+        !pthread_equal(job.who[1], job.who[2]));
+  /* runs one after another: more tasks than threads, fewer, and one; every task once each time */
+  int bad = 0;
+  for (int i = 0; i < 3000; i++) bad += !pool_once(p, &job, 1 + i % 64, 0);
+  CHECK_INT(bad, 0);
+  lg_pool_free(p); /* joins the workers: ASan sees no thread or leak left */
+
+  /* a pool of one thread runs everything on the caller */
+  REQUIRE((p = lg_pool_new(1)));
+  CHECK(pool_once(p, &job, 5, 0));
+  CHECK_INT(lg_pool_workers(p), 0);
+  CHECK(pthread_equal(job.who[4], pthread_self()));
+  lg_pool_free(p);
+}
+
+CTEST(device_pool_width) {
+  enum { W = LG_POOL_MIN_WORK };
+  CHECK_INT(lg_pool_width(16, 16 * 5, 8), 1);              /* a tiny kernel */
+  CHECK_INT(lg_pool_width(1000, 2 * (int64_t)W - 1, 8), 1); /* just under two chunks of work */
+  CHECK_INT(lg_pool_width(1000, 2 * (int64_t)W, 8), 2);
+  CHECK_INT(lg_pool_width(1000, 5 * (int64_t)W + 7, 8), 5);
+  CHECK_INT(lg_pool_width(1000, INT64_MAX, 8), 8 * LG_POOL_CHUNKS); /* at most LG_POOL_CHUNKS per thread */
+  CHECK_INT(lg_pool_width(7, INT64_MAX, 8), 7);                     /* at most one iteration each */
+  CHECK_INT(lg_pool_width(1, INT64_MAX, 8), 1);
+  CHECK_INT(lg_pool_width(0, INT64_MAX, 8), 1); /* not split */
+  CHECK_INT(lg_pool_width(1000, INT64_MAX, 1), 1);
+}
+
+CTEST(device_threads_env) {
+  static const char *const bad[] = {"0", "-2", "abc", "3x", "1025", "99999999999999999999"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    saved_env t = env_set("THREADS", bad[i]);
+    lg_ctx *ctx;
+    lg_device *dev = NULL;
+    REQUIRE(lg_ctx_new(&ctx) == LG_OK);
+    CHECK_INT(lg_device_get(ctx, "CPU", &dev), LG_ERR_ARG);
+    char want[96];
+    snprintf(want, sizeof want, "device CPU: THREADS='%s' is not a number of threads from 1 to 1024", bad[i]);
+    CHECK_STR(lg_ctx_error(ctx), want);
+    lg_ctx_free(ctx);
+    env_restore(t);
+  }
+}
+
+/* Kernels that write ncores into each element of their chunk of 1000 int32s; big's split info
+ * asks for all the cores there are, tiny's for one. */
+static const char split_src[] =
+    "#include <stdint.h>\n"
+    "const int64_t big_split[2] = {1000, 1ll << 40};\n"
+    "const int64_t tiny_split[2] = {1000, 5};\n"
+    "static void fill(int32_t *out, int32_t core_id, int32_t ncores) {\n"
+    "  for (int64_t i = 1000ll * core_id / ncores; i < 1000ll * (core_id + 1) / ncores; i++) out[i] = ncores;\n"
+    "}\n"
+    "void big(void **bufs, const int64_t *ints, int32_t core_id, int32_t ncores) { fill(bufs[0], core_id, ncores); }\n"
+    "void tiny(void **bufs, const int64_t *ints, int32_t core_id, int32_t ncores) { fill(bufs[0], core_id, ncores); }\n";
+
+/* Launch `entry` of split_src in a context opened with THREADS=threads (NULL: unset); the
+ * ncores every element saw, or -1 when they differ or a step failed. */
+static int32_t split_cores(const char *threads, const char *entry, const lg_launch_dims *dims) {
+  saved_env t = env_set("THREADS", threads);
+  lg_ctx *ctx = NULL;
+  lg_device *dev = NULL;
+  lg_program *p = NULL;
+  lg_buffer *b = NULL;
+  int32_t out[1000], n = -1;
+  memset(out, 0xff, sizeof out);
+  if (lg_ctx_new(&ctx) == LG_OK && lg_device_get(ctx, "CPU", &dev) == LG_OK &&
+      lg_program_compile(ctx, dev, split_src, entry, &p) == LG_OK && lg_buffer_new(ctx, dev, sizeof out, &b) == LG_OK &&
+      lg_program_launch(ctx, p, &b, 1, NULL, 0, dims) == LG_OK && lg_buffer_read(b, 0, out, sizeof out) == LG_OK) {
+    n = out[0];
+    for (int i = 0; i < 1000; i++) n = out[i] == n ? n : -1;
+  }
+  lg_buffer_release(b);
+  lg_program_release(p);
+  lg_ctx_free(ctx);
+  env_restore(t);
+  return n;
+}
+
+CTEST(device_split_launch) {
+  char dir[] = "/tmp/lg_cache_XXXXXX";
+  REQUIRE(mkdtemp(dir));
+  saved_env cache = env_set("CACHE_DIR", dir), cc = env_set("LUAGRAD_CC", NULL);
+  cpu_set_t set;
+  REQUIRE(sched_getaffinity(0, sizeof set, &set) == 0);
+  int32_t ncpu = CPU_COUNT(&set);
+  CHECK_INT(split_cores("3", "big", NULL), 3 * LG_POOL_CHUNKS);
+  CHECK_INT(split_cores("3", "tiny", NULL), 1); /* too little work: one core */
+  CHECK_INT(split_cores("3", "tiny", &(lg_launch_dims){.global = {5, 1, 1}}), 5); /* asked for */
+  CHECK_INT(split_cores("1", "big", NULL), 1);
+  CHECK_INT(split_cores("40", "big", NULL), 40 * LG_POOL_CHUNKS);
+  CHECK_INT(split_cores(NULL, "big", NULL), ncpu > 1 ? ncpu * LG_POOL_CHUNKS : 1); /* the CPUs we may use */
+  remove_tree(dir);
+  env_restore(cache);
+  env_restore(cc);
 }
