@@ -283,9 +283,10 @@ void lg_ruleset_reset_stats(lg_ruleset *rs);
  *   void entry(void **bufs, const int64_t *ints, int32_t core_id, int32_t ncores);
  * bufs[i] is the data of the i-th buffer given to lg_program_launch (64-byte aligned), ints the
  * scalar arguments (symbolic sizes, ...) as given; both arrays live for the call only. The
- * kernel is run once for each core_id in [0, ncores) (ncores = dims->global[0], 1 when dims is
- * NULL or global[0] < 1) and does its share of the work for that core_id; the runs may be
- * concurrent.
+ * kernel is run once for each core_id in [0, ncores) and does its share of the work for that
+ * core_id (a chunk of its first output loop); the runs are concurrent, on the device's thread
+ * pool. ncores is dims->global[0] when that is > 1, else chosen from the work the kernel reports
+ * (devices/cpu/pool.h: small kernels run as one chunk).
  *
  * Compiled programs are cached by a hash of (device kind, compiler and flags, target, entry,
  * source): in memory per context (compiling again while a program is held returns it), and on
@@ -340,8 +341,10 @@ lg_status lg_buffer_wrap(lg_ctx *ctx, lg_device *dev, void *mem, int64_t nbytes,
 /* Compile src (CPU: C source) and find its function `entry` (a C identifier), or reuse the
  * program from a cache. */
 /* The kernel rooted at sink (docs/kernel_ir.md) as C source for the CPU device: one function
- * `name` with the calling convention above. *src is malloc'd (free with lg_free). A kernel
- * without SPECIAL does all of its work for every core_id: launch it on one core. */
+ * `name` with the calling convention above, splitting its first top-level output loop over
+ * core_id (a kernel that cannot be split returns at once on every core but 0), and the constant
+ * `<name>_split` = {iterations of that loop, work of one} (0, 0 when not split) that the launcher
+ * reads. *src is malloc'd (free with lg_free). */
 lg_status lg_render_c(lg_ctx *ctx, lg_uop *sink, const char *name, char **src);
 
 /* A BUFFER node of a new id that holds buf (retained until the node is freed); its shape is
