@@ -363,11 +363,15 @@ function M.heuristic(sink)
   if work < SMALL then return {} end
   table.sort(outs, function(a, b) return a.axis < b.axis end)
   table.sort(reds, function(a, b) return a.axis < b.axis end)
-  local acc
+  local acc, nested = nil, false
   for _, u in ipairs(sink:toposort()) do
-    if u.op == "REDUCE" then acc = acc or u.dtype end
+    if u.op == "REDUCE" then
+      acc = acc or u.dtype
+      for _, x in ipairs(u.src[1]:toposort()) do nested = nested or x.op == "REDUCE" end
+    end
   end
-  if not acc or #outs == 0 then return {} end
+  -- a reduction inside another (a convolution fused into a pooling) keeps its loops as they are
+  if not acc or nested or #outs == 0 then return {} end
   local lanes = math.max(1, 64 // acc.itemsize)
   local acs, loads, store = accesses(sink), {}, nil
   for _, a in ipairs(acs) do

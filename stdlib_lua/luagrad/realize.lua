@@ -86,8 +86,8 @@ local function make_plan(roots, bufs)
     if st.n > 0 then -- an empty result needs no kernel
       st.name = kernel_name(k)
       if os.getenv("NOOPT") ~= "1" then k.sink = require("luagrad.opt").optimize(k.sink) end
-      local src = core.render_c(k.sink, st.name)
       if debug_level >= 3 then print(("kernel %s:\n%s"):format(st.name, tostring(k.sink))) end
+      local src = core.render_c(k.sink, st.name)
       if debug_level >= 4 then print(src) end
       st.prog = program(src, st.name)
       if debug_level >= 2 then st.flops = flops(k.sink) end
