@@ -33,7 +33,8 @@ end
 
 -- per float dtype: its integer twin, mantissa bits, exponent bias and constants
 local F = {
-  [f32] = { int = i32, mbits = 23, bias = 127, magic = 12582912.0, min_normal = 2.0 ^ -126, scale = 24,
+  [f32] = { int = i32, mbits = 23, bias = 127, magic = 12582912.0, magic_bits = 0x4b400000, one_bits = 0x3f800000,
+    min_normal = 2.0 ^ -126, scale = 24,
     exp_lo = -151, exp_hi = 129, sqrt_half = 0x3f3504f3, hi_mask = -4096, ivln2_hi = 1.44287109375,
     ivln2_lo = -0.00017605286103659264,
     -- (2^s - 1)/s on [-1/2, 1/2], relative error of 2^s 2^-27.9
@@ -41,7 +42,8 @@ local F = {
       0.0013410000829026103, 0.00015469732170458883 },
     -- (2 atanh(s)/s - 2)/s^2 on s^2 in [0, 0.02944], relative error of log 2^-29.4
     log = { 0.6666677594184875, 0.3997608423233032, 0.29925453662872314 } },
-  [f64] = { int = i64, mbits = 52, bias = 1023, magic = 6755399441055744.0, min_normal = 2.0 ^ -1022, scale = 54,
+  [f64] = { int = i64, mbits = 52, bias = 1023, magic = 6755399441055744.0, magic_bits = 0x4338000000000000,
+    one_bits = 0x3ff0000000000000, min_normal = 2.0 ^ -1022, scale = 54,
     exp_lo = -1076, exp_hi = 1025, sqrt_half = 0x3fe6a09e667f3bcd, hi_mask = -4294967296,
     ivln2_hi = 1.4426950407214463, ivln2_lo = 1.6751713164886512e-10,
     exp2 = { 0.6931471805599453, 0.2402265069591013, 0.055504108664820084, 0.00961812910759412,
@@ -59,13 +61,13 @@ local function pow2(k, T, fdt) return ((k + T.bias) << T.mbits):bitcast(fdt) end
 local function exp2(x)
   local T = F[x.dtype]
   local lo, hi = K(x, T.exp_lo), K(x, T.exp_hi)
-  local xc = x:lt(lo):where(lo, x)
+  local xc = x:lt(lo):where(lo, x)                   -- beyond [lo, hi] the result is 0 or inf anyway
   xc = hi:lt(xc):where(hi, xc)                       -- NaN stays NaN, handled at the end
-  local t = xc + T.magic                              -- rounds xc to an integer in the low bits
-  local s = xc - (t - T.magic)
-  local q = t:bitcast(T.int) - core.const(x.dtype, T.magic):bitcast(T.int)
+  local t = xc + T.magic                             -- round(xc) in the low bits (IEEE arithmetic as written:
+  local s = xc - (t - T.magic)                       -- no -ffast-math), s exact
+  local q = t:bitcast(T.int) - T.magic_bits
   local p = s * horner(s, T.exp2) + 1
-  local q1 = q >> 1
+  local q1 = q >> 1                                  -- 2^q1 2^(q-q1): both normal, one rounding at the end
   return x:ne(x):where(x, p * pow2(q1, T, x.dtype) * pow2(q - q1, T, x.dtype))
 end
 
@@ -73,21 +75,20 @@ end
 
 local function log2(x)
   local T, fdt, idt = F[x.dtype], x.dtype, F[x.dtype].int
-  local tiny = x:lt(T.min_normal)
+  local tiny = x:lt(T.min_normal)                    -- denormals: scaled up to normal numbers
   local xs = tiny:where(x * 2.0 ^ T.scale, x)
-  local one = core.const(fdt, 1.0):bitcast(idt)
-  local ix = xs:bitcast(idt) + (one - T.sqrt_half)
+  local ix = xs:bitcast(idt) + (T.one_bits - T.sqrt_half) -- exponent bits: k + bias, m in [sqrt(1/2), sqrt(2))
   local k = (ix >> T.mbits) - tiny:where(core.const(idt, T.bias + T.scale), core.const(idt, T.bias))
   local f = ((ix & ((1 << T.mbits) - 1)) + T.sqrt_half):bitcast(fdt) - 1.0
   local s = f / (f + 2.0)
   local z = s * s
   local hfsq = f * f * 0.5
-  local hi = ((f - hfsq):bitcast(idt) & T.hi_mask):bitcast(fdt)
+  local hi = ((f - hfsq):bitcast(idt) & T.hi_mask):bitcast(fdt) -- short, so that hi * ivln2_hi is exact
   local lo = (f - hi) - hfsq + s * (hfsq + z * horner(z, T.log))
   local y = k:cast(fdt)
   local vhi = hi * T.ivln2_hi
   local w = y + vhi
-  local r = ((lo + hi) * T.ivln2_lo + lo * T.ivln2_hi + ((y - w) + vhi)) + w
+  local r = ((lo + hi) * T.ivln2_lo + lo * T.ivln2_hi + ((y - w) + vhi)) + w -- (y - w) + vhi: what w lost
   r = x:lt(0.0):where(K(x, NAN), r)
   r = x:eq(0.0):where(K(x, -INF), r)
   r = x:eq(INF):where(x, r)
@@ -102,7 +103,8 @@ local TWO_OVER_PI = "A2F9836E4E441529FC2757D1F534DDC0DB6295993C439041FE5163ABDEB
     "0FEF2F118B5A0A6D1F6D367ECF27CB09B74F463F669E5FEA2D7527BAC7EBE5F17B3D0739F78A5292EA6BFB5FB11F8D5D085603" ..
     "3046FC7B6BABF0CFBC209AF4361D"
 local PAD = 2 -- zero words in front, for arguments down to pi/4
-local WORDS = { 0, 0 }
+local WORDS = {}
+for k = 1, PAD do WORDS[k] = 0 end
 for w in TWO_OVER_PI:gmatch("%x%x%x%x%x%x%x%x") do WORDS[#WORDS + 1] = tonumber(w, 16) end
 
 local function u(v) return core.const(i64, v) end
@@ -196,8 +198,10 @@ local SIN64 = { -0.16666666666666644, 0.008333333333323673, -0.00019841269830153
   -2.505073511868829e-08, 1.5894743283863398e-10 }   -- (sin r - r)/r^3, 2^-57.1
 local COS64 = { 0.04166666666666665, -0.0013888888888882846, 2.480158729463356e-05, -2.7557315740699307e-07,
   2.0875898081312824e-09, -1.1368002341468553e-11 }  -- (cos r - 1 + r^2/2)/r^4, 2^-62.1
-local SIN32 = { -0.1666666664422011, 0.008333329329101974, -0.0001983926155350774, 2.7173494641199704e-06 } -- 2^-36.8
-local COS32 = { 0.041666666647934746, -0.0013888885547482964, 2.479991166943514e-05, -2.7237167452849375e-07 } -- 2^-41.3
+local SIN32 = { -0.1666666664422011, 0.008333329329101974, -0.0001983926155350774,
+  2.7173494641199704e-06 }                           -- 2^-36.8, for float32 results
+local COS32 = { 0.041666666647934746, -0.0013888885547482964, 2.479991166943514e-05,
+  -2.7237167452849375e-07 }                          -- 2^-41.3
 
 -- sin(x + y) and cos(x + y) for |x + y| <= pi/4, |y| tiny
 local function sin_dd(x, y, c)
@@ -239,8 +243,9 @@ local WIDE = { "float32", "float64" }
 local NARROW = { "float16", "bfloat16" }
 
 return {
-  { P.op({ "EXP2", "LOG2", "SIN" }, { src = { d }, dtype = WIDE }), function(m, _, node) return EXPAND[node.op](m.d) end,
-    name = "transcendental" },
+  { P.op({ "EXP2", "LOG2", "SIN" }, { src = { d }, dtype = WIDE }),
+    function(m, _, node) return EXPAND[node.op](m.d) end, name = "transcendental" },
   { P.op({ "EXP2", "LOG2", "SIN" }, { src = { d }, dtype = NARROW }),
-    function(m, _, node) return EXPAND[node.op](m.d:cast(f32)):cast(node.dtype) end, name = "transcendental in float32" },
+    function(m, _, node) return EXPAND[node.op](m.d:cast(f32)):cast(node.dtype) end,
+    name = "transcendental in float32" },
 }
