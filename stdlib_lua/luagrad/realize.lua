@@ -5,10 +5,13 @@
 -- that was scheduled.
 local core = require "luagrad.core"
 local schedule = require "luagrad.schedule"
+local rules = require "luagrad.rules"
 
 
 local M = {}
 local debug_level = tonumber(os.getenv("DEBUG") or "0") or 0
+local transcendental = os.getenv("TRANSCENDENTAL") ~= "0" -- 0: EXP2, LOG2, SIN call the C library
+local optimize = os.getenv("NOOPT") ~= "1" -- 1: no kernel optimizations (luagrad.opt)
 local programs = {} -- source -> Program: a kernel compiled once per process
 M.kernels_run = 0
 
@@ -85,7 +88,8 @@ local function make_plan(roots, bufs)
     end
     if st.n > 0 then -- an empty result needs no kernel
       st.name = kernel_name(k)
-      if os.getenv("NOOPT") ~= "1" then k.sink = require("luagrad.opt").optimize(k.sink) end
+      if optimize then k.sink = require("luagrad.opt").optimize(k.sink) end
+      if transcendental then k.sink = rules.graph_rewrite(k.sink, rules.pass("transcendental")) end
       if debug_level >= 3 then print(("kernel %s:\n%s"):format(st.name, tostring(k.sink))) end
       local src = core.render_c(k.sink, st.name)
       if debug_level >= 4 then print(src) end
