@@ -72,6 +72,39 @@ local function program(src, name)
   return p
 end
 
+-- the nodes of the graphs at roots, sources first, each once: the order of core.structure's key
+local function graph_nodes(roots)
+  local list, seen = {}, {}
+  for _, r in ipairs(roots) do
+    for _, u in ipairs(r:toposort()) do
+      if not seen[u] then
+        seen[u] = true
+        list[#list + 1] = u
+      end
+    end
+  end
+  return list
+end
+
+-- What recent runs computed: node -> {node viewing its buffer, generation}. A later graph that
+-- holds one of these nodes reads the buffer instead of computing it again (the forward values a
+-- backward computed, read again by an accuracy count). Entries live for KEEP runs.
+local recent, generation, KEEP = {}, 0, 2
+
+-- roots with the nodes that recent runs computed replaced by their buffers
+local function reuse(roots)
+  if next(recent) == nil then return roots end
+  local map, found = {}, false
+  for _, u in ipairs(graph_nodes(roots)) do
+    local r = recent[u]
+    if r then map[u.hash], found = r[1], true end
+  end
+  if not found then return roots end
+  local memo, out = {}, {}
+  for i, r in ipairs(roots) do out[i] = schedule.substitute(r, map, memo) end
+  return out
+end
+
 -- The kernels of the graphs at roots (bases, see schedule.base), compiled, with their inputs
 -- named by position: {buf = i} (the i-th BUFFER of the graphs) or {step = j} (a kernel's output).
 local function make_plan(roots, bufs)
@@ -96,11 +129,14 @@ local function make_plan(roots, bufs)
       st.prog = program(src, st.name)
       if debug_level >= 2 then st.flops = flops(k.sink) end
     end
+    st.output = k.output
     steps[j] = st
     step_of[k.output] = j
   end
-  local results = {}
+  local results, pos = {}, {}
   for i, root in ipairs(roots) do results[i] = step_of[root] end
+  for i, u in ipairs(graph_nodes(roots)) do pos[u] = i end
+  for _, st in ipairs(steps) do st.node_pos = pos[st.output] end
   return { steps = steps, results = results }
 end
 
@@ -125,6 +161,7 @@ function M.run_many(roots)
     end
   end
   if #bases == 0 then return out end
+  bases = reuse(bases)
   local key, bufs = core.structure(bases) -- graphs that differ only in their buffers share a plan
   local plan = plans[key]
   if not plan then
@@ -150,12 +187,30 @@ function M.run_many(roots)
     outs[j] = buf
   end
   if debug_level >= 1 then print(("ran %d kernels"):format(#plan.steps)) end
+  generation = generation + 1
+  for u, r in pairs(recent) do
+    if r[2] <= generation - KEEP then recent[u] = nil end
+  end
+  if #plan.steps > 1 then -- what the kernels computed, under the nodes of this run's graphs
+    local nodes = graph_nodes(bases)
+    for j, st in ipairs(plan.steps) do
+      local u = nodes[st.node_pos]
+      if u and outs[j] and u.op ~= "BUFFER" then
+        recent[u] = { core.uop("RESHAPE", u.dtype, { M.buffer_node(outs[j]) }, u.shape or {}), generation }
+      end
+    end
+  end
   local nodes = {}
   for i, root in ipairs(roots) do
     if type(out[i]) == "number" then
       local b = out[i]
-      nodes[b] = nodes[b] or M.buffer_node(outs[plan.results[b]])
-      out[i] = core.uop("RESHAPE", root.dtype, { nodes[b] }, root.shape or {})
+      local j = plan.results[b]
+      if j then
+        nodes[b] = nodes[b] or M.buffer_node(outs[j])
+        out[i] = core.uop("RESHAPE", root.dtype, { nodes[b] }, root.shape or {})
+      else -- a recent run computed it
+        out[i] = core.uop("RESHAPE", root.dtype, { schedule.base(bases[b]) }, root.shape or {})
+      end
     end
   end
   return out

@@ -118,7 +118,7 @@ local function move(u, idx, gate)
   return out, gate
 end
 
--- u with the nodes of `map` (hash -> node) replaced
+-- u with the nodes of `map` (hash -> node) replaced; memo: a table for the call
 local function substitute(u, map, memo)
   local h = u.hash
   local r = map[h] or memo[h]
@@ -132,6 +132,8 @@ local function substitute(u, map, memo)
   memo[h] = r
   return r
 end
+
+M.substitute = substitute
 
 -- The index of a load, simplified where its gate holds: each clause `e < c` or `c < e` of the
 -- gate (an AND of comparisons) bounds the expression e; e is swapped for a variable with those
