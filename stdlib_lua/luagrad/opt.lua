@@ -192,8 +192,9 @@ function M.pad(sink, axis, multiple)
   return substitute(sink, map)
 end
 
--- r := outer*amount + i in `amount` copies of each closer's first source
-local function split(sink, axis, kind, amount, what)
+-- r := outer*amount + i in `amount` copies of each closer's first source; with `separate`, each
+-- copy of a REDUCE's value gets an accumulator of its own, combined after the loop
+local function split(sink, axis, kind, amount, what, separate)
   local r = range_of(sink, axis, kind, what)
   check_amount(what, amount)
   if r.size < 1 then fail("%s: axis %d has size %d", what, axis, r.size) end
@@ -221,8 +222,14 @@ local function split(sink, axis, kind, amount, what)
     local reds = closers(sink, r.node, "REDUCE")
     if #reds == 0 then fail("%s: no REDUCE closes axis %d", what, axis) end
     for _, red in ipairs(reds) do
-      local value = combine(red.arg, copies(red.src[1]))
-      map[red] = reclose(red, value, r.node, outer) or value
+      local vals = copies(red.src[1])
+      if separate then
+        for i, v in ipairs(vals) do vals[i] = reclose(red, v, r.node, outer) or v end
+        map[red] = combine(red.arg, vals)
+      else
+        local value = combine(red.arg, vals)
+        map[red] = reclose(red, value, r.node, outer) or value
+      end
     end
   end
   return substitute(sink, map)
@@ -231,6 +238,10 @@ end
 function M.upcast(sink, axis, amount) return split(sink, axis, 0, amount, "upcast") end
 
 function M.unroll(sink, axis, amount) return split(sink, axis, 1, amount, "unroll") end
+
+-- accumulate(axis, n): n accumulators over a reduce range, each summing every n-th element,
+-- combined after the loop (independent chains of adds; contiguous ones become vector lanes)
+function M.accumulate(sink, axis, amount) return split(sink, axis, 1, amount, "accumulate", true) end
 
 function M.swap(sink, a, b)
   local ra, rb = range_of(sink, a, nil, "swap"), range_of(sink, b, nil, "swap")
@@ -247,12 +258,12 @@ end
 -- `(17*a + b) % 16` becomes `a + b`)
 function M.simplify(sink) return rules.graph_rewrite(sink, "symbolic") end
 
-local transforms = { upcast = M.upcast, unroll = M.unroll, pad = M.pad, swap = M.swap }
+local transforms = { upcast = M.upcast, unroll = M.unroll, accumulate = M.accumulate, pad = M.pad, swap = M.swap }
 
 function M.apply(sink, opts)
   for i, o in ipairs(opts) do
     local f = transforms[o[1]]
-    if not f then fail("apply: step %d is %s; expected upcast, unroll, pad or swap", i, tostring(o[1])) end
+    if not f then fail("apply: step %d is %s; expected upcast, unroll, accumulate, pad or swap", i, tostring(o[1])) end
     sink = f(sink, o[2], o[3])
   end
   return M.simplify(sink)
@@ -343,14 +354,16 @@ end
 
 -- Register blocking for a kernel with reductions, in the manner of tinygrad's
 -- hand_coded_optimizations:
---   1. the output axis contiguous in the store is upcast by the vector width (a smaller axis
---      whole, padded to a power of two when that makes it at least half a vector): gcc's SLP
---      vectorizer makes vectors of its copies, which it finds when they are the innermost;
+--   1. the output axis contiguous in the store (and contiguous or broadcast in every load) is
+--      upcast by the vector width (a smaller axis whole, padded to a power of two when that
+--      makes it at least half a vector): gcc's SLP vectorizer makes vectors of its copies, which
+--      it finds when they are the innermost;
 --   2. output axes that a load does not depend on (the loaded value is shared by the copies;
 --      a gated load counts twice, being dearer) are upcast by up to 8 while the accumulators fit
 --      VECTORS registers (by up to 4 within SCALARS values when step 1 found no vector);
---   3. without vectors, the innermost reduce axis is unrolled (up to 16) when it is contiguous
---      in a load; reduce axes of at most 4 are unrolled whole while the body stays small.
+--   3. without vectors, the innermost reduce axis gets up to 16 accumulators when it is
+--      contiguous in a load; reduce axes of at most 4 are unrolled whole while the body stays
+--      small.
 -- Kernels without a reduction are left to gcc's loop vectorizer, and small ones (under SMALL
 -- loop iterations) as they are.
 function M.heuristic(sink)
@@ -385,7 +398,9 @@ function M.heuristic(sink)
   local opts, up, total, budget = {}, {}, 1, SCALARS
   local vec
   for _, r in ipairs(outs) do
-    if r.size > 1 and strides[store][r.axis] == 1 then vec = r end
+    local ok = r.size > 1 and strides[store][r.axis] == 1
+    for _, a in ipairs(loads) do ok = ok and (strides[a][r.axis] == 0 or strides[a][r.axis] == 1) end
+    if ok then vec = r end
   end
   if vec then
     local n, amount = vec.size, vec.size
@@ -430,7 +445,7 @@ function M.heuristic(sink)
     local amount = inner.size <= 16 and inner.size or inner.size % 16 == 0 and 16 or nil
     if contiguous and amount then
       copies = copies * amount
-      opts[#opts + 1] = { "unroll", inner.axis, amount }
+      opts[#opts + 1] = { "accumulate", inner.axis, amount }
     end
   end
   for i = #reds, 1, -1 do

@@ -102,6 +102,13 @@ describe("opt transformations", function()
     same(want, run(k, s), 1e-6, "upcast 0 by 6")
   end)
 
+  it("accumulate gives each copy a REDUCE of its own, combined after the loop", function()
+    local s = opt.apply(k.sink, { { "accumulate", 2, 2 } }) -- 5 -> 6: 2 accumulators of 3 steps
+    assert.are.equal(3, opt.ranges(s)[2].size)
+    assert.are.equal(2, count_op(s, "REDUCE"))
+    same(want, run(k, s), 1e-6, "accumulate 2 by 2")
+  end)
+
   it("upcast by an amount that does not divide the size pads with gated stores", function()
     local s = opt.apply(k.sink, { { "upcast", 1, 5 } }) -- 12 -> 15
     assert.are.equal(3, opt.ranges(s)[1].size)
@@ -149,7 +156,7 @@ describe("opt transformations", function()
     assert.has_error(function() opt.pad(k.sink, 0, 1.5) end, "opt: pad: the multiple must be an integer >= 1, got 1.5")
     assert.has_error(function() opt.swap(k.sink, 0, 2) end, "opt: swap: axes 0 and 2 are ranges of different kinds")
     assert.has_error(function() opt.apply(k.sink, { { "tile", 0, 2 } }) end,
-      "opt: apply: step 1 is tile; expected upcast, unroll, pad or swap")
+      "opt: apply: step 1 is tile; expected upcast, unroll, accumulate, pad or swap")
     local empty = kernel_of(T.zeros(3, 0):sum(2))
     assert.has_error(function() opt.unroll(empty.sink, 1, 2) end, "opt: unroll: axis 1 has size 0")
   end)
@@ -242,7 +249,7 @@ local function random_opts(rng, sink)
     if what <= 2 then
       local amount = rng(math.min(r.size + 1, 8) - 1) + 1 -- 2..8, at most one more than the size
       if copies * amount <= 64 then
-        o = { r.kind == 0 and "upcast" or "unroll", r.axis, amount }
+        o = { r.kind == 0 and "upcast" or (rng(2) == 1 and "unroll" or "accumulate"), r.axis, amount }
         copies = copies * amount
       end
     elseif what == 3 then
