@@ -23,7 +23,12 @@ B := build
 WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 ALL_CFLAGS := $(WARN) $(CFLAGS) -fPIC -D_GNU_SOURCE -Icore
 LUA_CFLAGS := -I$(LUA_INCDIR)
-ENGINE_LIBS := -lxxhash -lm -ldl -lpthread
+# The LLVM device (devices/llvm) compiles in-process with libLLVM: its headers for those objects
+# only, the library for everything that links the engine.
+LLVM_CONFIG ?= llvm-config-14
+LLVM_CFLAGS := $(patsubst -I%,-isystem %,$(filter -I%,$(shell $(LLVM_CONFIG) --cflags)))
+LLVM_LIBS := $(shell $(LLVM_CONFIG) --ldflags) $(shell $(LLVM_CONFIG) --libs core irreader passes orcjit native)
+ENGINE_LIBS := -lxxhash -lm -ldl -lpthread $(LLVM_LIBS)
 
 CORE_SRC := $(sort $(wildcard core/*.c devices/*/*.c))
 BIND_SRC := $(filter-out vm_bindings/standalone.c,$(sort $(wildcard vm_bindings/*.c)))
@@ -45,7 +50,7 @@ all: $(MODULE) $(SOLIB) $(EXE) $(LUALINK) $(B)/include/luagrad.h
 
 $(B)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(if $(filter core/% devices/%,$<),,$(LUA_CFLAGS)) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(if $(filter core/% devices/%,$<),,$(LUA_CFLAGS)) $(if $(filter devices/llvm/%,$<),$(LLVM_CFLAGS)) -c $< -o $@
 
 $(B)/lib/libluagrad_core.a: $(CORE_OBJ)
 	@mkdir -p $(dir $@)
@@ -96,7 +101,7 @@ $(CTESTS): $(CTEST_SRC) $(B)/lib/libluagrad_core.a $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -Itests/c -o $@ $(CTEST_SRC) $(B)/lib/libluagrad_core.a $(ENGINE_LIBS)
 
 # Debian packages the build and the tests need; installed when missing and run as root.
-DEB_PACKAGES := lua5.4 liblua5.4-dev lua-busted libxxhash-dev libreadline-dev gcc make luajit luarocks
+DEB_PACKAGES := lua5.4 liblua5.4-dev lua-busted libxxhash-dev libreadline-dev gcc make luajit luarocks llvm-14-dev
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

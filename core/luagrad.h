@@ -338,6 +338,9 @@ lg_status lg_buffer_read(lg_buffer *buf, int64_t offset, void *dst, int64_t n);
  * `name` with the calling convention above. *src is malloc'd (free with lg_free). A kernel
  * without SPECIAL does all of its work for every core_id: launch it on one core. */
 lg_status lg_render_c(lg_ctx *ctx, lg_uop *sink, const char *name, char **src);
+/* The same kernel as LLVM IR text for the LLVM device (devices/llvm/render_llvm.c): a module
+ * whose function `name` has the calling convention above and computes what lg_render_c's does. */
+lg_status lg_render_llvm(lg_ctx *ctx, lg_uop *sink, const char *name, char **src);
 
 /* A BUFFER node of a new id that holds buf (retained until the node is freed); its shape is
  * (nbytes / itemsize of dtype). lg_uop_buffer: the buffer of such a node (borrowed), or NULL. */

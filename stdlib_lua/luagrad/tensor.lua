@@ -111,7 +111,7 @@ end
 
 -- a realized tensor of `shape` holding the flat values
 local function from_values(flat, shape, dtype, device)
-  local buf = core.buffer(device or "CPU", dtype, #flat)
+  local buf = core.buffer(device or realize.device, dtype, #flat)
   buf:write(flat)
   return wrap(realize.buffer_node(buf)):reshape(shape)
 end
@@ -159,7 +159,7 @@ local fields = {
   shape = function(t) return t.uop.shape or {} end,
   ndim = function(t) return t.uop.ndim or 0 end,
   dtype = function(t) return t.uop.dtype end,
-  device = function() return "CPU" end,
+  device = function() return realize.device end,
 }
 -- t.shape and other fields; t[i] and t[{...}] index (Tensor.getitem, tensor_index.lua)
 function Tensor.__index(t, k)
