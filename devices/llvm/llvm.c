@@ -44,6 +44,7 @@ typedef struct llvm_state {
 typedef struct llvm_program {
   LLVMOrcLLJITRef jit;
   llvm_kernel fn;
+  char report[512]; /* the first error ORC reported while linking */
 } llvm_program;
 
 /* ---- setup: the target machine of this host ---------------------------------------------------- */
@@ -190,13 +191,19 @@ static lg_status llvm_compile(lg_device *dev, const char *src, const char *entry
 
 /* ---- programs --------------------------------------------------------------------------------- */
 
-/* ORC reports materialization failures here as well as to the lookup that failed; the lookup's
- * error is the one turned into the message. */
-static void drop_error(void *ctx, LLVMErrorRef e) { LLVMConsumeError(e); }
-
-static lg_status jit_error(lg_device *dev, const char *what, const char *path, LLVMErrorRef e) {
+/* ORC reports why materializing failed (a symbol not found) here, and only "failed to
+ * materialize" to the lookup: the message keeps the first report. */
+static void keep_report(void *ctx, LLVMErrorRef e) {
+  llvm_program *p = ctx;
   char *msg = LLVMGetErrorMessage(e);
-  lg_status st = lg_ctx_fail(dev->ctx, LG_ERR_DEVICE, "LLVM: cannot %s %s: %s", what, path, msg);
+  if (!p->report[0]) snprintf(p->report, sizeof p->report, "%s", msg);
+  LLVMDisposeErrorMessage(msg);
+}
+
+static lg_status jit_error(lg_device *dev, const char *what, const char *path, LLVMErrorRef e, const char *report) {
+  char *msg = LLVMGetErrorMessage(e);
+  lg_status st = lg_ctx_fail(dev->ctx, LG_ERR_DEVICE, "LLVM: cannot %s %s: %s%s%s", what, path, msg, *report ? ": " : "",
+                             report);
   LLVMDisposeErrorMessage(msg);
   return st;
 }
@@ -218,9 +225,9 @@ static lg_status llvm_load(lg_device *dev, const char *path, const char *entry, 
   if (e) {
     LLVMDisposeMemoryBuffer(obj);
     free(p);
-    return jit_error(dev, "start a JIT for", path, e);
+    return jit_error(dev, "start a JIT for", path, e, "");
   }
-  LLVMOrcExecutionSessionSetErrorReporter(LLVMOrcLLJITGetExecutionSession(p->jit), drop_error, NULL);
+  LLVMOrcExecutionSessionSetErrorReporter(LLVMOrcLLJITGetExecutionSession(p->jit), keep_report, p);
   LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(p->jit);
   LLVMOrcDefinitionGeneratorRef gen = NULL;
   const char *what = "link";
@@ -231,7 +238,7 @@ static lg_status llvm_load(lg_device *dev, const char *path, const char *entry, 
   LLVMOrcExecutorAddress addr = 0;
   if (!e) what = "find the kernel in", e = LLVMOrcLLJITLookup(p->jit, &addr, entry);
   if (e) {
-    lg_status st = jit_error(dev, what, path, e);
+    lg_status st = jit_error(dev, what, path, e, p->report);
     LLVMConsumeError(LLVMOrcDisposeLLJIT(p->jit));
     free(p);
     return st;
