@@ -13,7 +13,8 @@
  *     (floats in LLVM's hexadecimal form: exact);
  *   - a loop is a header block with a phi `%ridxN` counting from 0, its body, a latch and an exit;
  *   - a REDUCE accumulator is an `alloca` (`%accN`) stored at its INIT and UPDATE and loaded where
- *     the value is used; the optimizer (mem2reg) turns it into registers;
+ *     the value is used; the optimizer (mem2reg) turns it into registers. A float MAX accumulates
+ *     integer keys that order as the floats do (see keyed()), so that it vectorizes;
  *   - a gated LOAD or STORE branches around the access: the address is only formed under the gate.
  * Values, as in render_c.c (core/alu.c's folding, no undefined behaviour, no poison):
  *   - integer ADD, SUB, MUL, NEG wrap (LLVM's plain instructions); `nsw` only where the bounds of a
@@ -563,12 +564,6 @@ static int64_t slot_of(const rnd *r, const lg_uop *u) {
 
 static val *vl(const rnd *r, const lg_uop *u) { return &r->vals[slot_of(r, u)]; }
 
-/* a node's value where it is used: a REDUCE's is its accumulator's, loaded there */
-static val operand(rnd *r, const lg_uop *u) {
-  if (u->op != LG_OP_REDUCE) return *vl(r, u);
-  return inst(r, "load %s, %s* %s", ty(u->dtype), ty(u->dtype), vl(r, u)->s);
-}
-
 /* what the operands' bounds prove about an integer op */
 static facts facts_of(const lg_uop *u) {
   facts f = {0};
@@ -587,6 +582,45 @@ static facts facts_of(const lg_uop *u) {
 static int32_t reduce_op(const lg_uop *u) {
   const char *s = u->arg.kind == LG_ARG_STR ? u->arg.s : "";
   return strcmp(s, "ADD") == 0 ? LG_OP_ADD : strcmp(s, "MUL") == 0 ? LG_OP_MUL : strcmp(s, "MAX") == 0 ? LG_OP_MAX : -1;
+}
+
+/* A float MAX accumulates integer keys: the bits of x, its magnitude bits flipped when negative,
+ * and the largest key for any NaN. Keys order as the floats do, with -0.0 below 0.0 and NaN on
+ * top, so the update is an integer max, which the vectorizer knows as a reduction (the selects
+ * of float_max chain each update on the last one). */
+static bool keyed(const lg_uop *u) { return reduce_op(u) == LG_OP_MAX && lg_dt_is_float(u->dtype); }
+
+/* the integer dtype of a float register's bits (bfloat16 lives in a float) */
+static lg_dtype key_dtype(lg_dtype dt) {
+  return is_f16(dt) ? LG_DT_INT16 : sid(dt) == LG_DT_FLOAT64 ? LG_DT_INT64 : LG_DT_INT32;
+}
+
+/* the largest key: all bits but the sign */
+static int64_t key_top(lg_dtype dt) { return (int64_t)((UINT64_C(1) << (bits(key_dtype(dt)) - 1)) - 1); }
+
+/* the key of -inf: the bits of inf are E, so -inf's key is the sign bit and top - E: -1 - E */
+static int64_t key_neg_inf(lg_dtype dt) {
+  int64_t inf = is_f16(dt) ? 0x7c00 : sid(dt) == LG_DT_FLOAT64 ? INT64_C(0x7ff0000000000000) : 0x7f800000;
+  return -1 - inf;
+}
+
+/* the key of a float's bits b, or the bits of a key b: both flip the magnitude bits of negatives */
+static val key_flip(rnd *r, lg_dtype dt, val b) {
+  lg_dtype kt = key_dtype(dt);
+  val sign = inst(r, "ashr %s %s, %d", ty(kt), b.s, (int)bits(kt) - 1);
+  val mag = inst(r, "and %s %s, %s", ty(kt), sign.s, literal(kt, key_top(dt), 0).s);
+  return inst(r, "xor %s %s, %s", ty(kt), b.s, mag.s);
+}
+
+/* a node's value where it is used: a REDUCE's is its accumulator's, loaded there */
+static val operand(rnd *r, const lg_uop *u) {
+  if (u->op != LG_OP_REDUCE) return *vl(r, u);
+  lg_dtype dt = u->dtype, kt = key_dtype(dt);
+  if (!keyed(u)) return inst(r, "load %s, %s* %s", ty(dt), ty(dt), vl(r, u)->s);
+  const char *it = ty(kt);
+  val k = inst(r, "load %s, %s* %s", it, it, vl(r, u)->s), f = inst(r, "bitcast %s %s to %s", it, key_flip(r, dt, k).s, ty(dt));
+  val nan = inst(r, "icmp eq %s %s, %s", it, k.s, literal(kt, key_top(dt), 0).s);
+  return inst(r, "select i1 %s, %s %s, %s %s", nan.s, ty(dt), literal(dt, 0, NAN).s, ty(dt), f.s);
 }
 
 /* the address of an INDEX's element: a getelementptr into the buffer */
@@ -673,17 +707,29 @@ static void reduce_init(rnd *r, const lg_lin_inst *in) {
   int64_t lo = 0, hi; /* MAX starts at the lowest value: -inf, INT32_MIN, 0 (uint64 too: left as is) */
   if (op == LG_OP_MAX && !lg_dt_is_float(dt)) lg_dt_int_range(dt, &lo, &hi);
   val id = op == LG_OP_MAX ? literal(dt, lo, -INFINITY) : literal(dt, op == LG_OP_MUL, op == LG_OP_MUL);
+  const char *t = ty(dt);
+  if (keyed(u)) t = ty(key_dtype(dt)), id = literal(key_dtype(dt), key_neg_inf(dt), 0);
   val *acc = vl(r, u);
   snprintf(acc->s, sizeof acc->s, "%%acc%d", r->nname++);
-  lg_strbuf_put(&r->allocas, "  %s = alloca %s\n", acc->s, ty(dt));
-  emit(r, "store %s %s, %s* %s", ty(dt), id.s, ty(dt), acc->s);
+  lg_strbuf_put(&r->allocas, "  %s = alloca %s\n", acc->s, t);
+  emit(r, "store %s %s, %s* %s", t, id.s, t, acc->s);
 }
 
 static void reduce_update(rnd *r, const lg_lin_inst *in) {
   lg_uop *u = in->u;
-  val x = operand(r, u->src[0]), cur = operand(r, u);
-  val v = op_value(r, reduce_op(u), u->dtype, u->dtype, cur, x, x, (facts){0});
-  emit(r, "store %s %s, %s* %s", ty(u->dtype), v.s, ty(u->dtype), vl(r, u)->s);
+  lg_dtype dt = u->dtype;
+  val x = operand(r, u->src[0]);
+  if (keyed(u)) {
+    lg_dtype kt = key_dtype(dt);
+    const char *it = ty(kt), *acc = vl(r, u)->s;
+    val kx = key_flip(r, dt, inst(r, "bitcast %s %s to %s", ty(dt), x.s, it)), nan = inst(r, "fcmp uno %s %s, %s", ty(dt), x.s, x.s);
+    kx = inst(r, "select i1 %s, %s %s, %s %s", nan.s, it, literal(kt, key_top(dt), 0).s, it, kx.s);
+    val cur = inst(r, "load %s, %s* %s", it, it, acc), gt = inst(r, "icmp sgt %s %s, %s", it, cur.s, kx.s);
+    emit(r, "store %s %s, %s* %s", it, inst(r, "select i1 %s, %s %s, %s %s", gt.s, it, cur.s, it, kx.s).s, it, acc);
+    return;
+  }
+  val cur = operand(r, u), v = op_value(r, reduce_op(u), dt, dt, cur, x, x, (facts){0});
+  emit(r, "store %s %s, %s* %s", ty(dt), v.s, ty(dt), vl(r, u)->s);
 }
 
 /* loop<k>: ridx = phi [0, before], [ridx + 1, latch]; on to the body while ridx < end */

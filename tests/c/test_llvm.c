@@ -654,3 +654,47 @@ CTEST(llvm_cache) {
   }
   fx_close(&f);
 }
+
+/* ---- a float MAX reduce (integer keys): NaN wins, -0.0 below 0.0, -inf, in every float dtype ------ */
+
+CTEST(llvm_max_reduce) {
+  fx f;
+  REQUIRE(fx_open(&f));
+  kg *g = &f.g;
+  enum { ROWS = 7, K = 4 };
+  static const double rows[ROWS][K] = {{1, 5, -2, 3},
+                                       {-NAN, 1, 2, 3}, /* the sign bit set, as x86 makes NaNs */
+                                       {1, 2, NAN, -INFINITY},
+                                       {-INFINITY, -INFINITY, -INFINITY, -INFINITY},
+                                       {-0.0, 0.0, -0.0, -1},
+                                       {-0.0, -0.0, -3, -INFINITY},
+                                       {-7.5, -0.25, -1e30, -3}};
+  static const double want[ROWS] = {5, NAN, NAN, -INFINITY, 0.0, -0.0, -0.25};
+  lg_dtype dts[4] = {LG_DT_FLOAT32, LG_DT_FLOAT16, LG_DT_BFLOAT16, LG_DT_FLOAT64};
+  lg_uop *i = rng(g, ROWS, 0, 0), *j = rng(g, K, 1, 1), *stores[4];
+  lg_uop *at = bin(g, LG_OP_ADD, bin(g, LG_OP_MUL, i, ci(g, LG_DT_INT32, K)), j);
+  for (int t = 0; t < 4; t++) stores[t] = st(g, buf(g, dts[t], 2 * t), i, red(g, "MAX", ld(g, buf(g, dts[t], 2 * t + 1), at), j));
+  lg_uop *sink = node(g, LG_OP_SINK, LG_DT_VOID, NULL, 1,
+                      end(g, node(g, LG_OP_GROUP, LG_DT_VOID, NULL, 4, stores[0], stores[1], stores[2], stores[3]), i));
+  lg_program *p = build_kernel(ctest_r_, &f, sink, "r_max", NULL);
+  unsigned char mem[8][ROWS * K * 8];
+  void *data[8];
+  int64_t bytes[8];
+  for (int t = 0; t < 4; t++) {
+    int w = lg_dtype_itemsize(dts[t]);
+    for (int e = 0; e < ROWS * K; e++) encode(g, dts[t], 0, rows[e / K][e % K], mem[2 * t + 1] + e * w);
+    data[2 * t] = mem[2 * t], data[2 * t + 1] = mem[2 * t + 1];
+    bytes[2 * t] = ROWS * w, bytes[2 * t + 1] = ROWS * K * w;
+  }
+  CHECK(run(&f, p, 8, data, bytes, NULL, 0));
+  for (int t = 0; t < 4; t++)
+    for (int e = 0; e < ROWS; e++) {
+      int64_t gi;
+      double got;
+      decode(g, dts[t], mem[2 * t] + e * lg_dtype_itemsize(dts[t]), &gi, &got);
+      bool ok = isnan(want[e]) ? isnan(got) : got == want[e] && signbit(got) == signbit(want[e]);
+      CHECK_MSG(ok, "dtype %d, row %d: %g, expected %g", t, e, got, want[e]);
+    }
+  lg_program_release(p);
+  fx_close(&f);
+}
