@@ -44,7 +44,7 @@ EXE := $(B)/bin/luagrad
 CTESTS := $(B)/tests/engine_tests
 LUALINK := $(B)/share/lua/5.4/luagrad
 
-.PHONY: all test test-c check-asan bench demo install uninstall clean lines deps examples
+.PHONY: all test test-c test-llvm check-asan bench demo install uninstall clean lines deps examples
 
 all: $(MODULE) $(SOLIB) $(EXE) $(LUALINK) $(B)/include/luagrad.h
 
@@ -115,6 +115,10 @@ test: deps
 
 test-c: all $(CTESTS)
 	$(CTESTS)
+
+# the op suites with every tensor and kernel on the LLVM device
+test-llvm: all
+	DEVICE=LLVM tests/run.sh ops
 
 # check-asan: the C tests and the embedding examples (lg_open/lg_close included) with leak checks,
 # then the Lua specs below against the ASan+UBSan build (lua5.4 itself is not instrumented, so
