@@ -26,10 +26,13 @@
  *     bounds rule the case out;
  *   - MAX of floats is NaN when a side is NaN and orders -0.0 below 0.0 (compares and selects);
  *   - no fast-math flags and no fused multiply-add: MULACC is a multiply then an add;
- *   - float16 is `half` (each operation rounds to half; the math functions run in float and
- *     round once); bfloat16 values live in float registers and memory holds their bits, rounded
- *     after each operation by the helpers @bf16_round and friends, emitted only when used; a
- *     double goes to float16 or bfloat16 through float rounded to odd, so it rounds once;
+ *   - float16 and bfloat16 values live in float registers, memory holds their bits (i16); each
+ *     operation rounds to the dtype (float is wide enough for one correct rounding): float16
+ *     through llvm.convert.{to,from}.fp16 (F16C instructions), bfloat16 through the helpers
+ *     @bf16_round and friends, emitted only when used. Not fptrunc and fpext to `half`: LLVM
+ *     would narrow the float operation between them into a `half` one, and LLVM 14 scalarizes
+ *     vectors of those (half a second of codegen for a 4096-element loop). A double goes to
+ *     float16 or bfloat16 through float rounded to odd, so it rounds once;
  *   - bool is i1 in registers and one byte in memory (loaded as `!= 0`). */
 #include <math.h>
 #include <stdarg.h>
@@ -153,28 +156,26 @@ static int32_t bits(lg_dtype dt) { return 8 * lg_dtype_itemsize(dt); }
 static bool narrow(lg_dtype dt) { return lg_dtype_itemsize(dt) < 4; }
 static bool is_bf16(lg_dtype dt) { return sid(dt) == LG_DT_BFLOAT16; }
 static bool is_f16(lg_dtype dt) { return sid(dt) == LG_DT_FLOAT16; }
+static bool is_f64(lg_dtype dt) { return sid(dt) == LG_DT_FLOAT64; }
 static bool is_signed(lg_dtype dt) { return lg_dtype_kind(dt) == 'i'; }
 
 /* the IR type of a value */
 static const char *ty(lg_dtype dt) {
   static const char *const names[LG_DT__COUNT] = {
-      [LG_DT_BOOL] = "i1",     [LG_DT_INT8] = "i8",      [LG_DT_INT16] = "i16",     [LG_DT_INT32] = "i32",
-      [LG_DT_INT64] = "i64",   [LG_DT_UINT8] = "i8",     [LG_DT_UINT16] = "i16",    [LG_DT_UINT32] = "i32",
-      [LG_DT_UINT64] = "i64",  [LG_DT_FLOAT16] = "half", [LG_DT_BFLOAT16] = "float", [LG_DT_FLOAT32] = "float",
+      [LG_DT_BOOL] = "i1",     [LG_DT_INT8] = "i8",       [LG_DT_INT16] = "i16",     [LG_DT_INT32] = "i32",
+      [LG_DT_INT64] = "i64",   [LG_DT_UINT8] = "i8",      [LG_DT_UINT16] = "i16",    [LG_DT_UINT32] = "i32",
+      [LG_DT_UINT64] = "i64",  [LG_DT_FLOAT16] = "float", [LG_DT_BFLOAT16] = "float", [LG_DT_FLOAT32] = "float",
       [LG_DT_FLOAT64] = "double"};
   return names[sid(dt)] ? names[sid(dt)] : "void";
 }
 
 /* the IR type of an element in memory */
 static const char *mty(lg_dtype dt) {
-  return sid(dt) == LG_DT_BOOL ? "i8" : is_bf16(dt) ? "i16" : ty(dt);
+  return sid(dt) == LG_DT_BOOL ? "i8" : is_bf16(dt) || is_f16(dt) ? "i16" : ty(dt);
 }
 
-/* the integer type of a value's register bits (bfloat16: of its float register) */
-static const char *ity(lg_dtype dt) {
-  static const char *const names[] = {[1] = "i8", [2] = "i16", [4] = "i32", [8] = "i64"};
-  return names[is_bf16(dt) ? 4 : lg_dtype_itemsize(dt)];
-}
+/* the integer dtype of a float register's bits */
+static lg_dtype ibits(lg_dtype dt) { return is_f64(dt) ? LG_DT_INT64 : LG_DT_INT32; }
 
 static val text(const char *s) {
   val v;
@@ -182,30 +183,15 @@ static val text(const char *s) {
   return v;
 }
 
-/* the bits of a float16 nearest to v, ties to even */
-static uint16_t half_bits(double v) {
-  uint16_t s = signbit(v) ? 0x8000 : 0;
-  double a = fabs(v);
-  if (isnan(v)) return 0x7e00;
-  if (a >= 65520.0) return s | 0x7c00;
-  if (a < 0x1p-14) return s | (uint16_t)nearbyint(a * 0x1p24); /* subnormal; may round up to the least normal */
-  int e;
-  double m = frexp(a, &e); /* a = m * 2^e, m in [0.5, 1) */
-  uint32_t q = (uint32_t)nearbyint(m * 2048.0); /* 1024..2048: 2048 carries into the exponent */
-  return s | (uint16_t)(((uint32_t)(e + 14) << 10) + q - 1024);
-}
-
-/* a constant of dtype dt: integers as signed decimals of their width, floats in hexadecimal
- * (the bits of the double for float and double, 0xH and the bits for half) */
+/* a constant of dtype dt: integers as signed decimals of their width, floats in hexadecimal (the
+ * bits of the double: exact), float16 and bfloat16 rounded to their dtype */
 static val literal(lg_dtype dt, int64_t i, double f) {
   val v;
   int32_t n = bits(dt);
   if (sid(dt) == LG_DT_BOOL) {
     snprintf(v.s, sizeof v.s, "%s", i ? "true" : "false");
-  } else if (is_f16(dt)) {
-    snprintf(v.s, sizeof v.s, "0xH%04X", (unsigned)half_bits(f));
   } else if (lg_dt_is_float(dt)) {
-    double d = sid(dt) == LG_DT_FLOAT64 ? f : (double)(float)f;
+    double d = is_f64(dt) ? f : (double)(float)lg_round_float(dt, f);
     uint64_t b;
     memcpy(&b, &d, sizeof b);
     snprintf(v.s, sizeof v.s, "0x%016llX", (unsigned long long)b);
@@ -323,33 +309,40 @@ static void declare(rnd *r, const char *ret, const char *name, const char *args)
 
 /* ---- operations ---------------------------------------------------------------------------------- */
 
-/* a float16 result needs nothing (half operations round); a bfloat16 one is rounded */
+/* float16 bits of a float register, to nearest even, and the float of float16 bits */
+static val f16_bits(rnd *r, val x) {
+  declare(r, "i16", "llvm.convert.to.fp16.f32", "float");
+  return inst(r, "call i16 @llvm.convert.to.fp16.f32(float %s)", x.s);
+}
+
+static val f16_value(rnd *r, const char *prefix, val b) {
+  declare(r, "float", "llvm.convert.from.fp16.f32", "i16");
+  return define(r, prefix, "call float @llvm.convert.from.fp16.f32(i16 %s)", b.s);
+}
+
+/* a float result rounded to its dtype */
 static val round_to(rnd *r, lg_dtype dt, val v) {
+  if (is_f16(dt)) return f16_value(r, "alu", f16_bits(r, v));
   if (!is_bf16(dt)) return v;
   need(r, H_BF16);
   return inst(r, "call float @bf16_round(float %s)", v.s);
 }
 
-/* llvm.<fn> on float operands of dtype dt: float16 runs it in float and rounds once (as C's
- * sinf on a _Float16), bfloat16 runs it in float and rounds, TRUNC is exact in every dtype */
+/* llvm.<fn> on float operands of dtype dt; float16 and bfloat16 run it in float and round once
+ * (as C's sinf on a _Float16), TRUNC is exact in every dtype */
 static val math_call(rnd *r, const char *fn, lg_dtype dt, int32_t n, val a, val b) {
-  const char *t = sid(dt) == LG_DT_FLOAT64 ? "double" : "float", *sfx = sid(dt) == LG_DT_FLOAT64 ? "f64" : "f32";
+  const char *t = ty(dt), *sfx = is_f64(dt) ? "f64" : "f32";
   char name[32], args[32];
   snprintf(name, sizeof name, "llvm.%s.%s", fn, sfx);
   snprintf(args, sizeof args, n == 2 ? "%s, %s" : "%s", t, t);
   declare(r, t, name, args);
-  if (is_f16(dt)) {
-    a = inst(r, "fpext half %s to float", a.s);
-    if (n == 2) b = inst(r, "fpext half %s to float", b.s);
-  }
   val v = n == 2 ? inst(r, "call %s @%s(%s %s, %s %s)", t, name, t, a.s, t, b.s) : inst(r, "call %s @%s(%s %s)", t, name, t, a.s);
-  if (is_f16(dt)) return inst(r, "fptrunc float %s to half", v.s);
   return strcmp(fn, "trunc") == 0 ? v : round_to(r, dt, v);
 }
 
 /* MAX of floats: NaN when a side is NaN (the quiet NaN of C's NAN), -0.0 below 0.0 */
 static val float_max(rnd *r, lg_dtype dt, val a, val b) {
-  const char *t = ty(dt), *it = ity(dt);
+  const char *t = ty(dt), *it = ty(ibits(dt));
   val uno = inst(r, "fcmp uno %s %s, %s", t, a.s, b.s), gt = inst(r, "fcmp ogt %s %s, %s", t, a.s, b.s),
       eq = inst(r, "fcmp oeq %s %s, %s", t, a.s, b.s), ab = inst(r, "bitcast %s %s to %s", t, a.s, it),
       pos = inst(r, "icmp sgt %s %s, -1", it, ab.s), eqpos = inst(r, "and i1 %s, %s", eq.s, pos.s),
@@ -468,10 +461,9 @@ static val op_value(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b,
   }
 }
 
-/* float -> integer: saturating, NaN is 0; float16 is widened first (exact) */
+/* float -> integer: saturating, NaN is 0 */
 static val float_to_int(rnd *r, lg_dtype to, lg_dtype from, val a) {
-  const char *ft = sid(from) == LG_DT_FLOAT64 ? "double" : "float", *fs = sid(from) == LG_DT_FLOAT64 ? "f64" : "f32";
-  if (is_f16(from)) a = inst(r, "fpext half %s to float", a.s);
+  const char *ft = ty(from), *fs = is_f64(from) ? "f64" : "f32";
   char name[48];
   snprintf(name, sizeof name, "llvm.fpto%ci.sat.%s.%s", is_signed(to) ? 's' : 'u', ty(to), fs);
   declare(r, ty(to), name, ft);
@@ -481,11 +473,9 @@ static val float_to_int(rnd *r, lg_dtype to, lg_dtype from, val a) {
 /* integer (or bool) -> float dtype `to`, rounding once */
 static val int_to_float(rnd *r, lg_dtype to, lg_dtype from, val a) {
   const char *conv = is_signed(from) ? "sitofp" : "uitofp", *ft = ty(from);
-  if (sid(to) == LG_DT_FLOAT32 || sid(to) == LG_DT_FLOAT64) return inst(r, "%s %s %s to %s", conv, ft, a.s, ty(to));
-  if (is_f16(to)) { /* exact in float below 2^24, and from there on float16 is inf anyway */
-    val f = inst(r, "%s %s %s to float", conv, ft, a.s);
-    return inst(r, "fptrunc float %s to half", f.s);
-  }
+  if (sid(to) == LG_DT_FLOAT32 || is_f64(to)) return inst(r, "%s %s %s to %s", conv, ft, a.s, ty(to));
+  if (is_f16(to)) /* exact in float below 2^24, and from there on float16 is inf anyway */
+    return round_to(r, to, inst(r, "%s %s %s to float", conv, ft, a.s));
   if (bits(from) <= 16) { /* exact in float */
     need(r, H_BF16);
     return inst(r, "call float @bf16_round(float %s)", inst(r, "%s %s %s to float", conv, ft, a.s).s);
@@ -501,26 +491,17 @@ static val int_to_float(rnd *r, lg_dtype to, lg_dtype from, val a) {
   return inst(r, "call float @bf16_round_double(double %s)", d.s);
 }
 
-/* float -> float */
+/* float -> float: from float16 or bfloat16 (float registers) widening is exact */
 static val float_to_float(rnd *r, lg_dtype to, lg_dtype from, val a) {
-  int32_t t = sid(to), f = sid(from);
-  if (t == LG_DT_FLOAT64) return inst(r, "fpext %s %s to double", ty(from), a.s);
-  if (t == LG_DT_FLOAT32 || t == LG_DT_BFLOAT16) { /* to a float register */
-    if (f == LG_DT_FLOAT16) a = inst(r, "fpext half %s to float", a.s);
-    if (f == LG_DT_FLOAT64 && t == LG_DT_FLOAT32) return inst(r, "fptrunc double %s to float", a.s);
-    if (t == LG_DT_FLOAT32) return a; /* a bfloat16 value is a float already */
-    if (f == LG_DT_FLOAT64) {
-      need(r, H_BF16_DOUBLE);
-      return inst(r, "call float @bf16_round_double(double %s)", a.s);
-    }
-    need(r, H_BF16);
-    return inst(r, "call float @bf16_round(float %s)", a.s);
+  if (is_f64(to)) return inst(r, "fpext float %s to double", a.s);
+  if (sid(to) == LG_DT_FLOAT32) return is_f64(from) ? inst(r, "fptrunc double %s to float", a.s) : a;
+  if (!is_f64(from)) return round_to(r, to, a);
+  if (is_bf16(to)) {
+    need(r, H_BF16_DOUBLE);
+    return inst(r, "call float @bf16_round_double(double %s)", a.s);
   }
-  if (f == LG_DT_FLOAT64) { /* to float16 */
-    need(r, H_ODD_F32);
-    a = inst(r, "call float @round_odd_f32(double %s)", a.s);
-  }
-  return inst(r, "fptrunc float %s to half", a.s);
+  need(r, H_ODD_F32); /* to float16 */
+  return round_to(r, to, inst(r, "call float @round_odd_f32(double %s)", a.s));
 }
 
 static val cast_value(rnd *r, lg_dtype to, lg_dtype from, val a) {
@@ -536,16 +517,19 @@ static val cast_value(rnd *r, lg_dtype to, lg_dtype from, val a) {
   return inst(r, "%s %s %s to %s", is_signed(from) ? "sext" : "zext", ty(from), a.s, ty(to));
 }
 
-/* the bits of a value: bfloat16 as its 16 bits, floats reinterpreted, integers as they are */
+/* the bits of a value as in memory: float16 and bfloat16 as their 16 bits, floats reinterpreted,
+ * integers as they are */
 static val to_bits(rnd *r, lg_dtype dt, val a) {
   if (is_bf16(dt)) return need(r, H_BF16), inst(r, "call i16 @float_to_bf16(float %s)", a.s);
-  if (lg_dt_is_float(dt)) return inst(r, "bitcast %s %s to %s", ty(dt), a.s, ity(dt));
+  if (is_f16(dt)) return f16_bits(r, a);
+  if (lg_dt_is_float(dt)) return inst(r, "bitcast %s %s to %s", ty(dt), a.s, ty(ibits(dt)));
   return a;
 }
 
 static val from_bits(rnd *r, lg_dtype dt, val a) {
   if (is_bf16(dt)) return need(r, H_BF16), inst(r, "call float @bf16_to_float(i16 %s)", a.s);
-  if (lg_dt_is_float(dt)) return inst(r, "bitcast %s %s to %s", ity(dt), a.s, ty(dt));
+  if (is_f16(dt)) return f16_value(r, "alu", a);
+  if (lg_dt_is_float(dt)) return inst(r, "bitcast %s %s to %s", ty(ibits(dt)), a.s, ty(dt));
   return a;
 }
 
@@ -590,23 +574,18 @@ static int32_t reduce_op(const lg_uop *u) {
  * of float_max chain each update on the last one). */
 static bool keyed(const lg_uop *u) { return reduce_op(u) == LG_OP_MAX && lg_dt_is_float(u->dtype); }
 
-/* the integer dtype of a float register's bits (bfloat16 lives in a float) */
-static lg_dtype key_dtype(lg_dtype dt) {
-  return is_f16(dt) ? LG_DT_INT16 : sid(dt) == LG_DT_FLOAT64 ? LG_DT_INT64 : LG_DT_INT32;
-}
-
 /* the largest key: all bits but the sign */
-static int64_t key_top(lg_dtype dt) { return (int64_t)((UINT64_C(1) << (bits(key_dtype(dt)) - 1)) - 1); }
+static int64_t key_top(lg_dtype dt) { return (int64_t)((UINT64_C(1) << (bits(ibits(dt)) - 1)) - 1); }
 
 /* the key of -inf: the bits of inf are E, so -inf's key is the sign bit and top - E: -1 - E */
 static int64_t key_neg_inf(lg_dtype dt) {
-  int64_t inf = is_f16(dt) ? 0x7c00 : sid(dt) == LG_DT_FLOAT64 ? INT64_C(0x7ff0000000000000) : 0x7f800000;
+  int64_t inf = is_f64(dt) ? INT64_C(0x7ff0000000000000) : 0x7f800000;
   return -1 - inf;
 }
 
 /* the key of a float's bits b, or the bits of a key b: both flip the magnitude bits of negatives */
 static val key_flip(rnd *r, lg_dtype dt, val b) {
-  lg_dtype kt = key_dtype(dt);
+  lg_dtype kt = ibits(dt);
   val sign = inst(r, "ashr %s %s, %d", ty(kt), b.s, (int)bits(kt) - 1);
   val mag = inst(r, "and %s %s, %s", ty(kt), sign.s, literal(kt, key_top(dt), 0).s);
   return inst(r, "xor %s %s, %s", ty(kt), b.s, mag.s);
@@ -615,7 +594,7 @@ static val key_flip(rnd *r, lg_dtype dt, val b) {
 /* a node's value where it is used: a REDUCE's is its accumulator's, loaded there */
 static val operand(rnd *r, const lg_uop *u) {
   if (u->op != LG_OP_REDUCE) return *vl(r, u);
-  lg_dtype dt = u->dtype, kt = key_dtype(dt);
+  lg_dtype dt = u->dtype, kt = ibits(dt);
   if (!keyed(u)) return inst(r, "load %s, %s* %s", ty(dt), ty(dt), vl(r, u)->s);
   const char *it = ty(kt);
   val k = inst(r, "load %s, %s* %s", it, it, vl(r, u)->s), f = inst(r, "bitcast %s %s to %s", it, key_flip(r, dt, k).s, ty(dt));
@@ -644,6 +623,7 @@ static val load_at(rnd *r, lg_dtype dt, val p, const char *prefix) {
     val b = inst(r, "load i16, i16* %s, align 2", p.s);
     return define(r, prefix, "call float @bf16_to_float(i16 %s)", b.s);
   }
+  if (is_f16(dt)) return f16_value(r, prefix, inst(r, "load i16, i16* %s, align 2", p.s));
   return define(r, prefix, "load %s, %s* %s, align %d", mt, mt, p.s, (int)align);
 }
 
@@ -674,6 +654,7 @@ static void store(rnd *r, const lg_lin_inst *in) {
   val v = operand(r, u->src[1]), i = operand(r, idx->src[1]);
   if (sid(dt) == LG_DT_BOOL) v = inst(r, "zext i1 %s to i8", v.s);
   if (is_bf16(dt)) need(r, H_BF16), v = inst(r, "call i16 @float_to_bf16(float %s)", v.s);
+  if (is_f16(dt)) v = f16_bits(r, v);
   int32_t k = -1;
   if (idx->nsrc == 3) { /* gated: the address is only formed and written under the gate */
     val gate = operand(r, idx->src[2]);
@@ -708,7 +689,7 @@ static void reduce_init(rnd *r, const lg_lin_inst *in) {
   if (op == LG_OP_MAX && !lg_dt_is_float(dt)) lg_dt_int_range(dt, &lo, &hi);
   val id = op == LG_OP_MAX ? literal(dt, lo, -INFINITY) : literal(dt, op == LG_OP_MUL, op == LG_OP_MUL);
   const char *t = ty(dt);
-  if (keyed(u)) t = ty(key_dtype(dt)), id = literal(key_dtype(dt), key_neg_inf(dt), 0);
+  if (keyed(u)) t = ty(ibits(dt)), id = literal(ibits(dt), key_neg_inf(dt), 0);
   val *acc = vl(r, u);
   snprintf(acc->s, sizeof acc->s, "%%acc%d", r->nname++);
   lg_strbuf_put(&r->allocas, "  %s = alloca %s\n", acc->s, t);
@@ -720,7 +701,7 @@ static void reduce_update(rnd *r, const lg_lin_inst *in) {
   lg_dtype dt = u->dtype;
   val x = operand(r, u->src[0]);
   if (keyed(u)) {
-    lg_dtype kt = key_dtype(dt);
+    lg_dtype kt = ibits(dt);
     const char *it = ty(kt), *acc = vl(r, u)->s;
     val kx = key_flip(r, dt, inst(r, "bitcast %s %s to %s", ty(dt), x.s, it)), nan = inst(r, "fcmp uno %s %s, %s", ty(dt), x.s, x.s);
     kx = inst(r, "select i1 %s, %s %s, %s %s", nan.s, it, literal(kt, key_top(dt), 0).s, it, kx.s);
