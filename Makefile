@@ -23,12 +23,12 @@ B := build
 WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 ALL_CFLAGS := $(WARN) $(CFLAGS) -fPIC -D_GNU_SOURCE -Icore
 LUA_CFLAGS := -I$(LUA_INCDIR)
-# The LLVM device (devices/llvm) compiles in-process with libLLVM: its headers for those objects
-# only, the library for everything that links the engine.
+ENGINE_LIBS := -lxxhash -lm -ldl -lpthread
+# The LLVM device (devices/llvm) compiles in-process with libLLVM's C API: its headers for those
+# objects; the shared library (one for all components) is loaded when the device first opens.
 LLVM_CONFIG ?= llvm-config-14
-LLVM_CFLAGS := $(patsubst -I%,-isystem %,$(filter -I%,$(shell $(LLVM_CONFIG) --cflags)))
-LLVM_LIBS := $(shell $(LLVM_CONFIG) --ldflags) $(shell $(LLVM_CONFIG) --libs core irreader passes orcjit native)
-ENGINE_LIBS := -lxxhash -lm -ldl -lpthread $(LLVM_LIBS)
+LLVM_LIB := $(realpath $(shell $(LLVM_CONFIG) --libfiles core irreader passes orcjit native))
+LLVM_CFLAGS := $(patsubst -I%,-isystem %,$(filter -I%,$(shell $(LLVM_CONFIG) --cflags))) -DLG_LIBLLVM='"$(LLVM_LIB)"'
 
 CORE_SRC := $(sort $(wildcard core/*.c devices/*/*.c))
 BIND_SRC := $(filter-out vm_bindings/standalone.c,$(sort $(wildcard vm_bindings/*.c)))

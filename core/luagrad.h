@@ -293,7 +293,10 @@ void lg_ruleset_reset_stats(lg_ruleset *rs);
  * ~/.cache/luagrad, in a folder per device kind (created with mode 0700; a folder owned by
  * another user or writable by group or others is refused: LG_ERR_DEVICE).
  * CPU environment: LUAGRAD_CC (compiler command, default "cc"; words split on spaces),
- * LUAGRAD_CFLAGS (flags appended, split on spaces); read when a context opens the device. */
+ * LUAGRAD_CFLAGS (flags appended, split on spaces); read when a context opens the device.
+ * LLVM (devices/llvm, the same calling convention; programs are LLVM IR): LUAGRAD_LIBLLVM, the
+ * libLLVM to load (default: the one luagrad was built against), read when the process first
+ * opens the device. */
 typedef struct lg_device lg_device;
 typedef struct lg_buffer lg_buffer;
 typedef struct lg_program lg_program;

@@ -8,11 +8,17 @@
  * Memory is host memory, as on the CPU device (64-byte aligned); a program only takes buffers of
  * its own device (core/device.c checks), so with DEVICE=LLVM every buffer lives on LLVM.
  *
+ * libLLVM ($LUAGRAD_LIBLLVM, else the library built against) is loaded when a process first
+ * opens the device, so that luagrad itself does not depend on it: without it the LLVM device
+ * fails to open (LG_ERR_DEVICE) and the rest works.
+ *
  * Each loaded program is its own LLJIT instance: kernels of different sources may share an entry
  * name, and ORC's C API looks names up in one JITDylib only, so a JIT per program keeps them
  * apart; unloading disposes of it and its code. The compiler identity (the cache key) is the LLVM
- * version, the pipeline, the target triple, the CPU name and its features. */
+ * version and library, the pipeline, the target triple, the CPU name and its features. */
+#include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,35 +53,108 @@ typedef struct llvm_program {
   char report[512]; /* the first error ORC reported while linking */
 } llvm_program;
 
+/* ---- libLLVM, loaded on first use --------------------------------------------------------------- */
+
+#define XSTR(x) STR(x)
+#define STR(x) #x
+/* the C API functions used, and the native target's initializers (llvm-config.h names them) */
+#define LLVM_API(X) \
+  X(LLVMConsumeError) \
+  X(LLVMContextCreate) \
+  X(LLVMContextDispose) \
+  X(LLVMCreateMemoryBufferWithContentsOfFile) \
+  X(LLVMCreateMemoryBufferWithMemoryRangeCopy) \
+  X(LLVMCreatePassBuilderOptions) \
+  X(LLVMCreateTargetDataLayout) \
+  X(LLVMCreateTargetMachine) \
+  X(LLVMDisposeErrorMessage) \
+  X(LLVMDisposeMemoryBuffer) \
+  X(LLVMDisposeMessage) \
+  X(LLVMDisposeModule) \
+  X(LLVMDisposePassBuilderOptions) \
+  X(LLVMDisposeTargetData) \
+  X(LLVMDisposeTargetMachine) \
+  X(LLVMGetBufferSize) \
+  X(LLVMGetBufferStart) \
+  X(LLVMGetDefaultTargetTriple) \
+  X(LLVMGetErrorMessage) \
+  X(LLVMGetHostCPUFeatures) \
+  X(LLVMGetHostCPUName) \
+  X(LLVMGetNamedFunction) \
+  X(LLVMGetTargetFromTriple) \
+  X(LLVMIsDeclaration) \
+  X(LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess) \
+  X(LLVMOrcCreateLLJIT) \
+  X(LLVMOrcDisposeLLJIT) \
+  X(LLVMOrcExecutionSessionSetErrorReporter) \
+  X(LLVMOrcJITDylibAddGenerator) \
+  X(LLVMOrcLLJITAddObjectFile) \
+  X(LLVMOrcLLJITGetExecutionSession) \
+  X(LLVMOrcLLJITGetGlobalPrefix) \
+  X(LLVMOrcLLJITGetMainJITDylib) \
+  X(LLVMOrcLLJITLookup) \
+  X(LLVMParseIRInContext) \
+  X(LLVMRunPasses) \
+  X(LLVMSetModuleDataLayout) \
+  X(LLVMSetTarget) \
+  X(LLVMTargetMachineEmitToMemoryBuffer) \
+  X(LLVMVerifyModule) \
+  X(LLVM_NATIVE_TARGETINFO) X(LLVM_NATIVE_TARGET) X(LLVM_NATIVE_TARGETMC) X(LLVM_NATIVE_ASMPRINTER)
+
+#define API_FIELD(f) __typeof__(f) *f;
+static struct {
+  LLVM_API(API_FIELD)
+} api;
+
+static pthread_once_t api_once = PTHREAD_ONCE_INIT;
+static const char *api_path;  /* $LUAGRAD_LIBLLVM, else the library built against */
+static char api_error[512]; /* why libLLVM could not be loaded; "" once it is */
+
+static void api_load(void) {
+  api_path = getenv("LUAGRAD_LIBLLVM");
+  if (!api_path || !*api_path) api_path = LG_LIBLLVM;
+  void *lib = dlopen(api_path, RTLD_NOW | RTLD_LOCAL); /* never closed: LLVM keeps global state */
+  if (!lib) {
+    snprintf(api_error, sizeof api_error, "cannot load libLLVM (LUAGRAD_LIBLLVM): %s", dlerror());
+    return;
+  }
+#define API_LOAD(f)                                                                              \
+  if (!api_error[0] && !(*(void **)&api.f = dlsym(lib, XSTR(f))))                                \
+    snprintf(api_error, sizeof api_error, "%s has no %s", api_path, XSTR(f));
+  LLVM_API(API_LOAD)
+  if (api_error[0]) return;
+  api.LLVM_NATIVE_TARGETINFO(), api.LLVM_NATIVE_TARGET(), api.LLVM_NATIVE_TARGETMC(), api.LLVM_NATIVE_ASMPRINTER();
+}
+
 /* ---- setup: the target machine of this host ---------------------------------------------------- */
 
 static lg_status llvm_open(lg_device *dev) {
   if (dev->index != 0)
     return lg_ctx_fail(dev->ctx, LG_ERR_ARG, "device %s: there is one LLVM device (LLVM or LLVM:0)", dev->name);
-  if (LLVMInitializeNativeTarget() || LLVMInitializeNativeAsmPrinter())
-    return lg_ctx_fail(dev->ctx, LG_ERR_DEVICE, "LLVM: this libLLVM has no code generator for the host");
+  pthread_once(&api_once, api_load);
+  if (api_error[0]) return lg_ctx_fail(dev->ctx, LG_ERR_DEVICE, "device LLVM: %s", api_error);
   llvm_state *s = calloc(1, sizeof *s);
   if (!s) return lg_ctx_fail(dev->ctx, LG_ERR_NOMEM, "device LLVM: out of memory");
-  char *err = NULL, *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
+  char *err = NULL, *cpu = api.LLVMGetHostCPUName(), *features = api.LLVMGetHostCPUFeatures();
   LLVMTargetRef target;
-  s->triple = LLVMGetDefaultTargetTriple();
+  s->triple = api.LLVMGetDefaultTargetTriple();
   lg_status st = LG_OK;
-  if (LLVMGetTargetFromTriple(s->triple, &target, &err)) {
+  if (api.LLVMGetTargetFromTriple(s->triple, &target, &err)) {
     st = lg_ctx_fail(dev->ctx, LG_ERR_DEVICE, "LLVM: no target for %s: %s", s->triple, err);
   } else {
-    s->tm = LLVMCreateTargetMachine(target, s->triple, cpu, features, LLVMCodeGenLevelDefault, LLVMRelocPIC,
+    s->tm = api.LLVMCreateTargetMachine(target, s->triple, cpu, features, LLVMCodeGenLevelDefault, LLVMRelocPIC,
                                     LLVMCodeModelDefault);
-    size_t n = strlen(cpu) + strlen(features) + strlen(s->triple) + 64;
+    size_t n = strlen(api_path) + strlen(cpu) + strlen(features) + strlen(s->triple) + 64;
     if (!s->tm) st = lg_ctx_fail(dev->ctx, LG_ERR_DEVICE, "LLVM: cannot make a target machine for %s (%s)", s->triple, cpu);
     else if (!(dev->compiler_id = malloc(n))) st = lg_ctx_fail(dev->ctx, LG_ERR_NOMEM, "device LLVM: out of memory");
-    else snprintf(dev->compiler_id, n, "LLVM %s %s %s %s %s", LLVM_VERSION_STRING, PIPELINE, s->triple, cpu, features);
+    else snprintf(dev->compiler_id, n, "LLVM %s %s %s %s %s %s", LLVM_VERSION_STRING, api_path, PIPELINE, s->triple, cpu, features);
   }
-  LLVMDisposeMessage(err);
-  LLVMDisposeMessage(cpu);
-  LLVMDisposeMessage(features);
+  api.LLVMDisposeMessage(err);
+  api.LLVMDisposeMessage(cpu);
+  api.LLVMDisposeMessage(features);
   if (st != LG_OK) {
-    if (s->tm) LLVMDisposeTargetMachine(s->tm);
-    LLVMDisposeMessage(s->triple);
+    if (s->tm) api.LLVMDisposeTargetMachine(s->tm);
+    api.LLVMDisposeMessage(s->triple);
     free(s);
     return st;
   }
@@ -85,8 +164,8 @@ static lg_status llvm_open(lg_device *dev) {
 
 static void llvm_close(lg_device *dev) {
   llvm_state *s = dev->impl;
-  LLVMDisposeTargetMachine(s->tm);
-  LLVMDisposeMessage(s->triple);
+  api.LLVMDisposeTargetMachine(s->tm);
+  api.LLVMDisposeMessage(s->triple);
   free(s);
 }
 
@@ -124,16 +203,16 @@ static lg_status compile_error(lg_device *dev, lg_status code, const char *entry
 }
 
 static lg_status error_status(lg_device *dev, const char *entry, const char *what, LLVMErrorRef e) {
-  char *msg = LLVMGetErrorMessage(e);
+  char *msg = api.LLVMGetErrorMessage(e);
   lg_status st = compile_error(dev, LG_ERR_COMPILE, entry, what, msg);
-  LLVMDisposeErrorMessage(msg);
+  api.LLVMDisposeErrorMessage(msg);
   return st;
 }
 
 static lg_status write_file(lg_device *dev, const char *path, LLVMMemoryBufferRef obj) {
   FILE *f = fopen(path, "wb");
-  size_t n = LLVMGetBufferSize(obj);
-  bool ok = f && fwrite(LLVMGetBufferStart(obj), 1, n, f) == n;
+  size_t n = api.LLVMGetBufferSize(obj);
+  bool ok = f && fwrite(api.LLVMGetBufferStart(obj), 1, n, f) == n;
   int e = errno;
   if (f && fclose(f) != 0 && ok) ok = false, e = errno;
   return ok ? LG_OK : lg_ctx_fail(dev->ctx, LG_ERR_DEVICE, "LLVM: cannot write %s: %s", path, strerror(e));
@@ -145,47 +224,47 @@ static lg_status build(lg_device *dev, LLVMContextRef c, const char *src, const 
   llvm_state *s = dev->impl;
   char name[80], *msg = NULL;
   snprintf(name, sizeof name, "%s.ll", entry); /* diagnostics read "E_4.ll:12:3: error: ..." */
-  LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRangeCopy(src, strlen(src), name);
-  if (LLVMParseIRInContext(c, buf, m, &msg)) { /* takes buf */
+  LLVMMemoryBufferRef buf = api.LLVMCreateMemoryBufferWithMemoryRangeCopy(src, strlen(src), name);
+  if (api.LLVMParseIRInContext(c, buf, m, &msg)) { /* takes buf */
     lg_status st = compile_error(dev, LG_ERR_COMPILE, entry, "parse", msg ? msg : "");
-    LLVMDisposeMessage(msg);
+    api.LLVMDisposeMessage(msg);
     *m = NULL;
     return st;
   }
-  if (LLVMVerifyModule(*m, LLVMReturnStatusAction, &msg)) {
+  if (api.LLVMVerifyModule(*m, LLVMReturnStatusAction, &msg)) {
     lg_status st = compile_error(dev, LG_ERR_COMPILE, entry, "verify", msg);
-    LLVMDisposeMessage(msg);
+    api.LLVMDisposeMessage(msg);
     return st;
   }
-  LLVMDisposeMessage(msg);
-  LLVMValueRef fn = LLVMGetNamedFunction(*m, entry);
-  if (!fn || LLVMIsDeclaration(fn))
+  api.LLVMDisposeMessage(msg);
+  LLVMValueRef fn = api.LLVMGetNamedFunction(*m, entry);
+  if (!fn || api.LLVMIsDeclaration(fn))
     return lg_ctx_fail(dev->ctx, LG_ERR_COMPILE, "LLVM: the kernel source defines no function '%s'", entry);
-  LLVMSetTarget(*m, s->triple);
-  LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(s->tm);
-  LLVMSetModuleDataLayout(*m, layout);
-  LLVMDisposeTargetData(layout);
-  LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
-  LLVMErrorRef e = LLVMRunPasses(*m, PIPELINE, s->tm, opts);
-  LLVMDisposePassBuilderOptions(opts);
+  api.LLVMSetTarget(*m, s->triple);
+  LLVMTargetDataRef layout = api.LLVMCreateTargetDataLayout(s->tm);
+  api.LLVMSetModuleDataLayout(*m, layout);
+  api.LLVMDisposeTargetData(layout);
+  LLVMPassBuilderOptionsRef opts = api.LLVMCreatePassBuilderOptions();
+  LLVMErrorRef e = api.LLVMRunPasses(*m, PIPELINE, s->tm, opts);
+  api.LLVMDisposePassBuilderOptions(opts);
   if (e) return error_status(dev, entry, "optimize", e);
   LLVMMemoryBufferRef obj = NULL;
-  if (LLVMTargetMachineEmitToMemoryBuffer(s->tm, *m, LLVMObjectFile, &msg, &obj)) {
+  if (api.LLVMTargetMachineEmitToMemoryBuffer(s->tm, *m, LLVMObjectFile, &msg, &obj)) {
     lg_status st = compile_error(dev, LG_ERR_COMPILE, entry, "emit", msg ? msg : "");
-    LLVMDisposeMessage(msg);
+    api.LLVMDisposeMessage(msg);
     return st;
   }
   lg_status st = write_file(dev, out_path, obj);
-  LLVMDisposeMemoryBuffer(obj);
+  api.LLVMDisposeMemoryBuffer(obj);
   return st;
 }
 
 static lg_status llvm_compile(lg_device *dev, const char *src, const char *entry, const char *out_path) {
-  LLVMContextRef c = LLVMContextCreate();
+  LLVMContextRef c = api.LLVMContextCreate();
   LLVMModuleRef m = NULL;
   lg_status st = build(dev, c, src, entry, out_path, &m);
-  if (m) LLVMDisposeModule(m);
-  LLVMContextDispose(c);
+  if (m) api.LLVMDisposeModule(m);
+  api.LLVMContextDispose(c);
   return st;
 }
 
@@ -195,51 +274,51 @@ static lg_status llvm_compile(lg_device *dev, const char *src, const char *entry
  * materialize" to the lookup: the message keeps the first report. */
 static void keep_report(void *ctx, LLVMErrorRef e) {
   llvm_program *p = ctx;
-  char *msg = LLVMGetErrorMessage(e);
+  char *msg = api.LLVMGetErrorMessage(e);
   if (!p->report[0]) snprintf(p->report, sizeof p->report, "%s", msg);
-  LLVMDisposeErrorMessage(msg);
+  api.LLVMDisposeErrorMessage(msg);
 }
 
 static lg_status jit_error(lg_device *dev, const char *what, const char *path, LLVMErrorRef e, const char *report) {
-  char *msg = LLVMGetErrorMessage(e);
+  char *msg = api.LLVMGetErrorMessage(e);
   lg_status st = lg_ctx_fail(dev->ctx, LG_ERR_DEVICE, "LLVM: cannot %s %s: %s%s%s", what, path, msg, *report ? ": " : "",
                              report);
-  LLVMDisposeErrorMessage(msg);
+  api.LLVMDisposeErrorMessage(msg);
   return st;
 }
 
 static lg_status llvm_load(lg_device *dev, const char *path, const char *entry, void **prog) {
   char *msg = NULL;
   LLVMMemoryBufferRef obj;
-  if (LLVMCreateMemoryBufferWithContentsOfFile(path, &obj, &msg)) {
+  if (api.LLVMCreateMemoryBufferWithContentsOfFile(path, &obj, &msg)) {
     lg_status st = lg_ctx_fail(dev->ctx, LG_ERR_DEVICE, "LLVM: cannot read %s: %s", path, msg);
-    LLVMDisposeMessage(msg);
+    api.LLVMDisposeMessage(msg);
     return st;
   }
   llvm_program *p = calloc(1, sizeof *p);
   if (!p) {
-    LLVMDisposeMemoryBuffer(obj);
+    api.LLVMDisposeMemoryBuffer(obj);
     return lg_ctx_fail(dev->ctx, LG_ERR_NOMEM, "LLVM: out of memory");
   }
-  LLVMErrorRef e = LLVMOrcCreateLLJIT(&p->jit, NULL);
+  LLVMErrorRef e = api.LLVMOrcCreateLLJIT(&p->jit, NULL);
   if (e) {
-    LLVMDisposeMemoryBuffer(obj);
+    api.LLVMDisposeMemoryBuffer(obj);
     free(p);
     return jit_error(dev, "start a JIT for", path, e, "");
   }
-  LLVMOrcExecutionSessionSetErrorReporter(LLVMOrcLLJITGetExecutionSession(p->jit), keep_report, p);
-  LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(p->jit);
+  api.LLVMOrcExecutionSessionSetErrorReporter(api.LLVMOrcLLJITGetExecutionSession(p->jit), keep_report, p);
+  LLVMOrcJITDylibRef jd = api.LLVMOrcLLJITGetMainJITDylib(p->jit);
   LLVMOrcDefinitionGeneratorRef gen = NULL;
   const char *what = "link";
-  e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(p->jit), NULL, NULL);
-  if (!e) LLVMOrcJITDylibAddGenerator(jd, gen);
-  if (!e) e = LLVMOrcLLJITAddObjectFile(p->jit, jd, obj); /* takes obj */
-  else LLVMDisposeMemoryBuffer(obj);
+  e = api.LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, api.LLVMOrcLLJITGetGlobalPrefix(p->jit), NULL, NULL);
+  if (!e) api.LLVMOrcJITDylibAddGenerator(jd, gen);
+  if (!e) e = api.LLVMOrcLLJITAddObjectFile(p->jit, jd, obj); /* takes obj */
+  else api.LLVMDisposeMemoryBuffer(obj);
   LLVMOrcExecutorAddress addr = 0;
-  if (!e) what = "find the kernel in", e = LLVMOrcLLJITLookup(p->jit, &addr, entry);
+  if (!e) what = "find the kernel in", e = api.LLVMOrcLLJITLookup(p->jit, &addr, entry);
   if (e) {
     lg_status st = jit_error(dev, what, path, e, p->report);
-    LLVMConsumeError(LLVMOrcDisposeLLJIT(p->jit));
+    api.LLVMConsumeError(api.LLVMOrcDisposeLLJIT(p->jit));
     free(p);
     return st;
   }
@@ -250,7 +329,7 @@ static lg_status llvm_load(lg_device *dev, const char *path, const char *entry, 
 
 static void llvm_unload(lg_device *dev, void *prog) {
   llvm_program *p = prog;
-  LLVMConsumeError(LLVMOrcDisposeLLJIT(p->jit));
+  api.LLVMConsumeError(api.LLVMOrcDisposeLLJIT(p->jit));
   free(p);
 }
 

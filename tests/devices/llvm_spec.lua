@@ -80,4 +80,14 @@ describe("LLVM device", function()
     local bad = child("DEVICE=NOPE", [[require "luagrad".Tensor({ 1 })]])
     assert.matches("device 'NOPE': unknown (devices: CPU, LLVM", bad, 1, true)
   end)
+
+  it("is an error to open without libLLVM, and the CPU device still works", function()
+    local out, ok = child("LUAGRAD_LIBLLVM=/nonexistent/libLLVM.so", [[
+      local lg = require "luagrad"
+      io.write(tostring(pcall(lg.core.buffer, "LLVM", lg.float32, 1)), " ", select(2, pcall(lg.core.buffer, "LLVM", lg.float32, 1)), "\n")
+      io.write(table.concat((lg.Tensor({ 1, 2 }) * 3):totable(), ","), "\n")]])
+    assert.is_true(ok, out)
+    assert.matches("false device LLVM: cannot load libLLVM (LUAGRAD_LIBLLVM): /nonexistent/libLLVM.so: cannot open", out, 1, true)
+    assert.matches("\n3,6\n", out, 1, true)
+  end)
 end)
