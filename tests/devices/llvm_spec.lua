@@ -82,7 +82,7 @@ describe("LLVM device", function()
   end)
 
   it("is an error to open without libLLVM, and the CPU device still works", function()
-    local out, ok = child("LUAGRAD_LIBLLVM=/nonexistent/libLLVM.so", [[
+    local out, ok = child("-u DEVICE LUAGRAD_LIBLLVM=/nonexistent/libLLVM.so", [[
       local lg = require "luagrad"
       io.write(tostring(pcall(lg.core.buffer, "LLVM", lg.float32, 1)), " ", select(2, pcall(lg.core.buffer, "LLVM", lg.float32, 1)), "\n")
       io.write(table.concat((lg.Tensor({ 1, 2 }) * 3):totable(), ","), "\n")]])
