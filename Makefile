@@ -24,6 +24,11 @@ WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-
 ALL_CFLAGS := $(WARN) $(CFLAGS) -pthread -fPIC -D_GNU_SOURCE -Icore
 LUA_CFLAGS := -I$(LUA_INCDIR)
 ENGINE_LIBS := -lxxhash -lcjson -lz -lm -ldl -pthread
+# The LLVM device (devices/llvm) compiles in-process with libLLVM's C API: its headers for those
+# objects; the shared library (one for all components) is loaded when the device first opens.
+LLVM_CONFIG ?= llvm-config-14
+LLVM_LIB := $(realpath $(shell $(LLVM_CONFIG) --libfiles core irreader passes orcjit native))
+LLVM_CFLAGS := $(patsubst -I%,-isystem %,$(filter -I%,$(shell $(LLVM_CONFIG) --cflags))) -DLG_LIBLLVM='"$(LLVM_LIB)"'
 
 CORE_SRC := $(sort $(wildcard core/*.c devices/*/*.c))
 BIND_SRC := $(filter-out vm_bindings/standalone.c,$(sort $(wildcard vm_bindings/*.c)))
@@ -39,13 +44,13 @@ EXE := $(B)/bin/luagrad
 CTESTS := $(B)/tests/engine_tests
 LUALINK := $(B)/share/lua/5.4/luagrad
 
-.PHONY: all test test-c check-asan bench demo install uninstall clean lines deps examples
+.PHONY: all test test-c test-llvm check-asan bench demo install uninstall clean lines deps examples
 
 all: $(MODULE) $(SOLIB) $(EXE) $(LUALINK) $(B)/include/luagrad.h
 
 $(B)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(if $(filter core/% devices/%,$<),,$(LUA_CFLAGS)) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(if $(filter core/% devices/%,$<),,$(LUA_CFLAGS)) $(if $(filter devices/llvm/%,$<),$(LLVM_CFLAGS)) -c $< -o $@
 
 $(B)/lib/libluagrad_core.a: $(CORE_OBJ)
 	@mkdir -p $(dir $@)
@@ -96,7 +101,7 @@ $(CTESTS): $(CTEST_SRC) $(B)/lib/libluagrad_core.a $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -Itests/c -Idevices/cpu -o $@ $(CTEST_SRC) $(B)/lib/libluagrad_core.a $(ENGINE_LIBS)
 
 # Debian packages the build and the tests need; installed when missing and run as root.
-DEB_PACKAGES := lua5.4 liblua5.4-dev lua-busted libxxhash-dev libcjson-dev zlib1g-dev libreadline-dev gcc make luajit luarocks
+DEB_PACKAGES := lua5.4 liblua5.4-dev lua-busted libxxhash-dev libcjson-dev zlib1g-dev libreadline-dev gcc make luajit luarocks llvm-14-dev
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -110,6 +115,10 @@ test: deps
 
 test-c: all $(CTESTS)
 	$(CTESTS)
+
+# the op suites with every tensor and kernel on the LLVM device
+test-llvm: all
+	DEVICE=LLVM tests/run.sh ops
 
 # check-asan: the C tests and the embedding examples (lg_open/lg_close included) with leak checks,
 # then the Lua specs below against the ASan+UBSan build (lua5.4 itself is not instrumented, so

@@ -12,7 +12,7 @@
 #include <xxhash.h>
 
 /* The device kinds, by name. Adding a kind is one line here and its folder under devices/. */
-static const lg_device_ops *const kinds[] = {&lg_cpu_device};
+static const lg_device_ops *const kinds[] = {&lg_cpu_device, &lg_llvm_device};
 
 /* Bumped when the calling convention or the cache layout changes: old cache files are not
  * found any more. */

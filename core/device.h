@@ -93,5 +93,6 @@ struct lg_devices {
 
 /* The device kinds (devices/<kind>/). */
 extern const lg_device_ops lg_cpu_device;
+extern const lg_device_ops lg_llvm_device;
 
 #endif

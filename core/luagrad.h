@@ -294,7 +294,10 @@ void lg_ruleset_reset_stats(lg_ruleset *rs);
  * ~/.cache/luagrad, in a folder per device kind (created with mode 0700; a folder owned by
  * another user or writable by group or others is refused: LG_ERR_DEVICE).
  * CPU environment: LUAGRAD_CC (compiler command, default "cc"; words split on spaces),
- * LUAGRAD_CFLAGS (flags appended, split on spaces); read when a context opens the device. */
+ * LUAGRAD_CFLAGS (flags appended, split on spaces); read when a context opens the device.
+ * LLVM (devices/llvm, the same calling convention; programs are LLVM IR): LUAGRAD_LIBLLVM, the
+ * libLLVM to load (default: the one luagrad was built against), read when the process first
+ * opens the device. */
 typedef struct lg_device lg_device;
 typedef struct lg_buffer lg_buffer;
 typedef struct lg_program lg_program;
@@ -346,6 +349,9 @@ lg_status lg_buffer_wrap(lg_ctx *ctx, lg_device *dev, void *mem, int64_t nbytes,
  * `<name>_split` = {iterations of that loop, work of one} (0, 0 when not split) that the launcher
  * reads. *src is malloc'd (free with lg_free). */
 lg_status lg_render_c(lg_ctx *ctx, lg_uop *sink, const char *name, char **src);
+/* The same kernel as LLVM IR text for the LLVM device (devices/llvm/render_llvm.c): a module
+ * whose function `name` has the calling convention above and computes what lg_render_c's does. */
+lg_status lg_render_llvm(lg_ctx *ctx, lg_uop *sink, const char *name, char **src);
 
 /* A BUFFER node of a new id that holds buf (retained until the node is freed); its shape is
  * (nbytes / itemsize of dtype). lg_uop_buffer: the buffer of such a node (borrowed), or NULL. */

@@ -9,8 +9,10 @@
 # The last line printed is "N passed, N failed" over everything run; the exit status is 1 when
 # anything failed or could not run.
 # Environment: LG_BUILD (build tree, default build), LUA (the interpreter command, default
-# lua5.4; check-asan puts an LD_PRELOAD of libasan in front). Specs get LG_ROOT (the source tree)
-# and LG_BUILD (absolute) and find luagrad through LUA_PATH/LUA_CPATH.
+# lua5.4; check-asan puts an LD_PRELOAD of libasan in front), DEVICE (where luagrad.realize puts
+# tensors and kernels: `DEVICE=LLVM tests/run.sh ops` runs the op suites on LLVM; make test-llvm).
+# Specs get LG_ROOT (the source tree) and LG_BUILD (absolute) and find luagrad through
+# LUA_PATH/LUA_CPATH.
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)

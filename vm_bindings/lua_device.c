@@ -5,9 +5,12 @@
  *   core.program(device, source, entry) -> Program; prog:launch({buf...} [, {int...} [, ncores]]).
  *   core.buffer_node(buf) -> a BUFFER UOp holding buf; core.node_buffer(u) -> that Buffer.
  *   core.render_c(sink, name) -> C source of a kernel for the CPU device.
+ *   core.render(device, sink, name) -> the kernel's source for that device's compiler: C for CPU,
+ *   LLVM IR for LLVM.
  *   core.device_stats(device) -> {compiles =, disk_hits =, memory_hits =, ...}. */
 #include <stdbool.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lgl.h"
 
@@ -188,6 +191,30 @@ static int l_render_c(lua_State *L) {
   return 1;
 }
 
+/* the renderer of each device kind */
+static const struct {
+  const char *kind;
+  lg_status (*render)(lg_ctx *ctx, lg_uop *sink, const char *name, char **src);
+} renderers[] = {{"CPU", lg_render_c}, {"LLVM", lg_render_llvm}};
+
+/* core.render(device, sink, name) -> the kernel's source for the device ("CPU", "llvm", "LLVM:0") */
+static int l_render(lua_State *L) {
+  const char *device = luaL_checkstring(L, 1);
+  lg_uop *sink = lgl_check_uop(L, 2);
+  const char *name = luaL_checkstring(L, 3);
+  size_t klen = strcspn(device, ":");
+  for (size_t i = 0; i < sizeof renderers / sizeof renderers[0]; i++) {
+    if (strlen(renderers[i].kind) != klen || strncasecmp(renderers[i].kind, device, klen) != 0) continue;
+    lg_ctx *ctx = lgl_ctx(L);
+    char *src;
+    if (renderers[i].render(ctx, sink, name, &src)) return lgl_fail(L, ctx);
+    lua_pushstring(L, src);
+    lg_free(src);
+    return 1;
+  }
+  return luaL_error(L, "render: no renderer for device '%s' (devices: CPU, LLVM)", device);
+}
+
 static int l_program(lua_State *L) {
   lg_device *dev = check_device(L, 1);
   const char *src = luaL_checkstring(L, 2), *entry = luaL_checkstring(L, 3);
@@ -259,7 +286,7 @@ static const luaL_Reg prog_meta[] = {{"__gc", prog_gc}, {"__close", prog_gc}, {N
 static const luaL_Reg prog_methods[] = {{"launch", prog_launch}, {NULL, NULL}};
 static const luaL_Reg device_funcs[] = {{"buffer", l_buffer},          {"buffer_node", l_buffer_node},
                                         {"node_buffer", l_node_buffer}, {"program", l_program},
-                                        {"render_c", l_render_c},
+                                        {"render_c", l_render_c},         {"render", l_render},
                                         {"device_stats", l_device_stats}, {NULL, NULL}};
 
 void lgl_open_device(lua_State *L) {

@@ -1,8 +1,9 @@
--- luagrad.realize: running a tensor graph. Schedules it into kernels, renders each to C,
--- compiles it (programs are cached by their source), runs it on buffers, and gives back the
--- graph's value as a view of a BUFFER node. DEBUG=1 counts kernels, DEBUG=2 prints a line per
--- kernel run, DEBUG=3 each new kernel's graph, DEBUG=4 its C source, DEBUG=5 the tensor graph
--- that was scheduled.
+-- luagrad.realize: running a tensor graph. Schedules it into kernels, renders each for the
+-- device (C on CPU, LLVM IR on LLVM), compiles it (programs are cached by their source), runs it
+-- on buffers, and gives back the graph's value as a view of a BUFFER node. The device is
+-- $DEVICE (default CPU), read once: every buffer and program lives there. DEBUG=1 counts
+-- kernels, DEBUG=2 prints a line per kernel compiled (its compile time) and run, DEBUG=3 each
+-- new kernel's graph, DEBUG=4 its source, DEBUG=5 the tensor graph that was scheduled.
 local core = require "luagrad.core"
 local schedule = require "luagrad.schedule"
 local rules = require "luagrad.rules"
@@ -12,6 +13,8 @@ local M = {}
 local debug_level = tonumber(os.getenv("DEBUG") or "0") or 0
 local transcendental = os.getenv("TRANSCENDENTAL") ~= "0" -- 0: EXP2, LOG2, SIN call the C library
 local optimize = os.getenv("NOOPT") ~= "1" -- 1: no kernel optimizations (luagrad.opt)
+local env_device = os.getenv("DEVICE")
+M.device = env_device and env_device ~= "" and env_device:upper() or "CPU" -- where buffers and kernels live
 local programs = {} -- source -> Program: a kernel compiled once per process
 M.kernels_run = 0
 
@@ -66,8 +69,14 @@ end
 local function program(src, name)
   local p = programs[src]
   if not p then
-    p = core.program("CPU", src, name)
+    local before = debug_level >= 2 and core.device_stats(M.device)
+    p = core.program(M.device, src, name)
     programs[src] = p
+    if before then
+      local after = core.device_stats(M.device)
+      print(("*** compile %-16s %-5s %9.2f ms%s"):format(name, M.device, (after.compile_ns - before.compile_ns) / 1e6,
+        after.compiles > before.compiles and "" or " (cached)"))
+    end
   end
   return p
 end
@@ -124,7 +133,7 @@ local function make_plan(roots, bufs)
       if optimize then k.sink = require("luagrad.opt").optimize(k.sink) end
       if transcendental then k.sink = rules.graph_rewrite(k.sink, rules.pass("transcendental")) end
       if debug_level >= 3 then print(("kernel %s:\n%s"):format(st.name, tostring(k.sink))) end
-      local src = core.render_c(k.sink, st.name)
+      local src = core.render(M.device, k.sink, st.name)
       if debug_level >= 4 then print(src) end
       st.prog = program(src, st.name)
       if debug_level >= 2 then st.flops = flops(k.sink) end
@@ -170,7 +179,7 @@ function M.run_many(roots)
   end
   local outs = {}
   for j, st in ipairs(plan.steps) do
-    local buf = core.buffer("CPU", st.dtype, st.n)
+    local buf = core.buffer(M.device, st.dtype, st.n)
     local args = { buf }
     for i, inp in ipairs(st.inputs) do args[i + 1] = inp.step and outs[inp.step] or core.node_buffer(bufs[inp.buf]) end
     if st.prog then

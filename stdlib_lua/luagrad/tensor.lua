@@ -199,7 +199,7 @@ end
 
 -- a realized tensor of `shape` holding the flat values
 local function from_values(flat, shape, dtype, device)
-  local buf = core.buffer(device or "CPU", dtype, #flat)
+  local buf = core.buffer(device or realize.device, dtype, #flat)
   buf:write(flat)
   return wrap(realize.buffer_node(buf)):reshape(shape)
 end
@@ -247,7 +247,7 @@ local fields = {
   shape = function(t) return t.uop.shape or {} end,
   ndim = function(t) return t.uop.ndim or 0 end,
   dtype = function(t) return t.uop.dtype end,
-  device = function() return "CPU" end,
+  device = function() return realize.device end,
 }
 local setters = {} -- writable fields
 -- Tensor.add_field(name, get [, set]): a field t.name read as get(t) and, with set, written as

@@ -34,13 +34,13 @@ describe("optimizers", function()
   it("a step is one realize_all of parameters and states; from step 3 on, its kernels are planned already", function()
     local ps, tg = setup()
     local opt = optim.Adam(ps, { lr = 0.01, betas = { 0.85, 0.995 } }) -- betas no other spec uses
-    local calls, renders, early, real, render = 0, 0, 0, T.realize_all, lg.core.render_c
+    local calls, renders, early, real, render = 0, 0, 0, T.realize_all, lg.core.render
     T.realize_all = function(list)
       calls = calls + 1
       assert.are.equal(2 + 3 * #ps, #list) -- beta1^t, beta2^t, and each parameter with its m and v
       return real(list)
     end
-    lg.core.render_c = function(...) -- called once per kernel of a plan that is not cached
+    lg.core.render = function(...) -- called once per kernel of a plan that is not cached
       renders = renders + 1
       return render(...)
     end
@@ -52,7 +52,7 @@ describe("optimizers", function()
         opt:step()
       end
     end)
-    T.realize_all, lg.core.render_c = real, render
+    T.realize_all, lg.core.render = real, render
     assert(ok, err)
     assert.are.equal(4, calls)
     assert.is_true(early > 0)

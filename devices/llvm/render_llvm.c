@@ -1,0 +1,939 @@
+/* render_llvm.c: a kernel graph as LLVM IR text for the LLVM device (what DEBUG=4 shows);
+ * lg_render_llvm in luagrad.h. It follows devices/cpu/render_c.c step by step: the same
+ * linearized walk, the same checks, the same value semantics, so both devices compute the same
+ * bits.
+ *
+ * The module holds two functions:
+ *   - `name` with the CPU calling convention of luagrad.h: it reads bufs[] and ints[] and calls
+ *   - `name.body`, whose parameters are the buffers (`noalias`, as render_c's `restrict`; 64-byte
+ *     aligned; `readonly` when the kernel only loads from them) and the DEFINE_VARs. It is
+ *     internal and always inlined: the inliner turns `noalias` into alias scopes.
+ * Inside the body:
+ *   - every value is an SSA register (`%val` for loads, `%alu` for the rest), constants inline
+ *     (floats in LLVM's hexadecimal form: exact);
+ *   - a loop is a header block with a phi `%ridxN` counting from 0, its body, a latch and an exit;
+ *   - a REDUCE accumulator is an `alloca` (`%accN`) stored at its INIT and UPDATE and loaded where
+ *     the value is used; the optimizer (mem2reg) turns it into registers. A float MAX accumulates
+ *     integer keys that order as the floats do (see keyed()), so that it vectorizes;
+ *   - a gated LOAD or STORE branches around the access: the address is only formed under the gate.
+ * Values, as in render_c.c (core/alu.c's folding, no undefined behaviour, no poison):
+ *   - integer ADD, SUB, MUL, NEG wrap (LLVM's plain instructions); `nsw` only where the bounds of a
+ *     signed result (core/vrange.c) show that it cannot wrap;
+ *   - IDIV and MOD by 0 give 0 and INT_MIN / -1 wraps (the divisor is replaced by 1 first, so the
+ *     division itself is always defined); int8 and int16 divide in int32 as C does; shifts by
+ *     amounts outside [0, bits) give 0 (-1 for SHR of a negative value); a float -> int CAST
+ *     saturates and NaN gives 0 (llvm.fpto[su]i.sat); each guard is left out where the operands'
+ *     bounds rule the case out;
+ *   - MAX of floats is NaN when a side is NaN and orders -0.0 below 0.0 (compares and selects);
+ *   - no fast-math flags and no fused multiply-add: MULACC is a multiply then an add;
+ *   - float16 and bfloat16 values live in float registers, memory holds their bits (i16); each
+ *     operation rounds to the dtype (float is wide enough for one correct rounding): float16
+ *     through llvm.convert.{to,from}.fp16 (F16C instructions), bfloat16 through the helpers
+ *     @bf16_round and friends, emitted only when used. Not fptrunc and fpext to `half`: LLVM
+ *     would narrow the float operation between them into a `half` one, and LLVM 14 scalarizes
+ *     vectors of those (half a second of codegen for a 4096-element loop). A double goes to
+ *     float16 or bfloat16 through float rounded to odd, so it rounds once;
+ *   - bool is i1 in registers and one byte in memory (loaded as `!= 0`). */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "linearize.h"
+#include "ptrmap.h"
+#include "strbuf.h"
+
+/* helpers a kernel may need, emitted once each */
+enum { H_BF16 = 1, H_ODD_F32 = 2, H_BF16_DOUBLE = 4, H_ODD_DOUBLE = 8 };
+
+/* an operand as IR text: a register ("%alu3") or a constant ("5", "0x3FF0000000000000") */
+typedef struct val {
+  char s[40];
+} val;
+
+/* what the operands' bounds prove about an integer operation */
+typedef struct facts {
+  bool nowrap;      /* the result stays in range */
+  bool div_plain;   /* IDIV/MOD: no division by 0 or INT_MIN / -1 */
+  bool shift_plain; /* the amount is in [0, bits) */
+} facts;
+
+typedef struct loop {
+  int32_t label; /* loop<label>, loop<label>.body, .latch, .exit */
+  val ridx;
+} loop;
+
+typedef struct rnd {
+  lg_ctx *ctx;
+  lg_linear lin;
+  lg_ptrmap slot;   /* node -> its slot + 1 */
+  lg_ptrmap stored; /* DEFINE_GLOBALs the kernel stores into */
+  int64_t nslots;
+  val *vals;        /* per slot: the node's value (for a REDUCE: its accumulator's address) */
+  lg_uop **globals; /* DEFINE_GLOBALs by slot */
+  int64_t nglobals;
+  lg_uop **vars; /* DEFINE_VARs by name */
+  int64_t nvars;
+  loop *loops; /* the loops open now, innermost last */
+  int64_t nloops;
+  uint32_t helpers; /* H_* emitted */
+  lg_strbuf pre, allocas, body;
+  int32_t nname, nlabel;
+  char block[32]; /* the basic block instructions go into now */
+  bool oom;
+} rnd;
+
+/* ---- text --------------------------------------------------------------------------------------- */
+
+static lg_status fail(rnd *r, const lg_uop *u, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static lg_status fail(rnd *r, const lg_uop *u, const char *fmt, ...) {
+  char msg[512], d[96];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return lg_ctx_fail(r->ctx, LG_ERR_SPEC, "render LLVM: %s: %s", lg_lin_describe(u, d, sizeof d), msg);
+}
+
+static void vput(rnd *r, lg_strbuf *b, const char *prefix, const char *fmt, va_list ap) {
+  char *s = NULL;
+  if (vasprintf(&s, fmt, ap) < 0) {
+    r->oom = true;
+    return;
+  }
+  lg_strbuf_put(b, "%s%s\n", prefix, s);
+  free(s);
+}
+
+/* an instruction without a result */
+static void emit(rnd *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void emit(rnd *r, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vput(r, &r->body, "  ", fmt, ap);
+  va_end(ap);
+}
+
+/* an instruction whose result is a new register %<prefix><n>; returns the register */
+static val vdefine(rnd *r, const char *prefix, const char *fmt, va_list ap) {
+  val v;
+  snprintf(v.s, sizeof v.s, "%%%s%d", prefix, r->nname++);
+  char lead[48];
+  snprintf(lead, sizeof lead, "  %s = ", v.s);
+  vput(r, &r->body, lead, fmt, ap);
+  return v;
+}
+
+static val define(rnd *r, const char *prefix, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static val define(rnd *r, const char *prefix, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  val v = vdefine(r, prefix, fmt, ap);
+  va_end(ap);
+  return v;
+}
+
+static val inst(rnd *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static val inst(rnd *r, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  val v = vdefine(r, "alu", fmt, ap);
+  va_end(ap);
+  return v;
+}
+
+/* start the basic block <kind><n><suffix> */
+static void block(rnd *r, const char *kind, int32_t n, const char *suffix) {
+  snprintf(r->block, sizeof r->block, "%s%d%s", kind, (int)n, suffix);
+  lg_strbuf_put(&r->body, "%s:\n", r->block);
+}
+
+/* ---- dtypes and literals ------------------------------------------------------------------------ */
+
+static int32_t sid(lg_dtype dt) { return lg_dt_scalar_id(dt); }
+static int32_t bits(lg_dtype dt) { return 8 * lg_dtype_itemsize(dt); }
+static bool narrow(lg_dtype dt) { return lg_dtype_itemsize(dt) < 4; }
+static bool is_bf16(lg_dtype dt) { return sid(dt) == LG_DT_BFLOAT16; }
+static bool is_f16(lg_dtype dt) { return sid(dt) == LG_DT_FLOAT16; }
+static bool is_f64(lg_dtype dt) { return sid(dt) == LG_DT_FLOAT64; }
+static bool is_signed(lg_dtype dt) { return lg_dtype_kind(dt) == 'i'; }
+
+/* the IR type of a value */
+static const char *ty(lg_dtype dt) {
+  static const char *const names[LG_DT__COUNT] = {
+      [LG_DT_BOOL] = "i1",     [LG_DT_INT8] = "i8",       [LG_DT_INT16] = "i16",     [LG_DT_INT32] = "i32",
+      [LG_DT_INT64] = "i64",   [LG_DT_UINT8] = "i8",      [LG_DT_UINT16] = "i16",    [LG_DT_UINT32] = "i32",
+      [LG_DT_UINT64] = "i64",  [LG_DT_FLOAT16] = "float", [LG_DT_BFLOAT16] = "float", [LG_DT_FLOAT32] = "float",
+      [LG_DT_FLOAT64] = "double"};
+  return names[sid(dt)] ? names[sid(dt)] : "void";
+}
+
+/* the IR type of an element in memory */
+static const char *mty(lg_dtype dt) {
+  return sid(dt) == LG_DT_BOOL ? "i8" : is_bf16(dt) || is_f16(dt) ? "i16" : ty(dt);
+}
+
+/* the integer dtype of a float register's bits */
+static lg_dtype ibits(lg_dtype dt) { return is_f64(dt) ? LG_DT_INT64 : LG_DT_INT32; }
+
+static val text(const char *s) {
+  val v;
+  snprintf(v.s, sizeof v.s, "%s", s);
+  return v;
+}
+
+/* a constant of dtype dt: integers as signed decimals of their width, floats in hexadecimal (the
+ * bits of the double: exact), float16 and bfloat16 rounded to their dtype */
+static val literal(lg_dtype dt, int64_t i, double f) {
+  val v;
+  int32_t n = bits(dt);
+  if (sid(dt) == LG_DT_BOOL) {
+    snprintf(v.s, sizeof v.s, "%s", i ? "true" : "false");
+  } else if (lg_dt_is_float(dt)) {
+    double d = is_f64(dt) ? f : (double)(float)lg_round_float(dt, f);
+    uint64_t b;
+    memcpy(&b, &d, sizeof b);
+    snprintf(v.s, sizeof v.s, "0x%016llX", (unsigned long long)b);
+  } else {
+    uint64_t u = (uint64_t)i;
+    if (n < 64) u = (u & ((UINT64_C(1) << n) - 1)) ^ (UINT64_C(1) << (n - 1)), u -= UINT64_C(1) << (n - 1);
+    snprintf(v.s, sizeof v.s, "%lld", (long long)(int64_t)u);
+  }
+  return v;
+}
+
+/* ---- helpers emitted into the module ------------------------------------------------------------ */
+
+/* Emit helper `kind` and what it needs, once. */
+static void need(rnd *r, uint32_t kind) {
+  if (r->helpers & kind) return;
+  r->helpers |= kind;
+  lg_strbuf *h = &r->pre;
+  switch (kind) {
+  case H_BF16:
+    lg_strbuf_put(h, "; bfloat16: values in float registers, rounded after each operation; memory holds the bits\n"
+                     "define internal float @bf16_to_float(i16 %%b) alwaysinline {\n"
+                     "  %%w = zext i16 %%b to i32\n"
+                     "  %%s = shl i32 %%w, 16\n"
+                     "  %%f = bitcast i32 %%s to float\n"
+                     "  ret float %%f\n"
+                     "}\n"
+                     "define internal i16 @float_to_bf16(float %%f) alwaysinline { ; to nearest even\n"
+                     "  %%u = bitcast float %%f to i32\n"
+                     "  %%hi = lshr i32 %%u, 16\n"
+                     "  %%quiet = or i32 %%hi, 64\n"
+                     "  %%odd = and i32 %%hi, 1\n"
+                     "  %%bias = add i32 %%odd, 32767\n"
+                     "  %%sum = add i32 %%u, %%bias\n"
+                     "  %%rounded = lshr i32 %%sum, 16\n"
+                     "  %%nan = fcmp uno float %%f, %%f\n"
+                     "  %%r = select i1 %%nan, i32 %%quiet, i32 %%rounded\n"
+                     "  %%t = trunc i32 %%r to i16\n"
+                     "  ret i16 %%t\n"
+                     "}\n"
+                     "define internal float @bf16_round(float %%f) alwaysinline {\n"
+                     "  %%b = call i16 @float_to_bf16(float %%f)\n"
+                     "  %%r = call float @bf16_to_float(i16 %%b)\n"
+                     "  ret float %%r\n"
+                     "}\n");
+    break;
+  case H_ODD_F32:
+    lg_strbuf_put(h, "; a double to float rounding to odd: rounding that to float16 or bfloat16 is then exact\n"
+                     "define internal float @round_odd_f32(double %%d) alwaysinline {\n"
+                     "  %%f = fptrunc double %%d to float\n"
+                     "  %%back = fpext float %%f to double\n"
+                     "  %%inexact = fcmp one double %%back, %%d\n"
+                     "  %%u = bitcast float %%f to i32\n"
+                     "  %%lsb = and i32 %%u, 1\n"
+                     "  %%even = icmp eq i32 %%lsb, 0\n"
+                     "  %%move = and i1 %%inexact, %%even\n"
+                     "  %%below = fcmp olt double %%back, %%d\n"
+                     "  %%positive = icmp sgt i32 %%u, -1\n"
+                     "  %%grow = icmp eq i1 %%below, %%positive\n"
+                     "  %%step = select i1 %%grow, i32 1, i32 -1\n"
+                     "  %%next = add i32 %%u, %%step\n"
+                     "  %%nf = bitcast i32 %%next to float\n"
+                     "  %%r = select i1 %%move, float %%nf, float %%f\n"
+                     "  ret float %%r\n"
+                     "}\n");
+    break;
+  case H_BF16_DOUBLE:
+    need(r, H_BF16), need(r, H_ODD_F32);
+    lg_strbuf_put(h, "define internal float @bf16_round_double(double %%d) alwaysinline {\n"
+                     "  %%f = call float @round_odd_f32(double %%d)\n"
+                     "  %%r = call float @bf16_round(float %%f)\n"
+                     "  ret float %%r\n"
+                     "}\n");
+    break;
+  default: /* H_ODD_DOUBLE */
+    need(r, H_BF16_DOUBLE);
+    lg_strbuf_put(h, "; a 64-bit integer to double rounding to odd, so that bf16_round_double rounds it once\n"
+                     "declare i64 @llvm.ctlz.i64(i64, i1)\n"
+                     "define internal double @odd_double_u64(i64 %%m) alwaysinline {\n"
+                     "  %%hi = lshr i64 %%m, 53\n"
+                     "  %%big = icmp ne i64 %%hi, 0\n"
+                     "  %%lz = call i64 @llvm.ctlz.i64(i64 %%m, i1 false)\n"
+                     "  %%s0 = sub i64 11, %%lz\n"
+                     "  %%s = select i1 %%big, i64 %%s0, i64 0\n"
+                     "  %%q = lshr i64 %%m, %%s\n"
+                     "  %%unit = shl i64 1, %%s\n"
+                     "  %%mask = sub i64 %%unit, 1\n"
+                     "  %%rest = and i64 %%m, %%mask\n"
+                     "  %%inexact = icmp ne i64 %%rest, 0\n"
+                     "  %%sticky = zext i1 %%inexact to i64\n"
+                     "  %%odd = or i64 %%q, %%sticky\n"
+                     "  %%d = uitofp i64 %%odd to double\n"
+                     "  %%scale = uitofp i64 %%unit to double\n"
+                     "  %%r = fmul double %%d, %%scale\n"
+                     "  ret double %%r\n"
+                     "}\n"
+                     "define internal double @odd_double_i64(i64 %%x) alwaysinline {\n"
+                     "  %%neg = icmp slt i64 %%x, 0\n"
+                     "  %%minus = sub i64 0, %%x\n"
+                     "  %%m = select i1 %%neg, i64 %%minus, i64 %%x\n"
+                     "  %%d = call double @odd_double_u64(i64 %%m)\n"
+                     "  %%nd = fneg double %%d\n"
+                     "  %%r = select i1 %%neg, double %%nd, double %%d\n"
+                     "  ret double %%r\n"
+                     "}\n");
+  }
+}
+
+/* Declare an intrinsic once: "declare <ret> @<name>(<args>)". */
+static void declare(rnd *r, const char *ret, const char *name, const char *args) {
+  char line[160];
+  snprintf(line, sizeof line, "declare %s @%s(%s)\n", ret, name, args);
+  if (!r->pre.p || !strstr(r->pre.p, line)) lg_strbuf_put(&r->pre, "%s", line);
+}
+
+/* ---- operations ---------------------------------------------------------------------------------- */
+
+/* float16 bits of a float register, to nearest even, and the float of float16 bits */
+static val f16_bits(rnd *r, val x) {
+  declare(r, "i16", "llvm.convert.to.fp16.f32", "float");
+  return inst(r, "call i16 @llvm.convert.to.fp16.f32(float %s)", x.s);
+}
+
+static val f16_value(rnd *r, const char *prefix, val b) {
+  declare(r, "float", "llvm.convert.from.fp16.f32", "i16");
+  return define(r, prefix, "call float @llvm.convert.from.fp16.f32(i16 %s)", b.s);
+}
+
+/* a float result rounded to its dtype */
+static val round_to(rnd *r, lg_dtype dt, val v) {
+  if (is_f16(dt)) return f16_value(r, "alu", f16_bits(r, v));
+  if (!is_bf16(dt)) return v;
+  need(r, H_BF16);
+  return inst(r, "call float @bf16_round(float %s)", v.s);
+}
+
+/* llvm.<fn> on float operands of dtype dt; float16 and bfloat16 run it in float and round once
+ * (as C's sinf on a _Float16), TRUNC is exact in every dtype */
+static val math_call(rnd *r, const char *fn, lg_dtype dt, int32_t n, val a, val b) {
+  const char *t = ty(dt), *sfx = is_f64(dt) ? "f64" : "f32";
+  char name[32], args[32];
+  snprintf(name, sizeof name, "llvm.%s.%s", fn, sfx);
+  snprintf(args, sizeof args, n == 2 ? "%s, %s" : "%s", t, t);
+  declare(r, t, name, args);
+  val v = n == 2 ? inst(r, "call %s @%s(%s %s, %s %s)", t, name, t, a.s, t, b.s) : inst(r, "call %s @%s(%s %s)", t, name, t, a.s);
+  return strcmp(fn, "trunc") == 0 ? v : round_to(r, dt, v);
+}
+
+/* MAX of floats: NaN when a side is NaN (the quiet NaN of C's NAN), -0.0 below 0.0 */
+static val float_max(rnd *r, lg_dtype dt, val a, val b) {
+  const char *t = ty(dt), *it = ty(ibits(dt));
+  val uno = inst(r, "fcmp uno %s %s, %s", t, a.s, b.s), gt = inst(r, "fcmp ogt %s %s, %s", t, a.s, b.s),
+      eq = inst(r, "fcmp oeq %s %s, %s", t, a.s, b.s), ab = inst(r, "bitcast %s %s to %s", t, a.s, it),
+      pos = inst(r, "icmp sgt %s %s, -1", it, ab.s), eqpos = inst(r, "and i1 %s, %s", eq.s, pos.s),
+      pick = inst(r, "or i1 %s, %s", gt.s, eqpos.s), m = inst(r, "select i1 %s, %s %s, %s %s", pick.s, t, a.s, t, b.s);
+  return inst(r, "select i1 %s, %s %s, %s %s", uno.s, t, literal(dt, 0, NAN).s, t, m.s);
+}
+
+static val float_op(rnd *r, int32_t op, lg_dtype dt, val a, val b, val c) {
+  static const char *const fn[LG_OP__COUNT] = {[LG_OP_SQRT] = "sqrt", [LG_OP_EXP2] = "exp2", [LG_OP_LOG2] = "log2",
+                                               [LG_OP_SIN] = "sin",   [LG_OP_TRUNC] = "trunc"};
+  const char *t = ty(dt);
+  switch (op) {
+  case LG_OP_ADD: return round_to(r, dt, inst(r, "fadd %s %s, %s", t, a.s, b.s));
+  case LG_OP_SUB: return round_to(r, dt, inst(r, "fsub %s %s, %s", t, a.s, b.s));
+  case LG_OP_MUL: return round_to(r, dt, inst(r, "fmul %s %s, %s", t, a.s, b.s));
+  case LG_OP_FDIV: return round_to(r, dt, inst(r, "fdiv %s %s, %s", t, a.s, b.s));
+  case LG_OP_NEG: return inst(r, "fneg %s %s", t, a.s);
+  case LG_OP_RECIPROCAL: return round_to(r, dt, inst(r, "fdiv %s %s, %s", t, literal(dt, 1, 1.0).s, a.s));
+  case LG_OP_MAX: return float_max(r, dt, a, b);
+  case LG_OP_MULACC: {
+    val m = round_to(r, dt, inst(r, "fmul %s %s, %s", t, a.s, b.s));
+    return round_to(r, dt, inst(r, "fadd %s %s, %s", t, m.s, c.s));
+  }
+  case LG_OP_POW: return math_call(r, "pow", dt, 2, a, b);
+  default: return math_call(r, fn[op], dt, 1, a, b);
+  }
+}
+
+/* IDIV, MOD: a division by 0 gives 0, INT_MIN / -1 wraps */
+static val divide(rnd *r, int32_t op, lg_dtype dt, val a, val b, bool plain) {
+  const char *t = ty(dt);
+  bool sgn = is_signed(dt);
+  if (sgn && narrow(dt)) { /* C divides int8 and int16 in int: no overflow there */
+    val a32 = inst(r, "sext %s %s to i32", t, a.s), b32 = inst(r, "sext %s %s to i32", t, b.s);
+    val q = divide(r, op, LG_DT_INT32, a32, b32, plain);
+    return inst(r, "trunc i32 %s to %s", q.s, t);
+  }
+  const char *ins = op == LG_OP_IDIV ? (sgn ? "sdiv" : "udiv") : (sgn ? "srem" : "urem");
+  if (plain) return inst(r, "%s %s %s, %s", ins, t, a.s, b.s);
+  val zero = inst(r, "icmp eq %s %s, 0", t, b.s), bad = zero, minus = {{0}};
+  if (sgn) {
+    minus = inst(r, "icmp eq %s %s, -1", t, b.s);
+    bad = inst(r, "or i1 %s, %s", zero.s, minus.s);
+  }
+  val safe = inst(r, "select i1 %s, %s 1, %s %s", bad.s, t, t, b.s);
+  val q = inst(r, "%s %s %s, %s", ins, t, a.s, safe.s);
+  if (op == LG_OP_MOD) return q; /* x % 1 is 0: right for 0 and -1 */
+  if (sgn) {
+    val neg = inst(r, "sub %s 0, %s", t, a.s);
+    q = inst(r, "select i1 %s, %s %s, %s %s", minus.s, t, neg.s, t, q.s);
+  }
+  return inst(r, "select i1 %s, %s 0, %s %s", zero.s, t, t, q.s);
+}
+
+/* SHL, SHR by an amount of dtype bdt: outside [0, bits) SHL gives 0, SHR 0 or -1 (negative) */
+static val shift(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, bool plain) {
+  const char *t = ty(dt), *bt = ty(bdt);
+  int32_t n = bits(dt), nb = bits(bdt);
+  val amt = b; /* used only when it is in [0, n): then truncating or zero-extending keeps it */
+  if (nb > n) amt = inst(r, "trunc %s %s to %s", bt, b.s, t);
+  if (nb < n) amt = inst(r, "zext %s %s to %s", bt, b.s, t);
+  const char *ins = op == LG_OP_SHL ? "shl" : is_signed(dt) ? "ashr" : "lshr";
+  if (plain) return inst(r, "%s %s %s, %s", ins, t, a.s, amt.s);
+  val ok = inst(r, "icmp ult %s %s, %d", bt, b.s, (int)n); /* a negative amount is a large unsigned one */
+  val safe = inst(r, "select i1 %s, %s %s, %s 0", ok.s, t, amt.s, t);
+  val v = inst(r, "%s %s %s, %s", ins, t, a.s, safe.s);
+  val out = text("0");
+  if (op == LG_OP_SHR && is_signed(dt)) out = inst(r, "ashr %s %s, %d", t, a.s, (int)n - 1);
+  return inst(r, "select i1 %s, %s %s, %s %s", ok.s, t, v.s, t, out.s);
+}
+
+static val int_op(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, val c, facts f) {
+  const char *t = ty(dt), *nsw = is_signed(dt) && f.nowrap ? " nsw" : "";
+  switch (op) {
+  case LG_OP_ADD: return inst(r, "add%s %s %s, %s", nsw, t, a.s, b.s);
+  case LG_OP_SUB: return inst(r, "sub%s %s %s, %s", nsw, t, a.s, b.s);
+  case LG_OP_MUL: return inst(r, "mul%s %s %s, %s", nsw, t, a.s, b.s);
+  case LG_OP_NEG: return inst(r, "sub%s %s 0, %s", nsw, t, a.s);
+  case LG_OP_MULACC: {
+    val m = inst(r, "mul %s %s, %s", t, a.s, b.s);
+    return inst(r, "add %s %s, %s", t, m.s, c.s);
+  }
+  case LG_OP_IDIV:
+  case LG_OP_MOD: return divide(r, op, dt, a, b, f.div_plain);
+  case LG_OP_MAX: {
+    val gt = inst(r, "icmp %s %s %s, %s", is_signed(dt) ? "sgt" : "ugt", t, a.s, b.s);
+    return inst(r, "select i1 %s, %s %s, %s %s", gt.s, t, a.s, t, b.s);
+  }
+  case LG_OP_AND: return inst(r, "and %s %s, %s", t, a.s, b.s);
+  case LG_OP_OR: return inst(r, "or %s %s, %s", t, a.s, b.s);
+  case LG_OP_XOR: return inst(r, "xor %s %s, %s", t, a.s, b.s);
+  default: return shift(r, op, dt, bdt, a, b, f.shift_plain); /* SHL, SHR */
+  }
+}
+
+/* an ALU op; dt is the operands' dtype (the result's, except for comparisons), bdt the second
+ * operand's (a shift amount may have its own) */
+static val op_value(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, val c, facts f) {
+  const char *t = ty(dt);
+  char k = lg_dtype_kind(dt);
+  switch (op) {
+  case LG_OP_CMPLT:
+    if (k == 'f') return inst(r, "fcmp olt %s %s, %s", t, a.s, b.s);
+    return inst(r, "icmp %s %s %s, %s", is_signed(dt) ? "slt" : "ult", t, a.s, b.s);
+  case LG_OP_CMPNE: return inst(r, k == 'f' ? "fcmp une %s %s, %s" : "icmp ne %s %s, %s", t, a.s, b.s);
+  case LG_OP_CMPEQ: return inst(r, k == 'f' ? "fcmp oeq %s %s, %s" : "icmp eq %s %s, %s", t, a.s, b.s);
+  case LG_OP_WHERE: return inst(r, "select i1 %s, %s %s, %s %s", a.s, ty(bdt), b.s, ty(bdt), c.s);
+  default: break;
+  }
+  if (k == 'f') return float_op(r, op, dt, a, b, c);
+  if (k != 'b') return int_op(r, op, dt, bdt, a, b, c, f);
+  switch (op) { /* bool: MAX is OR */
+  case LG_OP_AND: return inst(r, "and i1 %s, %s", a.s, b.s);
+  case LG_OP_XOR: return inst(r, "xor i1 %s, %s", a.s, b.s);
+  default: return inst(r, "or i1 %s, %s", a.s, b.s);
+  }
+}
+
+/* float -> integer: saturating, NaN is 0 */
+static val float_to_int(rnd *r, lg_dtype to, lg_dtype from, val a) {
+  const char *ft = ty(from), *fs = is_f64(from) ? "f64" : "f32";
+  char name[48];
+  snprintf(name, sizeof name, "llvm.fpto%ci.sat.%s.%s", is_signed(to) ? 's' : 'u', ty(to), fs);
+  declare(r, ty(to), name, ft);
+  return inst(r, "call %s @%s(%s %s)", ty(to), name, ft, a.s);
+}
+
+/* integer (or bool) -> float dtype `to`, rounding once */
+static val int_to_float(rnd *r, lg_dtype to, lg_dtype from, val a) {
+  const char *conv = is_signed(from) ? "sitofp" : "uitofp", *ft = ty(from);
+  if (sid(to) == LG_DT_FLOAT32 || is_f64(to)) return inst(r, "%s %s %s to %s", conv, ft, a.s, ty(to));
+  if (is_f16(to)) /* exact in float below 2^24, and from there on float16 is inf anyway */
+    return round_to(r, to, inst(r, "%s %s %s to float", conv, ft, a.s));
+  if (bits(from) <= 16) { /* exact in float */
+    need(r, H_BF16);
+    return inst(r, "call float @bf16_round(float %s)", inst(r, "%s %s %s to float", conv, ft, a.s).s);
+  }
+  val d;
+  if (bits(from) == 32) { /* exact in double */
+    d = inst(r, "%s %s %s to double", conv, ft, a.s);
+  } else {
+    need(r, H_ODD_DOUBLE);
+    d = inst(r, "call double @odd_double_%s(i64 %s)", is_signed(from) ? "i64" : "u64", a.s);
+  }
+  need(r, H_BF16_DOUBLE);
+  return inst(r, "call float @bf16_round_double(double %s)", d.s);
+}
+
+/* float -> float: from float16 or bfloat16 (float registers) widening is exact */
+static val float_to_float(rnd *r, lg_dtype to, lg_dtype from, val a) {
+  if (is_f64(to)) return inst(r, "fpext float %s to double", a.s);
+  if (sid(to) == LG_DT_FLOAT32) return is_f64(from) ? inst(r, "fptrunc double %s to float", a.s) : a;
+  if (!is_f64(from)) return round_to(r, to, a);
+  if (is_bf16(to)) {
+    need(r, H_BF16_DOUBLE);
+    return inst(r, "call float @bf16_round_double(double %s)", a.s);
+  }
+  need(r, H_ODD_F32); /* to float16 */
+  return round_to(r, to, inst(r, "call float @round_odd_f32(double %s)", a.s));
+}
+
+static val cast_value(rnd *r, lg_dtype to, lg_dtype from, val a) {
+  if (to == from) return a;
+  char kt = lg_dtype_kind(to), kf = lg_dtype_kind(from);
+  if (kt == 'b')
+    return kf == 'f' ? inst(r, "fcmp une %s %s, %s", ty(from), a.s, literal(from, 0, 0.0).s)
+                     : inst(r, "icmp ne %s %s, 0", ty(from), a.s);
+  if (kt != 'f' && kf == 'f') return float_to_int(r, to, from, a);
+  if (kt == 'f') return kf == 'f' ? float_to_float(r, to, from, a) : int_to_float(r, to, from, a);
+  if (bits(to) == bits(from) && kf != 'b') return a; /* the same register */
+  if (kf != 'b' && bits(to) < bits(from)) return inst(r, "trunc %s %s to %s", ty(from), a.s, ty(to));
+  return inst(r, "%s %s %s to %s", is_signed(from) ? "sext" : "zext", ty(from), a.s, ty(to));
+}
+
+/* the bits of a value as in memory: float16 and bfloat16 as their 16 bits, floats reinterpreted,
+ * integers as they are */
+static val to_bits(rnd *r, lg_dtype dt, val a) {
+  if (is_bf16(dt)) return need(r, H_BF16), inst(r, "call i16 @float_to_bf16(float %s)", a.s);
+  if (is_f16(dt)) return f16_bits(r, a);
+  if (lg_dt_is_float(dt)) return inst(r, "bitcast %s %s to %s", ty(dt), a.s, ty(ibits(dt)));
+  return a;
+}
+
+static val from_bits(rnd *r, lg_dtype dt, val a) {
+  if (is_bf16(dt)) return need(r, H_BF16), inst(r, "call float @bf16_to_float(i16 %s)", a.s);
+  if (is_f16(dt)) return f16_value(r, "alu", a);
+  if (lg_dt_is_float(dt)) return inst(r, "bitcast %s %s to %s", ty(ibits(dt)), a.s, ty(dt));
+  return a;
+}
+
+static val bitcast_value(rnd *r, lg_dtype to, lg_dtype from, val a) {
+  if (to == from || lg_dtype_kind(to) == 'b' || lg_dtype_kind(from) == 'b') return cast_value(r, to, from, a);
+  return from_bits(r, to, to_bits(r, from, a));
+}
+
+/* ---- nodes ---------------------------------------------------------------------------------------- */
+
+static int64_t slot_of(const rnd *r, const lg_uop *u) {
+  void *v = NULL;
+  lg_ptrmap_get(&r->slot, u, &v);
+  return (int64_t)(intptr_t)v - 1;
+}
+
+static val *vl(const rnd *r, const lg_uop *u) { return &r->vals[slot_of(r, u)]; }
+
+/* what the operands' bounds prove about an integer op */
+static facts facts_of(const lg_uop *u) {
+  facts f = {0};
+  int64_t lo, hi;
+  bool ranged = lg_dt_int_range(u->dtype, &lo, &hi);
+  f.nowrap = ranged && u->has_bounds && (u->vmin > lo || u->vmax < hi);
+  if (u->nsrc < 2) return f;
+  const lg_uop *a = u->src[0], *b = u->src[1];
+  f.shift_plain = b->has_bounds && b->vmin >= 0 && b->vmax < bits(u->dtype);
+  bool minus_one = b->vmin <= -1 && b->vmax >= -1, int_min = ranged && a->has_bounds && a->vmin == lo;
+  f.div_plain = b->has_bounds && (b->vmin > 0 || b->vmax < 0) &&
+                (lg_dtype_kind(u->dtype) == 'u' || narrow(u->dtype) || !(minus_one && int_min));
+  return f;
+}
+
+static int32_t reduce_op(const lg_uop *u) {
+  const char *s = u->arg.kind == LG_ARG_STR ? u->arg.s : "";
+  return strcmp(s, "ADD") == 0 ? LG_OP_ADD : strcmp(s, "MUL") == 0 ? LG_OP_MUL : strcmp(s, "MAX") == 0 ? LG_OP_MAX : -1;
+}
+
+/* A float MAX accumulates integer keys: the bits of x, its magnitude bits flipped when negative,
+ * and the largest key for any NaN. Keys order as the floats do, with -0.0 below 0.0 and NaN on
+ * top, so the update is an integer max, which the vectorizer knows as a reduction (the selects
+ * of float_max chain each update on the last one). */
+static bool keyed(const lg_uop *u) { return reduce_op(u) == LG_OP_MAX && lg_dt_is_float(u->dtype); }
+
+/* the largest key: all bits but the sign */
+static int64_t key_top(lg_dtype dt) { return (int64_t)((UINT64_C(1) << (bits(ibits(dt)) - 1)) - 1); }
+
+/* the key of -inf: the bits of inf are E, so -inf's key is the sign bit and top - E: -1 - E */
+static int64_t key_neg_inf(lg_dtype dt) {
+  int64_t inf = is_f64(dt) ? INT64_C(0x7ff0000000000000) : 0x7f800000;
+  return -1 - inf;
+}
+
+/* the key of a float's bits b, or the bits of a key b: both flip the magnitude bits of negatives */
+static val key_flip(rnd *r, lg_dtype dt, val b) {
+  lg_dtype kt = ibits(dt);
+  val sign = inst(r, "ashr %s %s, %d", ty(kt), b.s, (int)bits(kt) - 1);
+  val mag = inst(r, "and %s %s, %s", ty(kt), sign.s, literal(kt, key_top(dt), 0).s);
+  return inst(r, "xor %s %s, %s", ty(kt), b.s, mag.s);
+}
+
+/* a node's value where it is used: a REDUCE's is its accumulator's, loaded there */
+static val operand(rnd *r, const lg_uop *u) {
+  if (u->op != LG_OP_REDUCE) return *vl(r, u);
+  lg_dtype dt = u->dtype, kt = ibits(dt);
+  if (!keyed(u)) return inst(r, "load %s, %s* %s", ty(dt), ty(dt), vl(r, u)->s);
+  const char *it = ty(kt);
+  val k = inst(r, "load %s, %s* %s", it, it, vl(r, u)->s), f = inst(r, "bitcast %s %s to %s", it, key_flip(r, dt, k).s, ty(dt));
+  val nan = inst(r, "icmp eq %s %s, %s", it, k.s, literal(kt, key_top(dt), 0).s);
+  return inst(r, "select i1 %s, %s %s, %s %s", nan.s, ty(dt), literal(dt, 0, NAN).s, ty(dt), f.s);
+}
+
+/* the address of an INDEX's element: a getelementptr into the buffer */
+static val address(rnd *r, const lg_uop *idx, val i) {
+  const lg_uop *buf = idx->src[0];
+  const char *mt = mty(lg_dtype_base(buf->dtype)), *it = ty(idx->src[1]->dtype);
+  if (lg_dt_is_unsigned(idx->src[1]->dtype) && bits(idx->src[1]->dtype) < 64) {
+    i = inst(r, "zext %s %s to i64", it, i.s);
+    it = "i64";
+  }
+  return inst(r, "getelementptr inbounds %s, %s* %s, %s %s", mt, mt, vl(r, buf)->s, it, i.s);
+}
+
+/* load the element at an address as a value of dtype dt */
+static val load_at(rnd *r, lg_dtype dt, val p, const char *prefix) {
+  const char *mt = mty(dt);
+  int32_t align = lg_dtype_itemsize(dt);
+  if (sid(dt) == LG_DT_BOOL) return define(r, prefix, "icmp ne i8 %s, 0", inst(r, "load i8, i8* %s, align 1", p.s).s);
+  if (is_bf16(dt)) {
+    need(r, H_BF16);
+    val b = inst(r, "load i16, i16* %s, align 2", p.s);
+    return define(r, prefix, "call float @bf16_to_float(i16 %s)", b.s);
+  }
+  if (is_f16(dt)) return f16_value(r, prefix, inst(r, "load i16, i16* %s, align 2", p.s));
+  return define(r, prefix, "load %s, %s* %s, align %d", mt, mt, p.s, (int)align);
+}
+
+static void load(rnd *r, const lg_lin_inst *in) {
+  lg_uop *u = in->u, *idx = u->src[0];
+  val i = operand(r, idx->src[1]);
+  if (idx->nsrc < 3) {
+    *vl(r, u) = load_at(r, u->dtype, address(r, idx, i), "val");
+    return;
+  }
+  /* gated: the address is only formed and read under the gate */
+  val gate = operand(r, idx->src[2]), alt = u->nsrc > 1 ? operand(r, u->src[1]) : literal(u->dtype, 0, 0.0);
+  char from[32];
+  int32_t k = r->nlabel++;
+  snprintf(from, sizeof from, "%s", r->block);
+  emit(r, "br i1 %s, label %%gate%d.load, label %%gate%d.done", gate.s, (int)k, (int)k);
+  block(r, "gate", k, ".load");
+  val v = load_at(r, u->dtype, address(r, idx, i), "alu");
+  emit(r, "br label %%gate%d.done", (int)k);
+  block(r, "gate", k, ".done");
+  const char *t = ty(u->dtype);
+  *vl(r, u) = define(r, "val", "phi %s [ %s, %%gate%d.load ], [ %s, %%%s ]", t, v.s, (int)k, alt.s, from);
+}
+
+static void store(rnd *r, const lg_lin_inst *in) {
+  lg_uop *u = in->u, *idx = u->src[0];
+  lg_dtype dt = u->src[1]->dtype;
+  val v = operand(r, u->src[1]), i = operand(r, idx->src[1]);
+  if (sid(dt) == LG_DT_BOOL) v = inst(r, "zext i1 %s to i8", v.s);
+  if (is_bf16(dt)) need(r, H_BF16), v = inst(r, "call i16 @float_to_bf16(float %s)", v.s);
+  if (is_f16(dt)) v = f16_bits(r, v);
+  int32_t k = -1;
+  if (idx->nsrc == 3) { /* gated: the address is only formed and written under the gate */
+    val gate = operand(r, idx->src[2]);
+    k = r->nlabel++;
+    emit(r, "br i1 %s, label %%gate%d.store, label %%gate%d.done", gate.s, (int)k, (int)k);
+    block(r, "gate", k, ".store");
+  }
+  const char *mt = mty(dt);
+  val p = address(r, idx, i);
+  emit(r, "store %s %s, %s* %s, align %d", mt, v.s, mt, p.s, (int)lg_dtype_itemsize(dt));
+  if (k >= 0) {
+    emit(r, "br label %%gate%d.done", (int)k);
+    block(r, "gate", k, ".done");
+  }
+}
+
+/* ALU, CAST, BITCAST */
+static void value(rnd *r, const lg_lin_inst *in) {
+  lg_uop *u = in->u;
+  val a = operand(r, u->src[0]), b = u->nsrc > 1 ? operand(r, u->src[1]) : a, c = u->nsrc > 2 ? operand(r, u->src[2]) : a;
+  lg_dtype odt = lg_op_has(u->op, LG_OPF_CMP) ? u->src[0]->dtype : u->dtype;
+  *vl(r, u) = u->op == LG_OP_CAST      ? cast_value(r, u->dtype, u->src[0]->dtype, a)
+              : u->op == LG_OP_BITCAST ? bitcast_value(r, u->dtype, u->src[0]->dtype, a)
+                                       : op_value(r, u->op, odt, u->nsrc > 1 ? u->src[1]->dtype : odt, a, b, c, facts_of(u));
+}
+
+static void reduce_init(rnd *r, const lg_lin_inst *in) {
+  lg_uop *u = in->u;
+  lg_dtype dt = u->dtype;
+  int32_t op = reduce_op(u);
+  int64_t lo = 0, hi; /* MAX starts at the lowest value: -inf, INT32_MIN, 0 (uint64 too: left as is) */
+  if (op == LG_OP_MAX && !lg_dt_is_float(dt)) lg_dt_int_range(dt, &lo, &hi);
+  val id = op == LG_OP_MAX ? literal(dt, lo, -INFINITY) : literal(dt, op == LG_OP_MUL, op == LG_OP_MUL);
+  const char *t = ty(dt);
+  if (keyed(u)) t = ty(ibits(dt)), id = literal(ibits(dt), key_neg_inf(dt), 0);
+  val *acc = vl(r, u);
+  snprintf(acc->s, sizeof acc->s, "%%acc%d", r->nname++);
+  lg_strbuf_put(&r->allocas, "  %s = alloca %s\n", acc->s, t);
+  emit(r, "store %s %s, %s* %s", t, id.s, t, acc->s);
+}
+
+static void reduce_update(rnd *r, const lg_lin_inst *in) {
+  lg_uop *u = in->u;
+  lg_dtype dt = u->dtype;
+  val x = operand(r, u->src[0]);
+  if (keyed(u)) {
+    lg_dtype kt = ibits(dt);
+    const char *it = ty(kt), *acc = vl(r, u)->s;
+    val kx = key_flip(r, dt, inst(r, "bitcast %s %s to %s", ty(dt), x.s, it)), nan = inst(r, "fcmp uno %s %s, %s", ty(dt), x.s, x.s);
+    kx = inst(r, "select i1 %s, %s %s, %s %s", nan.s, it, literal(kt, key_top(dt), 0).s, it, kx.s);
+    val cur = inst(r, "load %s, %s* %s", it, it, acc), gt = inst(r, "icmp sgt %s %s, %s", it, cur.s, kx.s);
+    emit(r, "store %s %s, %s* %s", it, inst(r, "select i1 %s, %s %s, %s %s", gt.s, it, cur.s, it, kx.s).s, it, acc);
+    return;
+  }
+  val cur = operand(r, u), v = op_value(r, reduce_op(u), dt, dt, cur, x, x, (facts){0});
+  emit(r, "store %s %s, %s* %s", ty(dt), v.s, ty(dt), vl(r, u)->s);
+}
+
+/* loop<k>: ridx = phi [0, before], [ridx + 1, latch]; on to the body while ridx < end */
+static void loop_open(rnd *r, const lg_lin_inst *in) {
+  lg_uop *u = in->u;
+  const char *t = ty(u->dtype);
+  val end = operand(r, u->src[0]);
+  loop *l = &r->loops[r->nloops++];
+  l->label = r->nlabel++;
+  snprintf(l->ridx.s, sizeof l->ridx.s, "%%ridx%d", r->nname++);
+  char from[32];
+  snprintf(from, sizeof from, "%s", r->block);
+  emit(r, "br label %%loop%d", (int)l->label);
+  block(r, "loop", l->label, "");
+  emit(r, "%s = phi %s [ 0, %%%s ], [ %s.next, %%loop%d.latch ]", l->ridx.s, t, from, l->ridx.s, (int)l->label);
+  val more = inst(r, "icmp %s %s %s, %s", is_signed(u->dtype) ? "slt" : "ult", t, l->ridx.s, end.s);
+  emit(r, "br i1 %s, label %%loop%d.body, label %%loop%d.exit", more.s, (int)l->label, (int)l->label);
+  block(r, "loop", l->label, ".body");
+  *vl(r, u) = l->ridx;
+}
+
+static void loop_close(rnd *r, const lg_lin_inst *in) {
+  loop *l = &r->loops[--r->nloops];
+  const char *t = ty(in->u->dtype);
+  emit(r, "br label %%loop%d.latch", (int)l->label);
+  block(r, "loop", l->label, ".latch");
+  emit(r, "%s.next = add nuw nsw %s %s, 1", l->ridx.s, t, l->ridx.s); /* ridx < end: no wrap */
+  emit(r, "br label %%loop%d", (int)l->label);
+  block(r, "loop", l->label, ".exit");
+}
+
+static void walk(rnd *r) {
+  for (int64_t k = 0; k < r->lin.n; k++) {
+    const lg_lin_inst *in = &r->lin.inst[k];
+    lg_uop *u = in->u;
+    switch (in->kind) {
+    case LG_LIN_OPEN: loop_open(r, in); break;
+    case LG_LIN_CLOSE: loop_close(r, in); break;
+    case LG_LIN_INIT: reduce_init(r, in); break;
+    case LG_LIN_UPDATE: reduce_update(r, in); break;
+    default:
+      switch (u->op) {
+      case LG_OP_CONST: *vl(r, u) = literal(u->dtype, u->arg.i, u->arg.f); break;
+      case LG_OP_LOAD: load(r, in); break;
+      case LG_OP_STORE: store(r, in); break;
+      case LG_OP_DEFINE_GLOBAL: /* named before the walk */
+      case LG_OP_DEFINE_VAR:
+      case LG_OP_INDEX: /* formed by its LOADs and STOREs */
+      case LG_OP_END:
+      case LG_OP_GROUP:
+      case LG_OP_SINK: break;
+      default: value(r, in); break;
+      }
+    }
+  }
+}
+
+/* ---- checks, names ------------------------------------------------------------------------------- */
+
+static lg_status check_node(rnd *r, const lg_uop *u) {
+  char a[48], b[48];
+  lg_dtype dt = u->dtype;
+  switch (u->op) {
+  case LG_OP_DEFINE_GLOBAL: {
+    lg_dtype base = lg_dtype_base(dt);
+    if (!lg_dtype_is_ptr(dt) || lg_dtype_addrspace(dt) != LG_ADDR_GLOBAL || !lg_dt_is_plain(base) ||
+        lg_dtype_kind(base) == 'v')
+      return fail(r, u, "must be a global pointer to a scalar dtype");
+    if (u->arg.kind != LG_ARG_INT || u->arg.i < 0) return fail(r, u, "the arg must be a buffer slot >= 0");
+    return LG_OK;
+  }
+  case LG_OP_INDEX:
+    if (u->src[0]->op != LG_OP_DEFINE_GLOBAL)
+      return fail(r, u, "indexes %s; the LLVM renderer knows DEFINE_GLOBAL buffers only", lg_op_name(u->src[0]->op));
+    if (u->nsrc > 3) return fail(r, u, "takes a buffer, an index and a gate, got %d sources", u->nsrc);
+    if (!lg_dt_is_plain(u->src[1]->dtype) || !lg_dt_is_int(u->src[1]->dtype))
+      return fail(r, u, "the index is %s, not an integer", (lg_dtype_name(u->src[1]->dtype, a, sizeof a), a));
+    if (u->nsrc == 3 && u->src[2]->dtype != LG_DT_BOOL)
+      return fail(r, u, "the gate is %s, not bool", (lg_dtype_name(u->src[2]->dtype, a, sizeof a), a));
+    return LG_OK;
+  case LG_OP_LOAD:
+  case LG_OP_STORE: {
+    if (u->src[0]->op != LG_OP_INDEX) return fail(r, u, "the address is %s, not an INDEX", lg_op_name(u->src[0]->op));
+    if (u->nsrc > 2) return fail(r, u, "takes an INDEX and a value, got %d sources", u->nsrc);
+    lg_dtype elem = lg_dtype_base(u->src[0]->src[0]->dtype), v = u->op == LG_OP_LOAD ? dt : u->src[1]->dtype;
+    lg_dtype_name(v, a, sizeof a), lg_dtype_name(elem, b, sizeof b);
+    if (v != elem)
+      return fail(r, u, "%s %s %s a buffer of %s", u->op == LG_OP_LOAD ? "loads" : "stores", a,
+                  u->op == LG_OP_LOAD ? "from" : "into", b);
+    if (u->op == LG_OP_LOAD && u->nsrc == 2 && u->src[1]->dtype != dt)
+      return fail(r, u, "its alternative value is %s, not %s", (lg_dtype_name(u->src[1]->dtype, b, sizeof b), b), a);
+    return LG_OK;
+  }
+  case LG_OP_REDUCE: {
+    int32_t op = reduce_op(u);
+    char k = lg_dtype_kind(dt);
+    if (op < 0) return fail(r, u, "the arg must be \"ADD\", \"MUL\" or \"MAX\"");
+    if (u->src[0]->dtype != dt)
+      return fail(r, u, "reduces a %s value", (lg_dtype_name(u->src[0]->dtype, a, sizeof a), a));
+    if (k != 'v' && !lg_op_has(op, k == 'f' ? LG_OPF_FLOATOK : k == 'b' ? LG_OPF_BOOLOK : LG_OPF_INTOK))
+      return fail(r, u, "%s is not defined on %s", lg_op_name(op), (lg_dtype_name(dt, a, sizeof a), a));
+    break;
+  }
+  case LG_OP_SINK:
+  case LG_OP_GROUP:
+  case LG_OP_END: return LG_OK;
+  default: break;
+  }
+  if (!lg_dt_is_plain(dt) || lg_dtype_kind(dt) == 'v')
+    return fail(r, u, "the LLVM renderer needs a scalar dtype here (no vectors or pointers yet)");
+  return LG_OK;
+}
+
+static int by_slot(const void *a, const void *b) {
+  int64_t x = (*(lg_uop *const *)a)->arg.i, y = (*(lg_uop *const *)b)->arg.i;
+  return (x > y) - (x < y);
+}
+
+static int by_name(const void *a, const void *b) {
+  return strcmp((*(lg_uop *const *)a)->arg.s, (*(lg_uop *const *)b)->arg.s);
+}
+
+static bool is_ident(const char *s) {
+  if (!s || !(*s == '_' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z'))) return false;
+  for (; *s; s++)
+    if (!(*s == '_' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9'))) return false;
+  return true;
+}
+
+static bool has_slot(int32_t kind) { return kind != LG_LIN_CLOSE && kind != LG_LIN_UPDATE; }
+
+/* slots, checks, parameters (sorted, named) */
+static lg_status prepass(rnd *r) {
+  for (int64_t k = 0; k < r->lin.n; k++)
+    if (has_slot(r->lin.inst[k].kind) && !lg_ptrmap_put(&r->slot, r->lin.inst[k].u, (void *)(intptr_t)++r->nslots))
+      return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render LLVM: out of memory");
+  r->vals = calloc((size_t)r->nslots + 1, sizeof *r->vals);
+  r->globals = malloc(((size_t)r->nslots + 1) * sizeof *r->globals);
+  r->vars = malloc(((size_t)r->nslots + 1) * sizeof *r->vars);
+  r->loops = malloc(((size_t)r->nslots + 1) * sizeof *r->loops);
+  if (!r->vals || !r->globals || !r->vars || !r->loops) return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render LLVM: out of memory");
+  for (int64_t k = 0; k < r->lin.n; k++) {
+    lg_uop *u = r->lin.inst[k].u;
+    if (!has_slot(r->lin.inst[k].kind)) continue;
+    lg_status st = check_node(r, u);
+    if (st) return st;
+    if (u->op == LG_OP_DEFINE_GLOBAL) r->globals[r->nglobals++] = u;
+    if (u->op == LG_OP_DEFINE_VAR) r->vars[r->nvars++] = u;
+    if (u->op == LG_OP_STORE && !lg_ptrmap_put(&r->stored, u->src[0]->src[0], NULL))
+      return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render LLVM: out of memory");
+  }
+  qsort(r->globals, (size_t)r->nglobals, sizeof *r->globals, by_slot);
+  qsort(r->vars, (size_t)r->nvars, sizeof *r->vars, by_name);
+  for (int64_t i = 0; i < r->nglobals; i++) {
+    if (i > 0 && r->globals[i]->arg.i == r->globals[i - 1]->arg.i)
+      return fail(r, r->globals[i], "another DEFINE_GLOBAL has the same slot with another dtype");
+    snprintf(vl(r, r->globals[i])->s, sizeof(val), "%%data%lld", (long long)r->globals[i]->arg.i);
+  }
+  for (int64_t i = 0; i < r->nvars; i++) {
+    const char *s = r->vars[i]->arg.s;
+    if (i > 0 && strcmp(s, r->vars[i - 1]->arg.s) == 0)
+      return fail(r, r->vars[i], "another DEFINE_VAR has the same name (its place in ints is ambiguous)");
+    if (is_ident(s) && strlen(s) < 32)
+      snprintf(vl(r, r->vars[i])->s, sizeof(val), "%%var_%s", s);
+    else
+      snprintf(vl(r, r->vars[i])->s, sizeof(val), "%%var%lld", (long long)i);
+  }
+  return LG_OK;
+}
+
+/* The entry reads the arguments and calls the body (inlined), whose buffer parameters do not
+ * alias. */
+static lg_status assemble(rnd *r, const char *name, char **src) {
+  lg_strbuf out = {0}, params = {0}, args = {0};
+  lg_strbuf_put(&out, "; kernel %s for the LLVM device (devices/llvm/render_llvm.c)\n", name);
+  if (r->pre.len) lg_strbuf_put(&out, "%s\n", r->pre.p);
+  lg_strbuf_put(&out, "define void @%s(i8** %%bufs, i64* %%ints, i32 %%core_id, i32 %%ncores) nounwind {\nentry:\n", name);
+  for (int64_t i = 0; i < r->nglobals; i++) {
+    const lg_uop *g = r->globals[i];
+    long long s = (long long)g->arg.i;
+    const char *t = mty(lg_dtype_base(g->dtype)), *ro = lg_ptrmap_get(&r->stored, g, NULL) ? "" : " readonly";
+    lg_strbuf_put(&out, "  %%bufp%lld = getelementptr inbounds i8*, i8** %%bufs, i64 %lld\n", s, s);
+    lg_strbuf_put(&out, "  %%buf%lld = load i8*, i8** %%bufp%lld, align 8\n", s, s);
+    lg_strbuf_put(&out, "  %%arg%lld = bitcast i8* %%buf%lld to %s*\n", s, s, t);
+    lg_strbuf_put(&params, "%s%s* noalias%s align 64 %s", params.len ? ", " : "", t, ro, vl(r, g)->s);
+    lg_strbuf_put(&args, "%s%s* %%arg%lld", args.len ? ", " : "", t, s);
+  }
+  for (int64_t i = 0; i < r->nvars; i++) {
+    const char *t = ty(r->vars[i]->dtype);
+    lg_strbuf_put(&out, "  %%intp%lld = getelementptr inbounds i64, i64* %%ints, i64 %lld\n", (long long)i, (long long)i);
+    lg_strbuf_put(&out, "  %%int%lld = load i64, i64* %%intp%lld, align 8\n", (long long)i, (long long)i);
+    if (bits(r->vars[i]->dtype) < 64)
+      lg_strbuf_put(&out, "  %%iarg%lld = trunc i64 %%int%lld to %s\n", (long long)i, (long long)i, t);
+    lg_strbuf_put(&params, "%s%s %s", params.len ? ", " : "", t, vl(r, r->vars[i])->s);
+    lg_strbuf_put(&args, "%s%s %%%s%lld", args.len ? ", " : "", t, bits(r->vars[i]->dtype) < 64 ? "iarg" : "int",
+                  (long long)i);
+  }
+  lg_strbuf_put(&out, "  call void @%s.body(%s)\n  ret void\n}\n\n", name, args.p ? args.p : "");
+  lg_strbuf_put(&out, "define internal void @%s.body(%s) alwaysinline nounwind {\nentry:\n%s%s  ret void\n}\n", name,
+                params.p ? params.p : "", r->allocas.p ? r->allocas.p : "", r->body.p ? r->body.p : "");
+  bool oom = out.oom || params.oom || args.oom || r->oom || r->pre.oom || r->allocas.oom || r->body.oom;
+  free(params.p), free(args.p);
+  if (oom) {
+    free(out.p);
+    return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render LLVM: out of memory");
+  }
+  *src = out.p;
+  return LG_OK;
+}
+
+lg_status lg_render_llvm(lg_ctx *ctx, lg_uop *sink, const char *name, char **src) {
+  *src = NULL;
+  if (!is_ident(name))
+    return lg_ctx_fail(ctx, LG_ERR_ARG, "render LLVM: the kernel name '%s' is not a C identifier", name ? name : "(null)");
+  lg_status st = lg_uop_verify(ctx, sink);
+  if (st) return st;
+  rnd r = {.ctx = ctx, .block = "entry"};
+  st = lg_linearize(ctx, sink, &r.lin);
+  if (!st) st = prepass(&r);
+  if (!st) walk(&r), st = assemble(&r, name, src);
+  free(r.vals), free(r.globals), free(r.vars), free(r.loops), free(r.pre.p), free(r.allocas.p), free(r.body.p);
+  lg_ptrmap_free(&r.slot);
+  lg_ptrmap_free(&r.stored);
+  lg_linear_free(&r.lin);
+  return st;
+}
