@@ -41,17 +41,29 @@ enum {
   MAX_OUTPUT = 64 * 1024,  /* compiler output kept; the rest is read and dropped */
   MAX_ERRORS = 3,          /* compiler errors quoted in a message */
   SHOW_COLS = 100,         /* a long source line is shown as a window around the column */
-  MAX_THREADS = 1024
+  MAX_THREADS = 1024,
+  SPARE_MIN = 64 * 1024,   /* buffers from this size on are kept for reuse when freed ... */
+  SPARE_COUNT = 256        /* ... up to this many */
 };
+#define SPARE_BYTES ((size_t)1 << 30) /* ... and this many bytes */
 
 static const char *const default_flags[] = {"-O2", "-march=native", "-fPIC", "-shared", "-Wl,--no-undefined",
                                              "-ffp-contract=off", "-fno-math-errno"};
+
+/* A freed buffer kept for reuse (see cpu_free). */
+typedef struct spare {
+  void *mem;
+  size_t size;
+  struct spare *next;
+} spare;
 
 typedef struct cpu_state {
   char *words;     /* LUAGRAD_CC and LUAGRAD_CFLAGS, split in place */
   char **argv;     /* the compiler command, then room for "-o", out, src, "-lm", NULL */
   int argc;        /* words of the command before "-o" */
   lg_pool *pool;   /* THREADS threads, started on the first launch on more than one core */
+  spare *spares;   /* freed buffers of SPARE_MIN bytes or more, newest first */
+  size_t spare_bytes;
 } cpu_state;
 
 typedef struct cpu_program {
@@ -154,6 +166,12 @@ nomem:
 static void cpu_close(lg_device *dev) {
   cpu_state *s = dev->impl;
   lg_pool_free(s->pool);
+  while (s->spares) {
+    spare *k = s->spares;
+    s->spares = k->next;
+    free(k->mem);
+    free(k);
+  }
   free(s->words);
   free(s->argv);
   free(s);
@@ -161,16 +179,55 @@ static void cpu_close(lg_device *dev) {
 
 /* ---- memory ----------------------------------------------------------------------------------- */
 
+static size_t rounded(int64_t nbytes) { return ((size_t)nbytes + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
+
 static lg_status cpu_alloc(lg_device *dev, int64_t nbytes, void **mem) {
-  /* aligned_alloc wants a multiple of the alignment */
-  void *p = (uint64_t)nbytes <= SIZE_MAX - ALIGN ? aligned_alloc(ALIGN, ((size_t)nbytes + ALIGN - 1) & ~(size_t)(ALIGN - 1))
-                                                 : NULL;
+  cpu_state *s = dev->impl;
+  size_t size = (uint64_t)nbytes <= SIZE_MAX - ALIGN ? rounded(nbytes) : 0;
+  for (spare **at = &s->spares; size && *at; at = &(*at)->next) {
+    if ((*at)->size != size) continue;
+    spare *k = *at;
+    *at = k->next;
+    s->spare_bytes -= size;
+    *mem = k->mem;
+    free(k);
+    return LG_OK;
+  }
+  void *p = size ? aligned_alloc(ALIGN, size) : NULL; /* aligned_alloc wants a multiple of ALIGN */
   if (!p) return lg_ctx_fail(dev->ctx, LG_ERR_NOMEM, "CPU: cannot allocate a buffer of %lld bytes", (long long)nbytes);
   *mem = p;
   return LG_OK;
 }
 
-static void cpu_free(lg_device *dev, void *mem, int64_t nbytes) { free(mem); }
+/* Large buffers go back to a list of spares instead of the C library: the steps of a training
+ * loop allocate the same sizes again and again, and memory the library has given back to the
+ * system costs a page fault per 4 KiB when touched again. The oldest spares are freed first
+ * once the list holds SPARE_COUNT buffers or SPARE_BYTES. */
+static void cpu_free(lg_device *dev, void *mem, int64_t nbytes) {
+  cpu_state *s = dev->impl;
+  size_t size = rounded(nbytes);
+  spare *k = size >= SPARE_MIN && size <= SPARE_BYTES ? malloc(sizeof *k) : NULL;
+  if (!k) {
+    free(mem);
+    return;
+  }
+  *k = (spare){mem, size, s->spares};
+  s->spares = k;
+  s->spare_bytes += size;
+  int32_t count = 0;
+  for (spare **at = &s->spares; *at;) {
+    if (++count > SPARE_COUNT || s->spare_bytes > SPARE_BYTES) {
+      spare *old = *at;
+      *at = old->next;
+      s->spare_bytes -= old->size;
+      free(old->mem);
+      free(old);
+      count--;
+    } else {
+      at = &(*at)->next;
+    }
+  }
+}
 
 static lg_status cpu_copy_in(lg_device *dev, void *mem, int64_t offset, const void *src, int64_t n) {
   memcpy((char *)mem + offset, src, (size_t)n);
