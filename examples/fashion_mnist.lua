@@ -32,14 +32,12 @@ end
 
 -- the share of test images classified right, in batches of 1000 (eval mode)
 local function accuracy(m, images, labels)
-  local right, n = 0, images.shape[1]
-  for first = 1, n, 1000 do
-    local last = math.min(n, first + 999)
-    local x = prepare(images[{ { first, last } }])
-    local pred = lg.no_grad(function() return m(x):argmax(2) end)
-    right = right + pred:eq(labels[{ { first, last } }]):sum():item()
+  local right = 0
+  for xb, yb in lg.data.batches(images, labels, 1000, { shuffle = false }) do
+    local pred = lg.no_grad(function() return m(prepare(xb)):argmax(2) end)
+    right = right + pred:eq(yb):sum():item()
   end
-  return right / n
+  return right / images.shape[1]
 end
 
 local function bar(done, total, width)

@@ -4,9 +4,9 @@
 --     (N,28,28) uint8, labels (N) int32 holding 1-BASED class indices (1..10: the file's 0..9
 --     plus one, as Lua indexes), from Debian's dataset-fashion-mnist by default.
 --   batches(x, y, batch_size [, {shuffle = true, drop_last = false}]) -> iterator of xb, yb:
---     slices along the first axis (views, no copy). With shuffle, each call draws a new
---     permutation from the seeded generator (lg.manual_seed) and gathers the rows of x and y
---     once in that order; the batches are then contiguous slices of the gathered copies.
+--     batches of rows along the first axis, each copied (in C) into a buffer of its own, so that
+--     every training step has the same graph. With shuffle, each call draws a new permutation
+--     from the seeded generator (lg.manual_seed) and the batches take the rows in that order.
 local core = require "luagrad.core"
 local Tensor = require "luagrad.tensor"
 
@@ -74,10 +74,12 @@ local function permutation(n)
 end
 
 -- the rows of t in the order perm, gathered in one pass
-local function gather(t, perm)
+-- the rows idx[1], idx[2], ... of t (1-based), copied into a buffer of their own
+local function gather(t, idx)
+  local shape = { #idx, table.unpack(t.shape, 2) }
   local row = t:numel() // math.max(t.shape[1], 1)
-  if row == 0 then return t end
-  return Tensor.wrap(core.gather_rows(buffer_of(t), perm, row)):reshape(t.shape)
+  if row == 0 then return Tensor.zeros(shape, { dtype = t.dtype }) end
+  return Tensor.wrap(core.gather_rows(buffer_of(t), idx, row)):reshape(shape)
 end
 
 function M.batches(x, y, batch_size, opts)
@@ -91,18 +93,17 @@ function M.batches(x, y, batch_size, opts)
   if math.type(batch_size) ~= "integer" or batch_size < 1 then
     error(("batches: batch_size is %s, expected an integer >= 1"):format(tostring(batch_size)), 2)
   end
-  if opts.shuffle ~= false then
-    local perm = permutation(n)
-    x = gather(x, perm)
-    if y then y = gather(y, perm) end
-  end
+  local perm = opts.shuffle ~= false and permutation(n) or nil
   local stop = opts.drop_last and n - n % batch_size or n
   local at = 0
+  -- each batch is a buffer of its own (not a view at an offset of x): every step then has the
+  -- same graph, and its compiled kernels are reused
   return function()
     if at >= stop then return nil end
-    local lo, hi = at + 1, math.min(at + batch_size, stop)
-    at = hi
-    return x[{ { lo, hi } }], y and y[{ { lo, hi } }]
+    local idx = {}
+    for i = at + 1, math.min(at + batch_size, stop) do idx[#idx + 1] = perm and perm[i] or i end
+    at = at + #idx
+    return gather(x, idx), y and gather(y, idx)
   end
 end
 

@@ -88,7 +88,7 @@ data                  lg.data: datasets: IDX files, Fashion-MNIST, shuffled batc
 data.idx              lg.data.idx(path) -> Tensor: an IDX file (MNIST's format), gzip-compressed or not
 data.fashion_mnist    lg.data.fashion_mnist([dir]) -> {train_images, train_labels, test_images, test_labels}: uint8 (N,28,28) images, int32 labels 1..10 (1-based)
 data.fashion_mnist_dir  lg.data.fashion_mnist_dir: where fashion_mnist looks by default (Debian's dataset-fashion-mnist)
-data.batches          lg.data.batches(x, y, size [, {shuffle = true, drop_last = false}]) -> iterator of xb, yb: slices along axis 1, reshuffled per call
+data.batches          lg.data.batches(x, y, size [, {shuffle = true, drop_last = false}]) -> iterator of xb, yb: batches of rows (each its own buffer), reshuffled per call
 Tensor                lg.Tensor(data [, {dtype =, device =, requires_grad =}]): a lazy tensor from a number, a nested table or a tensor; fields shape, dtype, requires_grad, grad
 Tensor.new            Tensor.new(data [, opts]) -> Tensor: what lg.Tensor(data, opts) calls
 Tensor.zeros          Tensor.zeros(shape... [, opts]) -> Tensor: zeros (float32 unless opts.dtype); a shape is varargs or a table
