@@ -44,7 +44,7 @@ EXE := $(B)/bin/luagrad
 CTESTS := $(B)/tests/engine_tests
 LUALINK := $(B)/share/lua/5.4/luagrad
 
-.PHONY: all test test-c test-llvm check-asan bench demo install uninstall clean lines deps examples
+.PHONY: quickstart all test test-c test-llvm check-asan bench demo install uninstall clean lines deps examples
 
 all: $(MODULE) $(SOLIB) $(EXE) $(LUALINK) $(B)/include/luagrad.h
 
@@ -101,7 +101,7 @@ $(CTESTS): $(CTEST_SRC) $(B)/lib/libluagrad_core.a $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -Itests/c -Idevices/cpu -o $@ $(CTEST_SRC) $(B)/lib/libluagrad_core.a $(ENGINE_LIBS)
 
 # Debian packages the build and the tests need; installed when missing and run as root.
-DEB_PACKAGES := lua5.4 liblua5.4-dev lua-busted libxxhash-dev libcjson-dev zlib1g-dev libreadline-dev gcc make luajit luarocks llvm-14-dev
+DEB_PACKAGES := lua5.4 liblua5.4-dev lua-busted libxxhash-dev libcjson-dev zlib1g-dev libreadline-dev gcc make luajit luarocks llvm-14-dev dataset-fashion-mnist
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -138,7 +138,17 @@ bench: all
 	LUA_PATH="$(B)/share/lua/5.4/?.lua;$(B)/share/lua/5.4/?/init.lua;;" LUA_CPATH="$(B)/lib/lua/5.4/?.so;;" \
 	  $(LUA) bench/run.lua
 
+# The main job: train the CNN of examples/fashion_mnist.lua on Fashion-MNIST (Debian's
+# dataset-fashion-mnist, installed when missing and run as root), evaluate, save and reload it.
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 demo: all
+	@if [ ! -e $(FASHION_MNIST) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	  else echo "missing the dataset: apt-get install dataset-fashion-mnist (as root)"; exit 1; fi; \
+	fi
+	$(EXE) examples/fashion_mnist.lua
+
+quickstart: all
 	$(EXE) examples/quickstart.lua
 
 install: all

@@ -4,8 +4,8 @@
 --   build/bin/luagrad examples/fashion_mnist.lua [epochs [batch [out.safetensors]]]
 --
 -- Defaults: 3 epochs, batch 128, Adam with the learning rate decaying linearly to 0; the weights
--- go to fashion_mnist.safetensors in the current folder. EPOCH_IMAGES=n trains on the first n
--- images of each shuffled epoch only (for quick checks).
+-- go to fashion_mnist.safetensors in the current folder. For quick checks, EPOCH_IMAGES=n trains
+-- on the first n images of each shuffled epoch and TEST_IMAGES=n tests on the first n.
 local lg = require "luagrad"
 local nn, T = lg.nn, lg.Tensor
 
@@ -13,6 +13,7 @@ local epochs = tonumber(arg and arg[1]) or 3
 local batch = tonumber(arg and arg[2]) or 128
 local out_path = arg and arg[3] or "fashion_mnist.safetensors"
 local epoch_images = tonumber(os.getenv("EPOCH_IMAGES") or "")
+local test_images = tonumber(os.getenv("TEST_IMAGES") or "")
 local clock = lg.core.clock
 local MEAN, STD = 0.2860, 0.3530 -- of the training images' pixels in [0, 1]
 
@@ -49,6 +50,9 @@ local t_start = clock()
 lg.manual_seed(0)
 local data = lg.data.fashion_mnist()
 local train_x, train_y = data.train_images, data.train_labels
+if test_images then
+  data.test_images, data.test_labels = data.test_images[{ { 1, test_images } }], data.test_labels[{ { 1, test_images } }]
+end
 local n_train = epoch_images and math.min(epoch_images, train_x.shape[1]) or train_x.shape[1]
 local steps_per_epoch = math.ceil(n_train / batch)
 print(("Fashion-MNIST: %d training images, %d test images; %d epochs of %d steps, batch %d"):format(
