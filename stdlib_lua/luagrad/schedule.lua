@@ -38,8 +38,10 @@ local ALU_FREE = { CONST = true, BUFFER = true, IOTA = true, CAST = true, CONTIG
 local RECOMPUTE_LIMIT = 4 -- ALU ops a kernel may recompute for each broadcast copy of a value
 
 -- Which nodes get a buffer: the roots, CONTIGUOUS and COPY (BUFFERs have one already), and
---   * a REDUCE_AXIS that more than one kernel uses (it would be computed once per kernel) or that
---     a kernel reads through an EXPAND (it would be computed again for every broadcast copy);
+--   * a REDUCE_AXIS that more than one kernel uses (it would be computed once per kernel), that
+--     a kernel reads through an EXPAND (it would be computed again for every broadcast copy), or
+--     that another reduction reads (a convolution under a pooling: each gets loops of its own,
+--     which the optimizer blocks; nested, they are left as they are);
 --   * an elementwise node read through an EXPAND that costs RECOMPUTE_LIMIT or more ALU ops.
 -- Everything else fuses into the kernel that uses it. Users are visited before their sources,
 -- so when a node is decided, the kernels that read it are known.
@@ -66,17 +68,20 @@ function M.realized(roots)
     cost[u] = math.min(c, RECOMPUTE_LIMIT)
   end
   local expanded = {} -- reached from its kernel's root through an EXPAND
+  local reduced = {}  -- reached from its kernel's root through a REDUCE_AXIS
   local owner = {}    -- the kernel (its root) a node is computed in, or false for several
   for i = #order, 1, -1 do
     local u = order[i]
     if not set[u] and u.shape and not MOVEMENT[u.op] and not ALU_FREE[u.op] then
-      if owner[u] == false and u.op == "REDUCE_AXIS" then set[u] = true end
+      if u.op == "REDUCE_AXIS" and (owner[u] == false or reduced[u]) then set[u] = true end
       if expanded[u] and (u.op == "REDUCE_AXIS" or cost[u] >= RECOMPUTE_LIMIT) then set[u] = true end
     end
     local mine = set[u] and u or owner[u]
     local through = (not set[u] and expanded[u]) or u.op == "EXPAND"
+    local under = (not set[u] and reduced[u]) or u.op == "REDUCE_AXIS"
     for _, src in ipairs(computed(u)) do
       if through then expanded[src] = true end
+      if under then reduced[src] = true end
       if owner[src] == nil then
         owner[src] = mine
       elseif owner[src] ~= mine then
