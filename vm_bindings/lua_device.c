@@ -240,8 +240,10 @@ static int prog_launch(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   int32_t nbufs = (int32_t)lua_rawlen(L, 2), nints = lua_isnoneornil(L, 3) ? 0 : (int32_t)luaL_len(L, 3);
   lg_launch_dims dims = {.global = {(int32_t)luaL_optinteger(L, 4, 1), 1, 1}, .local = {1, 1, 1}};
-  lg_buffer **bufs = lua_newuserdatauv(L, sizeof *bufs * (size_t)(nbufs ? nbufs : 1), 0);
-  int64_t *ints = lua_newuserdatauv(L, sizeof *ints * (size_t)(nints ? nints : 1), 0);
+  lg_buffer *few_bufs[16]; /* most kernels: no garbage for the collector */
+  int64_t few_ints[8];
+  lg_buffer **bufs = nbufs <= 16 ? few_bufs : lua_newuserdatauv(L, sizeof *bufs * (size_t)nbufs, 0);
+  int64_t *ints = nints <= 8 ? few_ints : lua_newuserdatauv(L, sizeof *ints * (size_t)nints, 0);
   for (int32_t i = 0; i < nbufs; i++) {
     lua_rawgeti(L, 2, i + 1);
     buf_box *b = luaL_testudata(L, -1, LGL_BUFFER);

@@ -95,10 +95,11 @@ local function graph_nodes(roots)
   return list
 end
 
--- What recent runs computed: node -> {node viewing its buffer, generation}. A later graph that
--- holds one of these nodes reads the buffer instead of computing it again (the forward values a
--- backward computed, read again by an accuracy count). Entries live for KEEP runs.
-local recent, generation, KEEP = {}, 0, 2
+-- What the last KEEP runs of several kernels computed: node -> node viewing its buffer, and per
+-- run the list of its nodes. A later graph that holds one of these nodes reads the buffer
+-- instead of computing it again (the forward values a backward computed, read again by an
+-- accuracy count).
+local recent, runs, KEEP = {}, {}, 2
 
 -- roots with the nodes that recent runs computed replaced by their buffers
 local function reuse(roots)
@@ -106,7 +107,7 @@ local function reuse(roots)
   local map, found = {}, false
   for _, u in ipairs(graph_nodes(roots)) do
     local r = recent[u]
-    if r then map[u.hash], found = r[1], true end
+    if r then map[u.hash], found = r, true end
   end
   if not found then return roots end
   local memo, out = {}, {}
@@ -156,8 +157,9 @@ local plans = {} -- structure -> plan: scheduling and rendering are done once pe
 function M.run_many(roots)
   local out, bases, where = {}, {}, {}
   for i, root in ipairs(roots) do
-    local inner = schedule.base(root)
-    if base_buffer(root) or root.op == "CONST" then
+    local op = root.op
+    local inner = op == "RESHAPE" and schedule.base(root) or root
+    if op == "CONST" or op == "BUFFER" or (op == "RESHAPE" and base_buffer(root)) then
       out[i] = root
     elseif inner.op == "BUFFER" then
       out[i] = core.uop("RESHAPE", root.dtype, { inner }, root.shape or {})
@@ -170,9 +172,16 @@ function M.run_many(roots)
     end
   end
   if #bases == 0 then return out end
-  bases = reuse(bases)
   local key, bufs = core.structure(bases) -- graphs that differ only in their buffers share a plan
   local plan = plans[key]
+  if not (plan and #plan.steps == 1) then -- one kernel computes nothing a recent run did
+    local again = reuse(bases)
+    if again ~= bases then
+      bases = again
+      key, bufs = core.structure(bases)
+      plan = plans[key]
+    end
+  end
   if not plan then
     plan = make_plan(bases, bufs)
     plans[key] = plan
@@ -196,17 +205,17 @@ function M.run_many(roots)
     outs[j] = buf
   end
   if debug_level >= 1 then print(("ran %d kernels"):format(#plan.steps)) end
-  generation = generation + 1
-  for u, r in pairs(recent) do
-    if r[2] <= generation - KEEP then recent[u] = nil end
-  end
   if #plan.steps > 1 then -- what the kernels computed, under the nodes of this run's graphs
-    local nodes = graph_nodes(bases)
+    local nodes, run = graph_nodes(bases), {}
     for j, st in ipairs(plan.steps) do
       local u = nodes[st.node_pos]
       if u and outs[j] and u.op ~= "BUFFER" then
-        recent[u] = { core.uop("RESHAPE", u.dtype, { M.buffer_node(outs[j]) }, u.shape or {}), generation }
+        recent[u], run[#run + 1] = core.uop("RESHAPE", u.dtype, { M.buffer_node(outs[j]) }, u.shape or {}), u
       end
+    end
+    table.insert(runs, run)
+    if #runs > KEEP then
+      for _, u in ipairs(table.remove(runs, 1)) do recent[u] = nil end
     end
   end
   local nodes = {}

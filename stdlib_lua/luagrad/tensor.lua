@@ -290,7 +290,16 @@ end
 
 function Tensor:detach() return wrap(core.uop("DETACH", self.dtype, { self.uop })) end
 
-local function empty(t) return t:numel() == 0 and t.uop.op ~= "BUFFER" and (t.uop.op ~= "RESHAPE" or t.uop.src[1].op ~= "BUFFER") end
+-- a tensor of no elements that is not a buffer yet (a kernel of no iterations is not made)
+local function empty(t)
+  local u = t.uop
+  local op = u.op
+  if op == "BUFFER" or (op == "RESHAPE" and u.src[1].op == "BUFFER") then return false end
+  for _, d in ipairs(u.shape or {}) do
+    if d == 0 then return true end
+  end
+  return false
+end
 
 -- Tensor.realize_all(list): realize the tensors of the list together, in one schedule, so that
 -- what their graphs share is computed once (an optimizer step, all gradients of a backward)

@@ -53,9 +53,10 @@ end
 Tensor.broadcast_shape = broadcast_shape
 
 local function to_shape(t, shape)
-  if #t.shape == #shape then
+  local ts = t.shape
+  if #ts == #shape then
     local same = true
-    for i = 1, #shape do same = same and t.shape[i] == shape[i] end
+    for i = 1, #shape do same = same and ts[i] == shape[i] end
     if same then return t end
   end
   return t:expand(shape)
@@ -117,6 +118,10 @@ local function binary(what, allowed, f)
   return function(a, b)
     local d = result_dtype(a, b)
     check_kind(what, d, allowed)
+    if type(b) == "number" and is_tensor(a) then -- t op number: the number takes t's shape
+      local x = a.dtype == d and a or a:cast(d)
+      return f(x, const_shaped(b, d, x.shape), d)
+    end
     local x = operands(what, d, false, a, b)
     return f(x[1], x[2], d)
   end
