@@ -546,7 +546,8 @@ function Tensor:cross_entropy(target, opts)
 end
 
 -- p:binary_cross_entropy(target [, {reduction =, weight =}]): -(y log p + (1-y) log(1-p)), the
--- logs clamped at -100 as PyTorch
+-- logs clamped at -100 as PyTorch. Its gradient is PyTorch's (Tensor.func): the derivative of
+-- the clamped logs would be 0/0 where p is 0 or 1 (a saturated sigmoid)
 function Tensor:binary_cross_entropy(target, opts)
   local what = "binary_cross_entropy"
   check(what, self, "the input")
@@ -554,8 +555,15 @@ function Tensor:binary_cross_entropy(target, opts)
   same_shape(what, self, target)
   opts = options(what, opts, { "reduction", "weight" })
   local loss = -(target * self:log():maximum(-100) + (1 - target) * (1 - self):log():maximum(-100))
+  loss = Tensor.func("binary_cross_entropy", {}, loss, self, target)
   if opts.weight ~= nil then loss = loss * opts.weight end
   return reduce(what, loss, opts)
+end
+
+-- the gradients of binary_cross_entropy as PyTorch's: (p - y) / max(p (1 - p), 1e-12) for p,
+-- log(1 - p) - log(p) for the target
+Tensor.func_grads.binary_cross_entropy = function(g, _, _, p, y)
+  return g * (p - y) / ((1 - p) * p):maximum(1e-12), g * ((1 - p):log() - p:log())
 end
 
 -- x:binary_cross_entropy_with_logits(target [, {reduction =, weight =, pos_weight =}]): the loss

@@ -169,6 +169,14 @@ describe("backward against PyTorch", function()
     end
   end)
 
+  it("binary_cross_entropy at p = 0 and 1 (saturated sigmoids)", function()
+    local e = fx.bwd_bce_edge
+    local p, t = F(e.p), F(e.t)
+    check(e.y, run(function(p_, t_) return p_:binary_cross_entropy(t_, { reduction = "none" }) end, { p, t }, e.gy))
+    check(e.gp, p.grad, 1e-5, "p") -- PyTorch's: (p - t) / max(p (1 - p), 1e-12)
+    check(e.gt, t.grad, 1e-5, "target") -- log(1 - p) - log(p), infinite there
+  end)
+
   it("a small CNN (Conv2d, BatchNorm2d, relu, max_pool2d, Linear, cross_entropy): every parameter's gradient", function()
     local c = fx.bwd_cnn
     local conv, bn, lin = nn.Conv2d(2, 4, 3, { padding = 1 }), nn.BatchNorm2d(4), nn.Linear(64, 5)
