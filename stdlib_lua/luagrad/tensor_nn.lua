@@ -574,7 +574,9 @@ function Tensor:binary_cross_entropy_with_logits(target, opts)
   check(what, target, "the target")
   same_shape(what, self, target)
   opts = options(what, opts, { "reduction", "weight", "pos_weight" })
-  local softplus_neg = (1 + (-self:abs()):exp()):log() + (-self):maximum(0) -- log(1 + e^-x)
+  -- log(1 + e^-x) = log(1 + e^-|x|) + max(-x, 0); -|x| as -max(x, -x), whose tie at 0 splits
+  -- the gradient evenly as the other max's does, so the two kinks cancel (abs'(0) is 1)
+  local softplus_neg = (1 + (-self:maximum(-self)):exp()):log() + (-self):maximum(0)
   local lw = opts.pos_weight ~= nil and (opts.pos_weight - 1) * target + 1 or 1
   local loss = (1 - target) * self + lw * softplus_neg
   if opts.weight ~= nil then loss = loss * opts.weight end

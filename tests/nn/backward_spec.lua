@@ -169,12 +169,18 @@ describe("backward against PyTorch", function()
     end
   end)
 
-  it("binary_cross_entropy at p = 0 and 1 (saturated sigmoids)", function()
+  it("binary_cross_entropy at p = 0 and 1 (saturated sigmoids), and with logits at 0", function()
     local e = fx.bwd_bce_edge
     local p, t = F(e.p), F(e.t)
     check(e.y, run(function(p_, t_) return p_:binary_cross_entropy(t_, { reduction = "none" }) end, { p, t }, e.gy))
     check(e.gp, p.grad, 1e-5, "p") -- PyTorch's: (p - t) / max(p (1 - p), 1e-12)
     check(e.gt, t.grad, 1e-5, "target") -- log(1 - p) - log(p), infinite there
+    local x
+    x, t = F(e.logits), F(e.t)
+    check(e.y_logits, run(function(x_, t_) return x_:binary_cross_entropy_with_logits(t_, { reduction = "none" }) end,
+      { x, t }, e.gy_logits))
+    check(e.glogits, x.grad, 1e-5, "logits")
+    check(e.gt_logits, t.grad, 1e-5, "logits target")
   end)
 
   it("a small CNN (Conv2d, BatchNorm2d, relu, max_pool2d, Linear, cross_entropy): every parameter's gradient", function()
