@@ -216,11 +216,28 @@ function Tensor:conv2d(w, b, opts)
   return r
 end
 
+-- the gradient of a conv2d's weight (Cout, Cin/groups, k...) for input x and output gradient g
+-- (N, Cout, oh, ow): the windows of x times g, summed over the batch and the positions (windows
+-- past g's size, which a transposed convolution's output padding makes, left out)
+local function conv2d_dw(x, g, k, stride, dilation, padding, groups)
+  local bs, cout, cin, o = x.shape[1], g.shape[2], x.shape[2] // groups, { g.shape[3], g.shape[4] }
+  local rcout = cout // groups
+  local p = pool(pad_last(x, symmetric(padding)), k, stride, dilation) -- (bs, groups*cin, oh', ow', kh, kw)
+  if p.shape[3] ~= o[1] or p.shape[4] ~= o[2] then p = p:shrink({ {}, {}, { 1, o[1] }, { 1, o[2] }, {}, {} }) end
+  p = p:reshape(bs, groups, cin, 1, o[1], o[2], k[1], k[2])
+  local gr = g:reshape(bs, groups, 1, rcout, o[1], o[2], 1, 1)
+  local dw = (p * gr):sum({ 1, 5, 6 }) -- (groups, cin, rcout, kh, kw)
+  return dw:permute(1, 3, 2, 4, 5):reshape(cout, cin, k[1], k[2])
+end
+
+local function conv_params(params)
+  return { params[1], params[2] }, { params[3], params[4] }, { params[5], params[6] }, params[7]
+end
+
 -- conv2d's gradients: g (N, Cout, oh, ow) back to x (a transposed convolution, its output padded
--- to x's size) and to w (the windows of x times g, summed over the batch and the positions)
+-- to x's size) and to w
 Tensor.func_grads.conv2d = function(g, _, params, x, w)
-  local stride, dilation, padding, groups = { params[1], params[2] }, { params[3], params[4] }, { params[5], params[6] },
-    params[7]
+  local stride, dilation, padding, groups = conv_params(params)
   local k, o = { w.shape[3], w.shape[4] }, { g.shape[3], g.shape[4] }
   local outpad = {}
   for j = 1, 2 do
@@ -228,13 +245,7 @@ Tensor.func_grads.conv2d = function(g, _, params, x, w)
   end
   local dx = g:conv_transpose2d(w, nil, { stride = stride, padding = padding, output_padding = outpad,
     dilation = dilation, groups = groups })
-  local bs, cout, cin = x.shape[1], w.shape[1], w.shape[2]
-  local rcout = cout // groups
-  local p = pool(pad_last(x, symmetric(padding)), k, stride, dilation) -- (bs, groups*cin, oh, ow, kh, kw)
-  p = p:reshape(bs, groups, cin, 1, o[1], o[2], k[1], k[2])
-  local gr = g:reshape(bs, groups, 1, rcout, o[1], o[2], 1, 1)
-  local dw = (p * gr):sum({ 1, 5, 6 }) -- (groups, cin, rcout, kh, kw)
-  return dx, dw:permute(1, 3, 2, 4, 5):reshape(cout, cin, k[1], k[2])
+  return dx, conv2d_dw(x, g, k, stride, dilation, padding, groups)
 end
 
 -- x:conv1d(w [, b] [, opts]): x (N, Cin, L), w (Cout, Cin/groups, k)
@@ -247,6 +258,7 @@ end
 -- x:conv_transpose2d(w [, b] [, {stride, padding, output_padding, dilation, groups}]): the
 -- gradient of conv2d with respect to its input; w (Cin, Cout/groups, kh, kw). As tinygrad: the
 -- input spread out by the stride (zeros between), convolved with the flipped, transposed weight.
+-- Its gradient is its own (Tensor.func), without the spread input's zeros.
 function Tensor:conv_transpose2d(w, b, opts)
   local what = "conv_transpose2d"
   if opts == nil and type(b) == "table" and not is_tensor(b) then b, opts = nil, b end
@@ -287,7 +299,30 @@ function Tensor:conv_transpose2d(w, b, opts)
     local full = (k[j] - 1) * dilation[j]
     pads[j] = { full - padding[j], full - padding[j] + outpad[j] }
   end
-  return conv(what, x, wt, b, 2, { 1, 1 }, dilation, pads, groups)
+  local r = conv(what, x, wt, nil, 2, { 1, 1 }, dilation, pads, groups)
+  local cout = groups * rcout
+  r = Tensor.func("conv_transpose2d", { stride[1], stride[2], dilation[1], dilation[2], padding[1], padding[2], groups },
+    r, self, w)
+  if b ~= nil then
+    if not is_tensor(b) or b.ndim ~= 1 or b.shape[1] ~= cout then
+      raise("%s: bias %s does not match the %d output channels of weight %s", what,
+        is_tensor(b) and shape_str(b.shape) or type(b), cout, shape_str(w.shape))
+    end
+    r = r + b:reshape(1, cout, 1, 1)
+  end
+  return r
+end
+
+-- conv_transpose2d's gradients: it is the adjoint of x -> x:conv2d(w) (w read as a conv2d weight
+-- (Cin, Cout/groups, kh, kw)), so g (N, Cout, oh, ow) goes back to x as g:conv2d(w) and to w as
+-- conv2d's weight gradient with g as the input and x as the output gradient. A conv2d of g has
+-- one more row or column than x where the output padding is not below the stride: cut off.
+Tensor.func_grads.conv_transpose2d = function(g, _, params, x, w)
+  local stride, dilation, padding, groups = conv_params(params)
+  local dx = g:conv2d(w, nil, { stride = stride, padding = padding, dilation = dilation, groups = groups })
+  local h, wd = x.shape[3], x.shape[4]
+  if dx.shape[3] ~= h or dx.shape[4] ~= wd then dx = dx:shrink({ {}, {}, { 1, h }, { 1, wd } }) end
+  return dx, conv2d_dw(g, x, { w.shape[3], w.shape[4] }, stride, dilation, padding, groups)
 end
 
 -- ---- pooling -------------------------------------------------------------------------------
@@ -511,7 +546,8 @@ function Tensor:cross_entropy(target, opts)
 end
 
 -- p:binary_cross_entropy(target [, {reduction =, weight =}]): -(y log p + (1-y) log(1-p)), the
--- logs clamped at -100 as PyTorch
+-- logs clamped at -100 as PyTorch. Its gradient is PyTorch's (Tensor.func): the derivative of
+-- the clamped logs would be 0/0 where p is 0 or 1 (a saturated sigmoid)
 function Tensor:binary_cross_entropy(target, opts)
   local what = "binary_cross_entropy"
   check(what, self, "the input")
@@ -519,8 +555,15 @@ function Tensor:binary_cross_entropy(target, opts)
   same_shape(what, self, target)
   opts = options(what, opts, { "reduction", "weight" })
   local loss = -(target * self:log():maximum(-100) + (1 - target) * (1 - self):log():maximum(-100))
+  loss = Tensor.func("binary_cross_entropy", {}, loss, self, target)
   if opts.weight ~= nil then loss = loss * opts.weight end
   return reduce(what, loss, opts)
+end
+
+-- the gradients of binary_cross_entropy as PyTorch's: (p - y) / max(p (1 - p), 1e-12) for p,
+-- log(1 - p) - log(p) for the target
+Tensor.func_grads.binary_cross_entropy = function(g, _, _, p, y)
+  return g * (p - y) / ((1 - p) * p):maximum(1e-12), g * ((1 - p):log() - p:log())
 end
 
 -- x:binary_cross_entropy_with_logits(target [, {reduction =, weight =, pos_weight =}]): the loss
@@ -531,7 +574,9 @@ function Tensor:binary_cross_entropy_with_logits(target, opts)
   check(what, target, "the target")
   same_shape(what, self, target)
   opts = options(what, opts, { "reduction", "weight", "pos_weight" })
-  local softplus_neg = (1 + (-self:abs()):exp()):log() + (-self):maximum(0) -- log(1 + e^-x)
+  -- log(1 + e^-x) = log(1 + e^-|x|) + max(-x, 0); -|x| as -max(x, -x), whose tie at 0 splits
+  -- the gradient evenly as the other max's does, so the two kinks cancel (abs'(0) is 1)
+  local softplus_neg = (1 + (-self:maximum(-self)):exp()):log() + (-self):maximum(0)
   local lw = opts.pos_weight ~= nil and (opts.pos_weight - 1) * target + 1 or 1
   local loss = (1 - target) * self + lw * softplus_neg
   if opts.weight ~= nil then loss = loss * opts.weight end
