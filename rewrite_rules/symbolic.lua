@@ -56,6 +56,22 @@ local function nested_mod(m)
   local a, b = m.c1.arg, m.c2.arg
   if a > 0 and b > 0 and a % b == 0 then return m.x % b end
 end
+-- a REDUCE of the op's identity (an upcast copy that a gate masked out entirely) is that value,
+-- and so is a MAX of a constant over ranges that are not empty
+local function reduce_identity(_, _, node)
+  local src = node.src
+  local c = src[1]
+  if c.op ~= "CONST" then return nil end
+  local v, op = c.arg, node.arg
+  if (op == "ADD" and v == 0) or (op == "MUL" and v == 1) then return c end
+  if op ~= "MAX" then return nil end
+  for i = 2, #src do
+    local n = src[i].src[1]
+    if n.op ~= "CONST" or n.arg < 1 then return nil end
+  end
+  return c
+end
+
 -- (x // a) % b -> (x % (a*b)) // a for x >= 0 (a, b > 0): the remainder may then fold by divmod
 local function div_mod(m, _, node)
   local a, b = m.c1.arg, m.c2.arg
@@ -159,6 +175,7 @@ local rules = {
   { xb ~ xb, 0 },
   { xb & 0, 0 },
   { P.var("x", "bool") & true, P.var("x", "bool"), name = "and true" },
+  { P.op("REDUCE"), reduce_identity, name = "reduce of a constant" },
   { P.op("INDEX", { src = { P.var("buf"), P.var("idx"), P.const(true, "bool") } }), function(m, _, node)
     return core.uop("INDEX", node.dtype, { m.buf, m.idx })
   end, name = "gate always true" },

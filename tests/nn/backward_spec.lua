@@ -201,4 +201,30 @@ describe("backward against PyTorch", function()
     check(c.loss, loss)
     for name, p in pairs(params) do check(c.grads[name], p.grad, 1e-5, name) end
   end)
+  it("avg_pool2d(3, stride 2) on 7x6: the gradient reaches each input from every window holding it", function()
+    -- the optimizer's copy of the last output column is masked out entirely here (a REDUCE of
+    -- 0), which once made kernels whose loops could not nest
+    local x = T.rand(1, 1, 7, 6):realize()
+    x.requires_grad = true
+    local g = T.rand(1, 1, 3, 2):realize()
+    x:avg_pool2d(3, { stride = 2 }):backward(g)
+    local gv, want = g:totable()[1][1], {}
+    for i = 1, 7 do
+      want[i] = {}
+      for j = 1, 6 do
+        local s = 0
+        for oi = 1, 3 do
+          for oj = 1, 2 do
+            local r, c = 2 * oi - 1, 2 * oj - 1 -- the window's first row and column
+            if i >= r and i < r + 3 and j >= c and j < c + 3 then s = s + gv[oi][oj] / 9 end
+          end
+        end
+        want[i][j] = s
+      end
+    end
+    local got = x.grad:totable()[1][1]
+    for i = 1, 7 do
+      for j = 1, 6 do assert.is_true(math.abs(got[i][j] - want[i][j]) < 1e-6, ("(%d,%d)"):format(i, j)) end
+    end
+  end)
 end)

@@ -84,6 +84,16 @@ describe("symbolic", function()
     assert.are.equal(0, simplify(i - i).arg)
     assert.are.equal(i, simplify(i:max(i)))
     assert.are.equal(i, simplify(-(-i)))
+    -- a REDUCE of the op's identity; a MAX of a constant only over ranges that are not empty
+    local f32 = lg.float32
+    local function reduce(op, v, n)
+      local r = U.new("RANGE", lg.int32, { U.const(lg.int32, n) }, { 0, 1 })
+      return U.new("REDUCE", f32, { U.const(f32, v), r }, op)
+    end
+    assert.are.equal("CONST", simplify(reduce("ADD", 0, 5)).op)
+    assert.are.equal("REDUCE", simplify(reduce("ADD", 1, 5)).op)
+    assert.are.equal(2.5, simplify(reduce("MAX", 2.5, 5)).arg)
+    assert.are.equal("REDUCE", simplify(reduce("MAX", 2.5, 0)).op)
   end)
 
   it("combines constant chains and like terms", function()
