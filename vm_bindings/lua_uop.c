@@ -11,6 +11,7 @@ typedef struct {
 } uop_box;
 
 static const char cache_key = 'u'; /* registry key: weak table node pointer -> userdata */
+static const char op_ids_key = 'o'; /* registry key: table op name -> op number */
 
 void lgl_push_uop(lua_State *L, lg_uop *u) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &cache_key);
@@ -256,7 +257,10 @@ static int m_bitcast(lua_State *L) { return convert(L, LG_OP_BITCAST); }
 static int l_uop(lua_State *L) {
   lua_settop(L, 4);
   const char *opname = luaL_checkstring(L, 1);
-  int32_t op = lg_op_lookup(opname);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &op_ids_key); /* name -> op: no string compares per node */
+  lua_pushvalue(L, 1);
+  int32_t op = lua_rawget(L, -2) == LUA_TNUMBER ? (int32_t)lua_tointeger(L, -1) : -1;
+  lua_pop(L, 2);
   if (op < 0) return luaL_argerror(L, 1, lua_pushfstring(L, "unknown op '%s'", opname));
   lg_dtype dt = lua_isnoneornil(L, 2) ? LG_DT_VOID : lgl_check_dtype(L, 2);
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
@@ -464,6 +468,12 @@ static const luaL_Reg uop_funcs[] = {
     {"uop", l_uop}, {"const", l_const}, {"var", l_var}, {"structure", l_structure}, {NULL, NULL}};
 
 void lgl_open_uop(lua_State *L) {
+  lua_createtable(L, 0, lg_op_count());
+  for (int32_t i = 0; i < lg_op_count(); i++) {
+    lua_pushinteger(L, i);
+    lua_setfield(L, -2, lg_op_name(i));
+  }
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &op_ids_key);
   lua_newtable(L);
   lua_newtable(L);
   lua_pushliteral(L, "v");
