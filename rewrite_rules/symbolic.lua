@@ -165,6 +165,7 @@ local rules = {
   { (xi // c1) // c2, nested_div, name = "nested division" },
   { (xi % c1) % c2, nested_mod, name = "nested modulo" },
   { (xi // c1) % c2, div_mod, name = "modulo of a quotient" },
+  { (xi // c1) * c1 + xi % c1, xi, name = "quotient and remainder" }, -- truncating: any sign
   { P.op({ "IDIV", "MOD" }, { src = { xi, ci } }), P.native("divmod"), name = "divmod" },
   -- MAX
   { x:max(x), x },
