@@ -166,6 +166,8 @@ local rules = {
   { (xi % c1) % c2, nested_mod, name = "nested modulo" },
   { (xi // c1) % c2, div_mod, name = "modulo of a quotient" },
   { (xi // c1) * c1 + xi % c1, xi, name = "quotient and remainder" }, -- truncating: any sign
+  { (yi + (xi // c1) * c1) + xi % c1, yi + xi, name = "quotient and remainder in a sum" },
+  { (yi + xi % c1) + (xi // c1) * c1, yi + xi, name = "quotient and remainder in a sum" },
   { P.op({ "IDIV", "MOD" }, { src = { xi, ci } }), P.native("divmod"), name = "divmod" },
   -- MAX
   { x:max(x), x },

@@ -239,6 +239,32 @@ function M.upcast(sink, axis, amount) return split(sink, axis, 0, amount, "upcas
 
 function M.unroll(sink, axis, amount) return split(sink, axis, 1, amount, "unroll") end
 
+-- merge(a, b): two ranges of one kind (b's loop directly inside a's, closed by the same REDUCEs
+-- and ENDs) become one range of their sizes' product, axis a: a := m // size(b), b := m % size(b).
+-- Where every index steps by size(b) * (b's step) along a, the index math folds back to m: one
+-- longer loop (a batch-norm sum over H and W gets accumulators over H*W)
+function M.merge(sink, a, b)
+  local ra, rb = range_of(sink, a, nil, "merge"), range_of(sink, b, nil, "merge")
+  if ra.kind ~= rb.kind then fail("merge: axes %d and %d are ranges of different kinds", a, b) end
+  local op = ra.kind == 0 and "END" or "REDUCE"
+  local ca, cb = closers(sink, ra.node, op), closers(sink, rb.node, op)
+  local same = #ca == #cb
+  for i = 1, #ca do same = same and ca[i] == cb[i] end
+  if not same then fail("merge: axes %d and %d are not closed together", a, b) end
+  local m = core.uop("RANGE", int32, { iconst(ra.size * rb.size) }, { a, ra.kind })
+  local map = {}
+  for _, u in ipairs(ca) do
+    local srcs = { u.src[1] }
+    for i = 2, #u.src do
+      local x = u.src[i]
+      if x == ra.node then srcs[#srcs + 1] = m elseif x ~= rb.node then srcs[#srcs + 1] = x end
+    end
+    map[u] = u:replace({ src = srcs })
+  end
+  sink = substitute(sink, map)
+  return substitute(sink, { [ra.node] = m // rb.size, [rb.node] = m % rb.size })
+end
+
 -- accumulate(axis, n): n accumulators over a reduce range, each summing every n-th element,
 -- combined after the loop (independent chains of adds; contiguous ones become vector lanes)
 function M.accumulate(sink, axis, amount) return split(sink, axis, 1, amount, "accumulate", true) end
@@ -258,12 +284,13 @@ end
 -- `(17*a + b) % 16` becomes `a + b`)
 function M.simplify(sink) return rules.graph_rewrite(sink, "symbolic") end
 
-local transforms = { upcast = M.upcast, unroll = M.unroll, accumulate = M.accumulate, pad = M.pad, swap = M.swap }
+local transforms = { upcast = M.upcast, unroll = M.unroll, accumulate = M.accumulate, merge = M.merge, pad = M.pad,
+  swap = M.swap }
 
 function M.apply(sink, opts)
   for i, o in ipairs(opts) do
     local f = transforms[o[1]]
-    if not f then fail("apply: step %d is %s; expected upcast, unroll, accumulate, pad or swap", i, tostring(o[1])) end
+    if not f then fail("apply: step %d is %s; expected upcast, unroll, accumulate, merge, pad or swap", i, tostring(o[1])) end
     sink = f(sink, o[2], o[3])
   end
   return M.simplify(sink)
@@ -366,7 +393,42 @@ end
 --      small.
 -- Kernels without a reduction are left to gcc's loop vectorizer, and small ones (under SMALL
 -- loop iterations) as they are.
+local heuristic
+
+-- Adjacent reduce ranges that every access walks as one (a's step is size(b) times b's) merge
+-- first; the heuristic then works on the merged kernel.
 function M.heuristic(sink)
+  local merges = {}
+  while true do
+    local ranges, reds = M.ranges(sink), {}
+    for _, r in pairs(ranges) do
+      if r.kind == 1 then
+        if not r.size then return heuristic(sink) end
+        reds[#reds + 1] = r
+      end
+    end
+    table.sort(reds, function(x, y) return x.axis < y.axis end)
+    local found
+    for i = 1, #reds - 1 do
+      local a, b = reds[i], reds[i + 1]
+      local ok = a.size > 1 and b.size > 1
+      for _, acc in ipairs(accesses(sink)) do
+        if not ok then break end
+        local sa, sb = stride(acc.idx.src[2], a, a.size, ranges), stride(acc.idx.src[2], b, b.size, ranges)
+        ok = sa ~= nil and sb ~= nil and sa == b.size * sb
+      end
+      if ok and pcall(M.merge, sink, a.axis, b.axis) then found = { "merge", a.axis, b.axis } break end
+    end
+    if not found then break end
+    merges[#merges + 1] = found
+    sink = M.simplify(M.merge(sink, found[2], found[3]))
+  end
+  local rest = heuristic(sink)
+  for _, o in ipairs(rest) do merges[#merges + 1] = o end
+  return merges
+end
+
+function heuristic(sink)
   local ranges, outs, reds, work = M.ranges(sink), {}, {}, 1
   for _, r in pairs(ranges) do
     if not r.size then return {} end
@@ -442,7 +504,8 @@ function M.heuristic(sink)
   if inner and budget == SCALARS and inner.size > 4 then
     local contiguous = false
     for _, a in ipairs(loads) do contiguous = contiguous or strides[a][inner.axis] == 1 end
-    local amount = inner.size <= 16 and inner.size or inner.size % 16 == 0 and 16 or nil
+    local amount = inner.size <= 16 and inner.size or nil -- else the largest divisor from 16 to 4
+    for a = 16, 4, -1 do amount = amount or (inner.size % a == 0 and a or nil) end
     if contiguous and amount then
       copies = copies * amount
       opts[#opts + 1] = { "accumulate", inner.axis, amount }

@@ -102,6 +102,24 @@ describe("opt transformations", function()
     same(want, run(k, s), 1e-6, "upcast 0 by 6")
   end)
 
+  it("merge joins two reduce ranges walked as one; the heuristic merges them first", function()
+    local x = T.rand(3, 4, 5, 6):realize()
+    local m = kernel_of(x:sum({ 3, 4 }))
+    local rs, axes = opt.ranges(m.sink), {}
+    for a, r in pairs(rs) do
+      if r.kind == 1 then axes[#axes + 1] = a end
+    end
+    table.sort(axes)
+    assert.are.equal(2, #axes)
+    local s = opt.apply(m.sink, { { "merge", axes[1], axes[2] } })
+    assert.are.equal(30, opt.ranges(s)[axes[1]].size)
+    assert.is_nil(opt.ranges(s)[axes[2]])
+    same(run(m, m.sink), run(m, s), 1e-5, "merge")
+    assert.are.same({ "merge", axes[1], axes[2] }, opt.heuristic(m.sink)[1])
+    assert.has_error(function() opt.merge(m.sink, 0, axes[1]) end,
+      ("opt: merge: axes 0 and %d are ranges of different kinds"):format(axes[1]))
+  end)
+
   it("accumulate gives each copy a REDUCE of its own, combined after the loop", function()
     local s = opt.apply(k.sink, { { "accumulate", 2, 2 } }) -- 5 -> 6: 2 accumulators of 3 steps
     assert.are.equal(3, opt.ranges(s)[2].size)
@@ -156,7 +174,7 @@ describe("opt transformations", function()
     assert.has_error(function() opt.pad(k.sink, 0, 1.5) end, "opt: pad: the multiple must be an integer >= 1, got 1.5")
     assert.has_error(function() opt.swap(k.sink, 0, 2) end, "opt: swap: axes 0 and 2 are ranges of different kinds")
     assert.has_error(function() opt.apply(k.sink, { { "tile", 0, 2 } }) end,
-      "opt: apply: step 1 is tile; expected upcast, unroll, accumulate, pad or swap")
+      "opt: apply: step 1 is tile; expected upcast, unroll, accumulate, merge, pad or swap")
     local empty = kernel_of(T.ones(3, 0):sum(2))
     assert.has_error(function() opt.unroll(empty.sink, 1, 2) end, "opt: unroll: axis 1 has size 0")
   end)
