@@ -32,6 +32,7 @@ local Tensor = {}
 Tensor.__index = Tensor
 Tensor.default_float, Tensor.default_int = dt.float32, dt.int32
 
+local getmetatable = getmetatable
 local function is_tensor(x) return getmetatable(x) == Tensor end
 Tensor.is_tensor = is_tensor
 
@@ -255,10 +256,11 @@ local setters = {} -- writable fields
 function Tensor.add_field(name, get, set) fields[name], setters[name] = get, set end
 -- t.shape and other fields; t[i] and t[{...}] index (Tensor.getitem, tensor_index.lua)
 function Tensor.__index(t, k)
+  local m = Tensor[k] -- methods first: the most frequent lookup
+  if m ~= nil then return m end
   local f = fields[k]
   if f then return f(t) end
-  if type(k) == "string" then return Tensor[k] end
-  return Tensor.getitem(t, k)
+  if type(k) ~= "string" then return Tensor.getitem(t, k) end
 end
 
 -- t[i] = v and t[{...}] = v assign (Tensor.setitem); other keys are plain fields
