@@ -303,10 +303,13 @@ typedef struct lg_buffer lg_buffer;
 typedef struct lg_program lg_program;
 
 /* Launch geometry: for GPUs, global is the grid (in blocks) and local the block (in threads);
- * the CPU reads only global[0], its number of cores (see above). */
+ * the CPU reads only global[0], its number of cores (see above), and sample: when it is > 0 and
+ * below that number, only core_ids [0, sample) run (part of the work, to time a kernel whose
+ * whole run may take too long; other devices run all of it). */
 typedef struct lg_launch_dims {
   int32_t global[3];
   int32_t local[3];
+  int32_t sample;
 } lg_launch_dims;
 
 typedef struct lg_device_stats {

@@ -2,7 +2,8 @@
  *   core.buffer(device, dtype, n) -> Buffer of n elements; buf:write(values [, first]),
  *   buf:read([first [, count]]) -> list, buf:write_bytes(s [, byte offset]), buf:read_bytes();
  *   fields dtype, device, nbytes, #buf. Element positions are 1-based here, as everywhere in Lua.
- *   core.program(device, source, entry) -> Program; prog:launch({buf...} [, {int...} [, ncores]]).
+ *   core.program(device, source, entry) -> Program; prog:launch({buf...} [, {int...} [, ncores
+ *   [, sample]]]) (sample: run only the first cores, CPU).
  *   core.programs(device, {source...}, {entry...}) -> {Program or error message...}, compiled at
  *   once. core.cache_path(device, folder, text) -> a file name for text in a folder of the cache.
  *   core.buffer_node(buf) -> a BUFFER UOp holding buf; core.node_buffer(u) -> that Buffer.
@@ -292,13 +293,14 @@ static int prog_gc(lua_State *L) {
   return 0;
 }
 
-/* prog:launch({buf...} [, {int...} [, ncores]]) */
+/* prog:launch({buf...} [, {int...} [, ncores [, sample]]]): sample > 0 runs core_ids [0, sample) only (CPU) */
 static int prog_launch(lua_State *L) {
   prog_box *p = luaL_checkudata(L, 1, LGL_PROGRAM);
   luaL_argcheck(L, p->prog != NULL, 1, "the program is released");
   luaL_checktype(L, 2, LUA_TTABLE);
   int32_t nbufs = (int32_t)lua_rawlen(L, 2), nints = lua_isnoneornil(L, 3) ? 0 : (int32_t)luaL_len(L, 3);
-  lg_launch_dims dims = {.global = {(int32_t)luaL_optinteger(L, 4, 1), 1, 1}, .local = {1, 1, 1}};
+  lg_launch_dims dims = {.global = {(int32_t)luaL_optinteger(L, 4, 1), 1, 1}, .local = {1, 1, 1},
+                         .sample = (int32_t)luaL_optinteger(L, 5, 0)};
   lg_buffer **bufs = lua_newuserdatauv(L, sizeof *bufs * (size_t)(nbufs ? nbufs : 1), 0);
   int64_t *ints = lua_newuserdatauv(L, sizeof *ints * (size_t)(nints ? nints : 1), 0);
   for (int32_t i = 0; i < nbufs; i++) {

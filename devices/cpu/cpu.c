@@ -16,7 +16,8 @@
  * split loop (0: not split), work of one iteration}; the device runs it with ncores =
  * lg_pool_width(iterations, iterations * work, THREADS) (pool.h): each core_id is a chunk of
  * the loop, run by whichever thread of the pool takes it. dims->global[0] > 1 asks for exactly
- * that many instead (tests; hand-written kernels, which otherwise run as one). THREADS (1 to
+ * that many instead (tests; hand-written kernels, which otherwise run as one), and dims->sample
+ * runs only the first chunks of them (timing a part of a kernel). THREADS (1 to
  * MAX_THREADS) is read when a context opens the device; the default is the number of CPUs this
  * process may run on. */
 #include <dlfcn.h>
@@ -485,11 +486,12 @@ typedef struct launch_job {
   cpu_kernel fn;
   void **bufs;
   const int64_t *ints;
+  int32_t ncores;
 } launch_job;
 
-static void run_core(void *arg, int32_t core, int32_t ncores) {
+static void run_core(void *arg, int32_t core, int32_t ntasks) {
   const launch_job *j = arg;
-  j->fn(j->bufs, j->ints, core, ncores);
+  j->fn(j->bufs, j->ints, core, j->ncores);
 }
 
 /* iterations * work of one, saturating */
@@ -504,12 +506,13 @@ static lg_status cpu_launch(lg_device *dev, void *prog, void *const *mems, int32
   int32_t ncores = dims && dims->global[0] > 1 ? dims->global[0]
                    : p->split ? lg_pool_width(p->split[0], total_work(p->split), lg_pool_threads(s->pool))
                               : 1;
-  if (ncores == 1) {
-    p->fn((void **)mems, ints, 0, 1);
+  int32_t nrun = dims && dims->sample > 0 && dims->sample < ncores ? dims->sample : ncores;
+  if (nrun == 1) {
+    p->fn((void **)mems, ints, 0, ncores);
     return LG_OK;
   }
-  launch_job job = {p->fn, (void **)mems, ints};
-  lg_pool_run(s->pool, run_core, &job, ncores);
+  launch_job job = {p->fn, (void **)mems, ints, ncores};
+  lg_pool_run(s->pool, run_core, &job, nrun);
   return LG_OK;
 }
 

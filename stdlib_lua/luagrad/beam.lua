@@ -8,7 +8,9 @@
 --   random data, and kept when their output is the unoptimized kernel's (exactly for integers and
 --   booleans, within a tolerance for floats) and they ran in time (a first run over LIMIT seconds,
 --   or over twice the best so far and SHORT, drops them; the others get the best of RUNS more
---   runs); the `width` fastest make the next beam. The search stops when a round finds nothing
+--   runs; on the CPU, when the kernel without opts takes over PROBE seconds, a candidate first
+--   runs 1/PART of its split loop, and one whose whole run would take too long by that is
+--   dropped without it); the `width` fastest make the next beam. The search stops when a round finds nothing
 --   faster than the best so far, or after ROUNDS rounds.
 -- The winner (its opts list) is cached on disk under the device cache's root,
 -- core.cache_path(device, "beam", the unoptimized source and the width): one text file per
@@ -36,6 +38,8 @@ local MAX_COPIES = 256 -- copies of the body (product of the amounts) a candidat
 local LIMIT = 1.0     -- seconds: a slower first run drops a candidate
 local RUNS = 3        -- timed runs of a candidate after the one checked, the best counts
 local SHORT = 1e-3    -- seconds: a first run this short is not dropped for being slow (noise)
+local PROBE = 1e-2    -- seconds: over this, the kernel without opts has CPU candidates probed first
+local PART = 64       -- the part of a kernel's split loop a probe runs: 1/PART (at least THREADS trips)
 local CHUNK = 65536   -- elements written or compared at a time
 local CACHE_FORMAT = "luagrad beam 1"
 
@@ -169,6 +173,21 @@ end
 
 -- ---- the search -------------------------------------------------------------------------------
 
+-- the threads of the CPU device's pool: THREADS, else the processors
+local function threads()
+  local n = math.tointeger(tonumber(os.getenv("THREADS") or ""))
+  if n and n >= 1 then return n end
+  n = 0
+  local f = io.open("/proc/cpuinfo")
+  if f then
+    for line in f:lines() do
+      if line:match("^processor%s*:") then n = n + 1 end
+    end
+    f:close()
+  end
+  return math.max(n, 1)
+end
+
 local function default_render(job)
   return function(sink)
     if job.lower then sink = job.lower(sink) end
@@ -222,32 +241,53 @@ function M.search(sink, job)
   local times = { [base_src] = best_time } -- source -> time (of the first run when dropped for it)
   local seen = { [base_src] = true }
 
-  -- time candidates {opts =, src =, prog =}; the kept ones, fastest first
+  -- A probe of a CPU candidate: the first trips of its split loop (the C source says how many it
+  -- has) on the pool, each a core of its own; the seconds a whole run would take, or nil.
+  local probing, nthreads = job.device:upper():match("^CPU") and best_time > PROBE, threads()
+  local function probe(c)
+    local trips = probing and math.tointeger(tonumber(c.src:match("_split%[2%] = {(%d+), %d+}") or ""))
+    local part = trips and math.max(nthreads, trips // PART)
+    if not part or part >= trips then return nil end
+    local t0 = core.clock()
+    c.prog:launch(args, nil, trips, part)
+    return (core.clock() - t0) * trips / part
+  end
+
+  -- the time of a candidate {opts =, src =, prog =}, or nil when it is dropped
+  local function measure(c)
+    local guess = probe(c)
+    if guess and (guess > LIMIT or guess > 2 * best.time) then
+      times[c.src] = guess
+      return drop(c, ("too slow: about %.1f us"):format(guess * 1e6))
+    end
+    poison(out)
+    local t0 = core.clock()
+    c.prog:launch(args)
+    local t = core.clock() - t0
+    times[c.src] = t
+    if t > LIMIT or (t > 2 * best.time and t > SHORT) then return drop(c, ("too slow: %.1f us"):format(t * 1e6)) end
+    local wrong = compare(ref, out, out_spec.dtype, n_out, scale)
+    if wrong then return drop(c, wrong) end
+    t = math.huge
+    for _ = 1, RUNS do
+      t0 = core.clock()
+      c.prog:launch(args)
+      t = math.min(t, core.clock() - t0)
+    end
+    times[c.src] = t
+    return t
+  end
+
+  -- the candidates kept, fastest first
   local function run_all(cands)
     local kept = {}
     for _, c in ipairs(cands) do
-      poison(out)
-      local t0 = core.clock()
-      c.prog:launch(args)
-      local t = core.clock() - t0
-      times[c.src] = t
-      local wrong = t <= LIMIT and compare(ref, out, out_spec.dtype, n_out, scale)
-      if t > LIMIT or (t > 2 * best.time and t > SHORT) then
-        drop(c, ("too slow: %.1f us"):format(t * 1e6))
-      elseif wrong then
-        drop(c, wrong)
-      else
-        t = math.huge
-        for _ = 1, RUNS do
-          t0 = core.clock()
-          c.prog:launch(args)
-          t = math.min(t, core.clock() - t0)
-        end
-        c.time, times[c.src] = t, t
-        kept[#kept + 1] = c
-        result.kept[#result.kept + 1] = { opts = c.opts, time = t }
-      end
+      c.time = measure(c)
       c.prog = nil
+      if c.time then
+        kept[#kept + 1] = c
+        result.kept[#result.kept + 1] = { opts = c.opts, time = c.time }
+      end
     end
     table.sort(kept, function(a, b) return a.time < b.time end)
     return kept

@@ -232,7 +232,8 @@ static const char sub_src[] =
     "}\n";
 
 /* Several programs compiled at once: each its program or its message; a source given twice is
- * compiled once; a second context finds them on disk. Then file names in a folder of the cache. */
+ * compiled once; a second context finds them on disk. A launch of a sample of the cores. Then
+ * file names in a folder of the cache. */
 CTEST(device_compile_many) {
   char dir[] = "/tmp/lg_cache_XXXXXX", sub[64];
   REQUIRE(mkdtemp(dir));
@@ -251,6 +252,20 @@ CTEST(device_compile_many) {
   CHECK_MSG(errors[1] && strstr(errors[1], "kernel 'bad' does not compile") && strstr(errors[1], "undefined_thing"),
             "%s", errors[1] ? errors[1] : "(none)");
   CHECK(run_add(ctx, out[0], 100, NULL));
+  /* a sample launch runs the first cores only: [0, 25) of 100 floats in 4 */
+  lg_buffer *ab[3] = {NULL, NULL, NULL};
+  float ones[100], got[100];
+  int64_t n100 = 100;
+  for (int i = 0; i < 100; i++) ones[i] = 1;
+  for (int i = 0; i < 3; i++) REQUIRE_OK(ctx, lg_buffer_new(ctx, dev, 400, &ab[i]));
+  for (int i = 0; i < 3; i++) REQUIRE_OK(ctx, lg_buffer_write(ab[i], 0, ones, 400));
+  REQUIRE_OK(ctx, lg_program_launch(ctx, out[0], ab, 3, &n100, 1, &(lg_launch_dims){.global = {4, 1, 1}, .sample = 1}));
+  REQUIRE_OK(ctx, lg_buffer_read(ab[0], 0, got, 400));
+  int ran = 0, left = 0;
+  for (int i = 0; i < 100; i++) ran += i < 25 && got[i] == 2, left += i >= 25 && got[i] == 1;
+  CHECK_INT(ran, 25);
+  CHECK_INT(left, 75);
+  for (int i = 0; i < 3; i++) lg_buffer_release(ab[i]);
   lg_buffer *b = NULL;
   float v = 0;
   REQUIRE_OK(ctx, lg_buffer_new(ctx, dev, 4, &b));
