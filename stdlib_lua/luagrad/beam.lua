@@ -404,9 +404,9 @@ function M.optimize(sink, job)
   write_cache(path, r.opts)
   if debug >= 2 then
     local h = r.heuristic_time
-    print(("*** beam %-18s BEAM=%d: %d candidates, %d rounds, %.2f s; %.1f us, %s the heuristic's; %s"):format(
-      job.name, job.width, r.candidates, r.rounds, r.seconds, r.time * 1e6,
-      h and ("%.2fx"):format(h / r.time) or "(no time for)", opts_text(r.opts)))
+    print(("*** beam %-18s BEAM=%d: %d candidates, %d rounds, %.2f s; %.1f us, %s the heuristic's, %.2fx"
+      .. " the unoptimized; %s"):format(job.name, job.width, r.candidates, r.rounds, r.seconds, r.time * 1e6,
+      h and ("%.2fx"):format(h / r.time) or "(no time for)", r.base_time / r.time, opts_text(r.opts)))
   end
   return opt.apply(sink, r.opts)
 end
