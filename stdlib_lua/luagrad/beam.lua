@@ -195,7 +195,7 @@ local function default_render(job)
   end
 end
 
--- the bytes `pattern` repeated over a buffer: what a candidate must overwrite
+-- the byte 0x5a all over a buffer: what a candidate must overwrite
 local function poison(buf) buf:write_bytes(string.rep("\x5a", buf.nbytes)) end
 
 function M.search(sink, job)
