@@ -268,13 +268,9 @@ static lg_status check_private(lg_ctx *ctx, const char *path) {
   return LG_OK;
 }
 
-/* $CACHE_DIR, else $XDG_CACHE_HOME/luagrad, else $HOME/.cache/luagrad; then the kind's folder. */
-static lg_status cache_dir(lg_device *dev, const char **out) {
-  if (dev->cache_dir) {
-    *out = dev->cache_dir;
-    return LG_OK;
-  }
-  lg_ctx *ctx = dev->ctx;
+/* The cache root, checked: $CACHE_DIR, else $XDG_CACHE_HOME/luagrad, else
+ * $HOME/.cache/luagrad; *out is malloc'd. */
+static lg_status cache_root(lg_ctx *ctx, char **out) {
   const char *env = getenv("CACHE_DIR"), *suffix = "";
   if (!env || !*env) {
     env = getenv("XDG_CACHE_HOME"), suffix = "/luagrad";
@@ -288,12 +284,24 @@ static lg_status cache_dir(lg_device *dev, const char **out) {
   if (st == LG_OK && !real) st = lg_ctx_fail(ctx, LG_ERR_DEVICE, "cache directory %s: %s", root, strerror(errno));
   free(root);
   if (st == LG_OK) st = check_private(ctx, real);
-  char *dir = st == LG_OK ? str_cat(real, "/", dev->ops->kind) : NULL;
-  if (dir) {
-    for (char *p = dir + strlen(real) + 1; *p; p++) *p = (char)tolower((unsigned char)*p);
+  if (st != LG_OK) {
+    free(real);
+    return st;
   }
-  free(real);
+  *out = real;
+  return LG_OK;
+}
+
+/* The folder `name` (lower-cased) of the cache root, created and checked; *out is malloc'd. */
+static lg_status cache_folder(lg_ctx *ctx, const char *name, char **out) {
+  char *root = NULL;
+  lg_status st = cache_root(ctx, &root);
   if (st != LG_OK) return st;
+  char *dir = str_cat(root, "/", name);
+  if (dir) {
+    for (char *p = dir + strlen(root) + 1; *p; p++) *p = (char)tolower((unsigned char)*p);
+  }
+  free(root);
   if (!dir) return lg_ctx_fail(ctx, LG_ERR_NOMEM, "cache directory: out of memory");
   if (mkdir(dir, 0700) != 0 && errno != EEXIST)
     st = lg_ctx_fail(ctx, LG_ERR_DEVICE, "cannot create the cache directory %s: %s", dir, strerror(errno));
@@ -302,7 +310,17 @@ static lg_status cache_dir(lg_device *dev, const char **out) {
     free(dir);
     return st;
   }
-  *out = dev->cache_dir = dir;
+  *out = dir;
+  return LG_OK;
+}
+
+/* The device kind's folder of the cache, found once. */
+static lg_status cache_dir(lg_device *dev, const char **out) {
+  if (!dev->cache_dir) {
+    lg_status st = cache_folder(dev->ctx, dev->ops->kind, &dev->cache_dir);
+    if (st != LG_OK) return st;
+  }
+  *out = dev->cache_dir;
   return LG_OK;
 }
 
@@ -357,34 +375,157 @@ static bool cache_put(lg_device *dev, lg_program *prog) {
   return true;
 }
 
-/* Compile into a temporary file of the cache folder and load it; only a file that loaded is
- * renamed to `path`, so the disk cache holds no program that fails to load. */
-static lg_status compile_load(lg_device *dev, const char *dir, const char *src, const char *entry, const char *path,
-                              void **handle) {
-  lg_ctx *ctx = dev->ctx;
+/* A new empty file <dir>/tmp-XXXXXX<ext>; *tmp is its name (malloc'd). */
+static lg_status make_tmp(lg_device *dev, const char *dir, char **tmp) {
   const char *ext = dev->ops->bin_ext;
-  char *tmp = str_cat(dir, "/tmp-XXXXXX", ext);
-  if (!tmp) return lg_ctx_fail(ctx, LG_ERR_NOMEM, "compile: out of memory");
-  int fd = mkstemps(tmp, (int)strlen(ext));
+  if (!(*tmp = str_cat(dir, "/tmp-XXXXXX", ext))) return lg_ctx_fail(dev->ctx, LG_ERR_NOMEM, "compile: out of memory");
+  int fd = mkstemps(*tmp, (int)strlen(ext));
   if (fd < 0) {
-    lg_status st =
-        lg_ctx_fail(ctx, LG_ERR_DEVICE, "cannot create a file in the cache directory %s: %s", dir, strerror(errno));
-    free(tmp);
-    return st;
+    free(*tmp);
+    *tmp = NULL;
+    return lg_ctx_fail(dev->ctx, LG_ERR_DEVICE, "cannot create a file in the cache directory %s: %s", dir, strerror(errno));
   }
   close(fd);
-  int64_t t0 = now_ns();
-  lg_status st = dev->ops->compile(dev, src, entry, tmp);
-  dev->stats.compiles++;
-  dev->stats.compile_ns += now_ns() - t0;
-  if (st == LG_OK) st = dev->ops->load(dev, tmp, entry, handle);
+  return LG_OK;
+}
+
+/* Load a compiled temporary file; only a file that loaded is renamed to `path`, so the disk
+ * cache holds no program that fails to load. */
+static lg_status load_tmp(lg_device *dev, const char *tmp, const char *entry, const char *path, void **handle) {
+  lg_status st = dev->ops->load(dev, tmp, entry, handle);
   if (st == LG_OK && rename(tmp, path) != 0) {
-    st = lg_ctx_fail(ctx, LG_ERR_DEVICE, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    st = lg_ctx_fail(dev->ctx, LG_ERR_DEVICE, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
     dev->ops->unload(dev, *handle);
   }
-  if (st != LG_OK) unlink(tmp);
-  free(tmp);
   return st;
+}
+
+/* A loaded program, entered in the memory cache (the handle is unloaded when that fails). */
+static lg_status program_new(lg_device *dev, void *handle, const char *entry, const uint64_t key[2], lg_program **out) {
+  lg_program *prog = calloc(1, sizeof *prog);
+  if (prog)
+    *prog = (lg_program){.dev = dev, .prog = handle, .entry = str_cat(entry, "", ""), .key = {key[0], key[1]}, .refcnt = 1};
+  if (!prog || !prog->entry || !cache_put(dev, prog)) {
+    dev->ops->unload(dev, handle);
+    if (prog) free(prog->entry);
+    free(prog);
+    return lg_ctx_fail(dev->ctx, LG_ERR_NOMEM, "program_compile: out of memory");
+  }
+  *out = prog;
+  return LG_OK;
+}
+
+/* One source of a batch: its key, the earlier source with the same key (or -1), its file in the
+ * disk cache, and the temporary file it is compiled into. */
+typedef struct batch_item {
+  uint64_t key[2];
+  int32_t same;
+  char *path, *tmp;
+} batch_item;
+
+/* The message of the context's last failure, copied; NULL when out of memory. */
+static char *copy_error(lg_ctx *ctx) { return str_cat(lg_ctx_error(ctx), "", ""); }
+
+/* Programs for sources [0, n) (checked by the caller), from the caches or compiled, the
+ * compiles run by ops->compile_many where the device has one: out[i], or NULL with st[i] and
+ * msgs[i] (malloc'd) saying why. What fails the whole batch (the cache folder, memory) is
+ * returned, with its message on the context and nothing handed out. */
+static lg_status compile_batch(lg_device *dev, int32_t n, const char *const *srcs, const char *const *entries,
+                               lg_program **out, lg_status *st, char **msgs) {
+  lg_ctx *ctx = dev->ctx;
+  size_t m = n > 0 ? (size_t)n : 1;
+  batch_item *items = calloc(m, sizeof *items);
+  /* the compiles: indices into the batch, then their sources, entries, files and results */
+  int32_t *todo = malloc(m * sizeof *todo);
+  const char **csrc = malloc(3 * m * sizeof *csrc);
+  lg_status *cst = malloc(m * sizeof *cst);
+  char **cmsg = calloc(m, sizeof *cmsg);
+  lg_status fail = items && todo && csrc && cst && cmsg ? LG_OK : lg_ctx_fail(ctx, LG_ERR_NOMEM, "compile: out of memory");
+  int32_t ntodo = 0;
+  bool compiled = false; /* each compiled file was renamed into the cache or removed */
+  const char *dir = NULL;
+  for (int32_t i = 0; i < n; i++) out[i] = NULL, st[i] = LG_OK, msgs[i] = NULL;
+  for (int32_t i = 0; i < n && fail == LG_OK; i++) {
+    batch_item *it = &items[i];
+    program_key(dev, srcs[i], entries[i], it->key);
+    it->same = -1;
+    for (int32_t j = 0; j < i && it->same < 0; j++) {
+      if (items[j].key[0] == it->key[0] && items[j].key[1] == it->key[1]) it->same = j;
+    }
+    if (it->same >= 0) continue;
+    lg_program *prog = cache_find(dev, it->key);
+    if (prog) {
+      dev->stats.memory_hits++;
+      out[i] = lg_program_retain(prog);
+      continue;
+    }
+    if (!dir && (fail = cache_dir(dev, &dir)) != LG_OK) break;
+    char name[40];
+    snprintf(name, sizeof name, "/%016llx%016llx", (unsigned long long)it->key[1], (unsigned long long)it->key[0]);
+    if (!(it->path = str_cat(dir, name, dev->ops->bin_ext))) {
+      fail = lg_ctx_fail(ctx, LG_ERR_NOMEM, "compile: out of memory");
+      break;
+    }
+    /* A cached file that does not load (cut short, from another compiler) is compiled again. */
+    void *handle = NULL;
+    if (access(it->path, F_OK) == 0) {
+      if (dev->ops->load(dev, it->path, entries[i], &handle) == LG_OK) dev->stats.disk_hits++;
+      else unlink(it->path);
+    }
+    if (handle) fail = program_new(dev, handle, entries[i], it->key, &out[i]);
+    else if ((fail = make_tmp(dev, dir, &it->tmp)) == LG_OK) todo[ntodo++] = i;
+  }
+  if (fail == LG_OK && ntodo > 0) {
+    const char **centry = csrc + m, **cpath = csrc + 2 * m;
+    for (int32_t k = 0; k < ntodo; k++) {
+      csrc[k] = srcs[todo[k]], centry[k] = entries[todo[k]], cpath[k] = items[todo[k]].tmp;
+    }
+    int64_t t0 = now_ns();
+    if (dev->ops->compile_many) {
+      dev->ops->compile_many(dev, ntodo, csrc, centry, cpath, cst, cmsg);
+    } else {
+      for (int32_t k = 0; k < ntodo; k++) {
+        cst[k] = dev->ops->compile(dev, csrc[k], centry[k], cpath[k]);
+        if (cst[k] != LG_OK) cmsg[k] = copy_error(ctx);
+      }
+    }
+    dev->stats.compiles += ntodo;
+    dev->stats.compile_ns += now_ns() - t0;
+    compiled = true;
+    for (int32_t k = 0; k < ntodo; k++) {
+      int32_t i = todo[k];
+      void *handle = NULL;
+      if (cst[k] == LG_OK && (cst[k] = load_tmp(dev, cpath[k], centry[k], items[i].path, &handle)) != LG_OK)
+        cmsg[k] = copy_error(ctx);
+      if (cst[k] != LG_OK) {
+        unlink(cpath[k]);
+        st[i] = cst[k], msgs[i] = cmsg[k], cmsg[k] = NULL;
+        if (!msgs[i] && fail == LG_OK) fail = lg_ctx_fail(ctx, LG_ERR_NOMEM, "compile: out of memory");
+      } else if (fail == LG_OK) {
+        fail = program_new(dev, handle, centry[k], items[i].key, &out[i]);
+      } else {
+        dev->ops->unload(dev, handle);
+      }
+    }
+  }
+  for (int32_t i = 0; i < n && fail == LG_OK; i++) {
+    int32_t j = items[i].same;
+    if (j < 0) continue;
+    out[i] = lg_program_retain(out[j]), st[i] = st[j];
+    if (msgs[j] && !(msgs[i] = str_cat(msgs[j], "", ""))) fail = lg_ctx_fail(ctx, LG_ERR_NOMEM, "compile: out of memory");
+  }
+  if (fail != LG_OK) {
+    for (int32_t k = 0; k < ntodo && !compiled; k++) unlink(items[todo[k]].tmp);
+    for (int32_t i = 0; i < n; i++) {
+      lg_program_release(out[i]);
+      free(msgs[i]);
+      out[i] = NULL, msgs[i] = NULL;
+    }
+  }
+  for (int32_t i = 0; i < n && items; i++) free(items[i].path), free(items[i].tmp);
+  for (int32_t k = 0; k < ntodo && cmsg; k++) free(cmsg[k]);
+  free(items), free(todo), free(csrc), free(cst), free(cmsg);
+  return fail;
 }
 
 lg_status lg_program_compile(lg_ctx *ctx, lg_device *dev, const char *src, const char *entry, lg_program **out) {
@@ -392,41 +533,54 @@ lg_status lg_program_compile(lg_ctx *ctx, lg_device *dev, const char *src, const
   if (!src) return lg_ctx_fail(ctx, LG_ERR_ARG, "program_compile: no source");
   if (!is_identifier(entry))
     return lg_ctx_fail(ctx, LG_ERR_ARG, "program_compile: entry '%s' is not a C identifier", entry ? entry : "(null)");
-  uint64_t key[2];
-  program_key(dev, src, entry, key);
-  lg_program *prog = cache_find(dev, key);
-  if (prog) {
-    dev->stats.memory_hits++;
-    *out = lg_program_retain(prog);
-    return LG_OK;
+  lg_status st = LG_OK;
+  char *msg = NULL;
+  lg_status fail = compile_batch(dev, 1, &src, &entry, out, &st, &msg);
+  if (fail != LG_OK) return fail;
+  if (st != LG_OK) lg_ctx_fail(ctx, st, "%s", msg);
+  free(msg);
+  return st;
+}
+
+lg_status lg_program_compile_many(lg_ctx *ctx, lg_device *dev, int32_t n, const char *const *srcs,
+                                  const char *const *entries, lg_program **out, char **errors) {
+  if (dev->ctx != ctx) return other_ctx(ctx, "program_compile_many", dev);
+  if (n < 0 || (n > 0 && (!srcs || !entries || !out || !errors)))
+    return lg_ctx_fail(ctx, LG_ERR_ARG, "program_compile_many: bad argument arrays (%d sources)", (int)n);
+  for (int32_t i = 0; i < n; i++) {
+    if (!srcs[i]) return lg_ctx_fail(ctx, LG_ERR_ARG, "program_compile_many: source %d is NULL", (int)i);
+    if (!is_identifier(entries[i]))
+      return lg_ctx_fail(ctx, LG_ERR_ARG, "program_compile_many: entry %d '%s' is not a C identifier", (int)i,
+                         entries[i] ? entries[i] : "(null)");
   }
-  const char *dir = NULL;
-  lg_status st = cache_dir(dev, &dir);
+  lg_status *st = malloc((n > 0 ? (size_t)n : 1) * sizeof *st);
+  if (!st) return lg_ctx_fail(ctx, LG_ERR_NOMEM, "program_compile_many: out of memory");
+  lg_status fail = compile_batch(dev, n, srcs, entries, out, st, errors);
+  free(st);
+  return fail;
+}
+
+lg_status lg_device_cache_path(lg_ctx *ctx, lg_device *dev, const char *folder, const char *text, char **path) {
+  if (dev->ctx != ctx) return other_ctx(ctx, "device_cache_path", dev);
+  if (!is_identifier(folder))
+    return lg_ctx_fail(ctx, LG_ERR_ARG, "device_cache_path: folder '%s' is not a name of letters, digits and _",
+                       folder ? folder : "(null)");
+  if (!text) return lg_ctx_fail(ctx, LG_ERR_ARG, "device_cache_path: no text");
+  for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+    if (strcasecmp(kinds[k]->kind, folder) == 0)
+      return lg_ctx_fail(ctx, LG_ERR_ARG, "device_cache_path: folder '%s' is the folder of device kind %s", folder,
+                         kinds[k]->kind);
+  }
+  char *dir = NULL;
+  lg_status st = cache_folder(ctx, folder, &dir);
   if (st != LG_OK) return st;
+  uint64_t key[2];
+  program_key(dev, text, folder, key);
   char name[40];
   snprintf(name, sizeof name, "/%016llx%016llx", (unsigned long long)key[1], (unsigned long long)key[0]);
-  char *path = str_cat(dir, name, dev->ops->bin_ext);
-  if (!path) return lg_ctx_fail(ctx, LG_ERR_NOMEM, "program_compile: out of memory");
-  void *handle = NULL;
-  /* A cached file that does not load (cut short, from another compiler) is compiled again. */
-  if (access(path, F_OK) == 0) {
-    if (dev->ops->load(dev, path, entry, &handle) == LG_OK) dev->stats.disk_hits++;
-    else unlink(path);
-  }
-  if (!handle) st = compile_load(dev, dir, src, entry, path, &handle);
-  free(path);
-  if (st != LG_OK) return st;
-  prog = calloc(1, sizeof *prog);
-  if (prog)
-    *prog = (lg_program){.dev = dev, .prog = handle, .entry = str_cat(entry, "", ""), .key = {key[0], key[1]}, .refcnt = 1};
-  if (!prog || !prog->entry || !cache_put(dev, prog)) {
-    dev->ops->unload(dev, handle);
-    if (prog) free(prog->entry);
-    free(prog);
-    return lg_ctx_fail(ctx, LG_ERR_NOMEM, "program_compile: out of memory");
-  }
-  *out = prog;
-  return LG_OK;
+  *path = str_cat(dir, name, "");
+  free(dir);
+  return *path ? LG_OK : lg_ctx_fail(ctx, LG_ERR_NOMEM, "device_cache_path: out of memory");
 }
 
 lg_program *lg_program_retain(lg_program *prog) {

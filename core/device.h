@@ -41,6 +41,11 @@ typedef struct lg_device_ops {
    * may put its own temporary files next to it). A source that does not compile is
    * LG_ERR_COMPILE with the compiler's first errors; a compiler that cannot run, LG_ERR_DEVICE. */
   lg_status (*compile)(lg_device *dev, const char *src, const char *entry, const char *out_path);
+  /* Optional: compile n sources as compile does, several at a time; st[i] is the result of
+   * source i and msgs[i] (malloc'd) the message of a failure. Without it the generic layer
+   * calls compile for one after the other. */
+  void (*compile_many)(lg_device *dev, int32_t n, const char *const *srcs, const char *const *entries,
+                       const char *const *out_paths, lg_status *st, char **msgs);
   /* Load a compiled file and find `entry` in it; *prog is the device's handle. */
   lg_status (*load)(lg_device *dev, const char *path, const char *entry, void **prog);
   void (*unload)(lg_device *dev, void *prog);

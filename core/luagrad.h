@@ -303,10 +303,13 @@ typedef struct lg_buffer lg_buffer;
 typedef struct lg_program lg_program;
 
 /* Launch geometry: for GPUs, global is the grid (in blocks) and local the block (in threads);
- * the CPU reads only global[0], its number of cores (see above). */
+ * the CPU reads only global[0], its number of cores (see above), and sample: when it is > 0 and
+ * below that number, only core_ids [0, sample) run (part of the work, to time a kernel whose
+ * whole run may take too long; other devices run all of it). */
 typedef struct lg_launch_dims {
   int32_t global[3];
   int32_t local[3];
+  int32_t sample;
 } lg_launch_dims;
 
 typedef struct lg_device_stats {
@@ -360,6 +363,17 @@ lg_buffer *lg_uop_buffer(const lg_uop *u);
 
 lg_status lg_program_compile(lg_ctx *ctx, lg_device *dev, const char *src, const char *entry,
                              lg_program **out);
+/* Programs for n sources at once, as lg_program_compile makes each: out[i] is source i's
+ * program, or NULL with errors[i] (malloc'd, lg_free) the message of its failure. The CPU
+ * device runs up to THREADS compilers at a time; others compile one after the other. Fails as
+ * a whole (nothing handed out) for bad arguments, an unusable cache folder, or no memory. */
+lg_status lg_program_compile_many(lg_ctx *ctx, lg_device *dev, int32_t n, const char *const *srcs,
+                                  const char *const *entries, lg_program **out, char **errors);
+/* A file name for text in the folder `folder` (a C identifier, not a device kind's) of the
+ * cache root above: <root>/<folder>/<32 hex digits of a hash of the text, the device kind and
+ * its compiler identity>. The folder is created (mode 0700) and checked as the device's is; the
+ * file is not. *path is malloc'd (lg_free). */
+lg_status lg_device_cache_path(lg_ctx *ctx, lg_device *dev, const char *folder, const char *text, char **path);
 lg_program *lg_program_retain(lg_program *prog);
 void lg_program_release(lg_program *prog);
 const char *lg_program_entry(const lg_program *prog);

@@ -2,7 +2,10 @@
  *   core.buffer(device, dtype, n) -> Buffer of n elements; buf:write(values [, first]),
  *   buf:read([first [, count]]) -> list, buf:write_bytes(s [, byte offset]), buf:read_bytes();
  *   fields dtype, device, nbytes, #buf. Element positions are 1-based here, as everywhere in Lua.
- *   core.program(device, source, entry) -> Program; prog:launch({buf...} [, {int...} [, ncores]]).
+ *   core.program(device, source, entry) -> Program; prog:launch({buf...} [, {int...} [, ncores
+ *   [, sample]]]) (sample: run only the first cores, CPU).
+ *   core.programs(device, {source...}, {entry...}) -> {Program or error message...}, compiled at
+ *   once. core.cache_path(device, folder, text) -> a file name for text in a folder of the cache.
  *   core.buffer_node(buf) -> a BUFFER UOp holding buf; core.node_buffer(u) -> that Buffer.
  *   core.render_c(sink, name) -> C source of a kernel for the CPU device.
  *   core.render(device, sink, name) -> the kernel's source for that device's compiler: C for CPU,
@@ -226,6 +229,63 @@ static int l_program(lua_State *L) {
   return 1;
 }
 
+/* core.programs(device, {source...}, {entry...}) -> {Program or error message...}: the
+ * compiles run at once (CPU: up to THREADS compilers) */
+static int l_programs(lua_State *L) {
+  lg_device *dev = check_device(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
+  if ((lua_Integer)lua_rawlen(L, 3) != n)
+    return luaL_error(L, "programs: %I sources but %I entries", n, (lua_Integer)lua_rawlen(L, 3));
+  luaL_argcheck(L, n <= INT32_MAX / 4, 2, "too many sources");
+  size_t m = n > 0 ? (size_t)n : 1;
+  const char **strs = lua_newuserdatauv(L, 2 * m * sizeof *strs, 0);
+  lg_program **progs = lua_newuserdatauv(L, m * sizeof *progs, 0);
+  char **errors = lua_newuserdatauv(L, m * sizeof *errors, 0);
+  for (lua_Integer i = 0; i < n; i++) {
+    lua_rawgeti(L, 2, i + 1);
+    lua_rawgeti(L, 3, i + 1);
+    if (!lua_isstring(L, -2) || !lua_isstring(L, -1))
+      return luaL_error(L, "programs: source and entry %I must be strings", i + 1);
+    strs[i] = lua_tostring(L, -2), strs[m + i] = lua_tostring(L, -1); /* kept alive by the tables */
+    lua_pop(L, 2);
+  }
+  lua_createtable(L, (int)n, 0); /* the boxes first: nothing can fail once the programs exist */
+  for (lua_Integer i = 0; i < n; i++) {
+    prog_box *p = lua_newuserdatauv(L, sizeof *p, 0);
+    p->prog = NULL;
+    luaL_setmetatable(L, LGL_PROGRAM);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lg_ctx *ctx = lgl_ctx(L);
+  if (lg_program_compile_many(ctx, dev, (int32_t)n, strs, strs + m, progs, errors)) return lgl_fail(L, ctx);
+  for (lua_Integer i = 0; i < n; i++) {
+    lua_rawgeti(L, -1, i + 1);
+    ((prog_box *)lua_touserdata(L, -1))->prog = progs[i];
+    lua_pop(L, 1);
+  }
+  for (lua_Integer i = 0; i < n; i++) { /* the messages, as strings in place of the empty boxes */
+    if (progs[i]) continue;
+    lua_pushstring(L, errors[i]);
+    lg_free(errors[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+/* core.cache_path(device, folder, text) -> <cache root>/<folder>/<hash of text and device> */
+static int l_cache_path(lua_State *L) {
+  lg_device *dev = check_device(L, 1);
+  const char *folder = luaL_checkstring(L, 2), *text = luaL_checkstring(L, 3);
+  lg_ctx *ctx = lgl_ctx(L);
+  char *path;
+  if (lg_device_cache_path(ctx, dev, folder, text, &path)) return lgl_fail(L, ctx);
+  lua_pushstring(L, path);
+  lg_free(path);
+  return 1;
+}
+
 static int prog_gc(lua_State *L) {
   prog_box *p = luaL_checkudata(L, 1, LGL_PROGRAM);
   lg_program_release(p->prog);
@@ -233,13 +293,14 @@ static int prog_gc(lua_State *L) {
   return 0;
 }
 
-/* prog:launch({buf...} [, {int...} [, ncores]]) */
+/* prog:launch({buf...} [, {int...} [, ncores [, sample]]]): sample > 0 runs core_ids [0, sample) only (CPU) */
 static int prog_launch(lua_State *L) {
   prog_box *p = luaL_checkudata(L, 1, LGL_PROGRAM);
   luaL_argcheck(L, p->prog != NULL, 1, "the program is released");
   luaL_checktype(L, 2, LUA_TTABLE);
   int32_t nbufs = (int32_t)lua_rawlen(L, 2), nints = lua_isnoneornil(L, 3) ? 0 : (int32_t)luaL_len(L, 3);
-  lg_launch_dims dims = {.global = {(int32_t)luaL_optinteger(L, 4, 1), 1, 1}, .local = {1, 1, 1}};
+  lg_launch_dims dims = {.global = {(int32_t)luaL_optinteger(L, 4, 1), 1, 1}, .local = {1, 1, 1},
+                         .sample = (int32_t)luaL_optinteger(L, 5, 0)};
   lg_buffer *few_bufs[16]; /* most kernels: no garbage for the collector */
   int64_t few_ints[8];
   lg_buffer **bufs = nbufs <= 16 ? few_bufs : lua_newuserdatauv(L, sizeof *bufs * (size_t)nbufs, 0);
@@ -289,7 +350,8 @@ static const luaL_Reg prog_methods[] = {{"launch", prog_launch}, {NULL, NULL}};
 static const luaL_Reg device_funcs[] = {{"buffer", l_buffer},          {"buffer_node", l_buffer_node},
                                         {"node_buffer", l_node_buffer}, {"program", l_program},
                                         {"render_c", l_render_c},         {"render", l_render},
-                                        {"device_stats", l_device_stats}, {NULL, NULL}};
+                                        {"device_stats", l_device_stats}, {"programs", l_programs},
+                                        {"cache_path", l_cache_path},     {NULL, NULL}};
 
 void lgl_open_device(lua_State *L) {
   luaL_newmetatable(L, LGL_BUFFER);

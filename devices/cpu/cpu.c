@@ -16,7 +16,8 @@
  * split loop (0: not split), work of one iteration}; the device runs it with ncores =
  * lg_pool_width(iterations, iterations * work, THREADS) (pool.h): each core_id is a chunk of
  * the loop, run by whichever thread of the pool takes it. dims->global[0] > 1 asks for exactly
- * that many instead (tests; hand-written kernels, which otherwise run as one). THREADS (1 to
+ * that many instead (tests; hand-written kernels, which otherwise run as one), and dims->sample
+ * runs only the first chunks of them (timing a part of a kernel). THREADS (1 to
  * MAX_THREADS) is read when a context opens the device; the default is the number of CPUs this
  * process may run on. */
 #include <dlfcn.h>
@@ -241,36 +242,39 @@ static lg_status cpu_copy_out(lg_device *dev, void *dst, void *mem, int64_t offs
 
 /* ---- running the compiler --------------------------------------------------------------------- */
 
-/* Run argv (PATH searched), stdin from /dev/null, stdout and stderr into *out (NUL-terminated,
- * at most MAX_OUTPUT bytes kept). Returns 0 and the wait status in *status, or an errno when
- * the program could not be started. */
-static int run_capture(char *const *argv, char **out, int *status) {
+/* Start argv (PATH searched), stdin from /dev/null, stdout and stderr into a pipe whose read
+ * end is *fd. Returns 0, or an errno when the program could not be started. */
+static int spawn_capture(char *const *argv, pid_t *pid, int *fd) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return errno;
   posix_spawn_file_actions_t fa;
-  pid_t pid = 0;
   int err = posix_spawn_file_actions_init(&fa);
   if (!err) {
     err = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     if (!err) err = posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
     if (!err) err = posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-    if (!err) err = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    if (!err) err = posix_spawnp(pid, argv[0], &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
   }
   close(fds[1]);
-  if (err) {
-    close(fds[0]);
-    return err;
-  }
+  if (err) close(fds[0]);
+  else *fd = fds[0];
+  return err;
+}
+
+/* Read what a started program writes into *out (NUL-terminated, at most MAX_OUTPUT bytes kept),
+ * close fd and wait for the program. Returns 0 and the wait status in *status, or an errno. */
+static int collect_capture(pid_t pid, int fd, char **out, int *status) {
   char *buf = malloc(MAX_OUTPUT + 1), drop[4096];
   size_t len = 0;
+  int err = 0;
   for (ssize_t r = 1; r != 0;) {
     bool keep = buf && len < MAX_OUTPUT;
-    r = keep ? read(fds[0], buf + len, MAX_OUTPUT - len) : read(fds[0], drop, sizeof drop);
+    r = keep ? read(fd, buf + len, MAX_OUTPUT - len) : read(fd, drop, sizeof drop);
     if (r < 0 && errno != EINTR) break;
     if (r > 0 && keep) len += (size_t)r;
   }
-  close(fds[0]);
+  close(fd);
   while (waitpid(pid, status, 0) < 0 && !err) err = errno == EINTR ? 0 : errno;
   if (!err && !buf) err = ENOMEM;
   if (err) {
@@ -362,43 +366,93 @@ static bool write_all(int fd, const char *s, size_t n) {
   return true;
 }
 
-static lg_status cpu_compile(lg_device *dev, const char *src, const char *entry, const char *out_path) {
+/* One compiler run: the source file it reads (tmp-XXXXXX.c next to the output), the process
+ * and the read end of its output. */
+typedef struct compile_job {
+  const char *src, *entry;
+  char *srcpath;
+  pid_t pid;
+  int fd;
+} compile_job;
+
+/* Write the source next to out_path and start the compiler on it. */
+static lg_status compile_start(lg_device *dev, compile_job *j, const char *out_path) {
   cpu_state *s = dev->impl;
   lg_ctx *ctx = dev->ctx;
-  /* the source goes next to the output: tmp-XXXXXX.c in the cache folder */
   size_t dirlen = (size_t)(strrchr(out_path, '/') ? strrchr(out_path, '/') - out_path + 1 : 0);
-  char *srcpath = malloc(dirlen + 16);
-  if (!srcpath) return lg_ctx_fail(ctx, LG_ERR_NOMEM, "CPU compile: out of memory");
-  snprintf(srcpath, dirlen + 16, "%.*stmp-XXXXXX.c", (int)dirlen, out_path);
-  int fd = mkstemps(srcpath, 2);
-  if (fd < 0 || !write_all(fd, src, strlen(src))) {
-    lg_status st = lg_ctx_fail(ctx, LG_ERR_DEVICE, "CPU compile: cannot write %s: %s", srcpath, strerror(errno));
-    if (fd >= 0) close(fd), unlink(srcpath);
-    free(srcpath);
+  if (!(j->srcpath = malloc(dirlen + 16))) return lg_ctx_fail(ctx, LG_ERR_NOMEM, "CPU compile: out of memory");
+  snprintf(j->srcpath, dirlen + 16, "%.*stmp-XXXXXX.c", (int)dirlen, out_path);
+  int fd = mkstemps(j->srcpath, 2);
+  if (fd < 0 || !write_all(fd, j->src, strlen(j->src))) {
+    lg_status st = lg_ctx_fail(ctx, LG_ERR_DEVICE, "CPU compile: cannot write %s: %s", j->srcpath, strerror(errno));
+    if (fd >= 0) close(fd), unlink(j->srcpath);
+    free(j->srcpath);
+    j->srcpath = NULL;
     return st;
   }
   close(fd);
   int n = s->argc;
-  s->argv[n] = "-o", s->argv[n + 1] = (char *)out_path, s->argv[n + 2] = srcpath, s->argv[n + 3] = "-lm";
+  s->argv[n] = "-o", s->argv[n + 1] = (char *)out_path, s->argv[n + 2] = j->srcpath, s->argv[n + 3] = "-lm";
   s->argv[n + 4] = NULL;
+  int err = spawn_capture(s->argv, &j->pid, &j->fd);
+  if (!err) return LG_OK;
+  unlink(j->srcpath);
+  free(j->srcpath);
+  j->srcpath = NULL;
+  return lg_ctx_fail(ctx, err == ENOMEM ? LG_ERR_NOMEM : LG_ERR_DEVICE,
+                     "CPU: cannot run the C compiler '%s' (LUAGRAD_CC): %s", s->argv[0], strerror(err));
+}
+
+/* Wait for a started compiler; a failure quotes its first errors. */
+static lg_status compile_finish(lg_device *dev, compile_job *j) {
+  cpu_state *s = dev->impl;
+  lg_ctx *ctx = dev->ctx;
   char *output = NULL;
-  int status = 0, err = run_capture(s->argv, &output, &status);
-  unlink(srcpath);
+  int status = 0, err = collect_capture(j->pid, j->fd, &output, &status);
+  unlink(j->srcpath);
   lg_status st = LG_OK;
   if (err) {
-    st = lg_ctx_fail(ctx, err == ENOMEM ? LG_ERR_NOMEM : LG_ERR_DEVICE,
-                     "CPU: cannot run the C compiler '%s' (LUAGRAD_CC): %s", s->argv[0], strerror(err));
+    st = lg_ctx_fail(ctx, err == ENOMEM ? LG_ERR_NOMEM : LG_ERR_DEVICE, "CPU: the C compiler '%s' (LUAGRAD_CC): %s",
+                     s->argv[0], strerror(err));
   } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     msgbuf m = {.len = 0};
-    put(&m, "CPU: kernel '%s' does not compile (%s ", entry, s->argv[0]);
+    put(&m, "CPU: kernel '%s' does not compile (%s ", j->entry, s->argv[0]);
     if (WIFEXITED(status)) put(&m, "exited with status %d):", WEXITSTATUS(status));
     else put(&m, "killed by signal %d):", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-    format_errors(&m, output, src, srcpath, entry);
+    format_errors(&m, output, j->src, j->srcpath, j->entry);
     st = lg_ctx_fail(ctx, LG_ERR_COMPILE, "%s", m.s);
   }
   free(output);
-  free(srcpath);
+  free(j->srcpath);
+  j->srcpath = NULL;
   return st;
+}
+
+static lg_status cpu_compile(lg_device *dev, const char *src, const char *entry, const char *out_path) {
+  compile_job j = {.src = src, .entry = entry};
+  lg_status st = compile_start(dev, &j, out_path);
+  return st == LG_OK ? compile_finish(dev, &j) : st;
+}
+
+/* Up to THREADS compilers run at once: each finished one (oldest first) makes room for the
+ * next. A failure's message is copied off the context before the next can overwrite it. */
+static void cpu_compile_many(lg_device *dev, int32_t n, const char *const *srcs, const char *const *entries,
+                             const char *const *out_paths, lg_status *st, char **msgs) {
+  cpu_state *s = dev->impl;
+  int32_t width = lg_pool_threads(s->pool);
+  compile_job *jobs = calloc(n > 0 ? (size_t)n : 1, sizeof *jobs);
+  if (!jobs) lg_ctx_fail(dev->ctx, LG_ERR_NOMEM, "CPU compile: out of memory");
+  int32_t started = 0;
+  for (int32_t i = 0; i < n; i++) {
+    for (; jobs && started < n && started < i + width; started++) {
+      jobs[started] = (compile_job){.src = srcs[started], .entry = entries[started]};
+      if ((st[started] = compile_start(dev, &jobs[started], out_paths[started])) != LG_OK)
+        msgs[started] = strdup(lg_ctx_error(dev->ctx));
+    }
+    if (!jobs) st[i] = LG_ERR_NOMEM, msgs[i] = strdup(lg_ctx_error(dev->ctx));
+    else if (st[i] == LG_OK && (st[i] = compile_finish(dev, &jobs[i])) != LG_OK) msgs[i] = strdup(lg_ctx_error(dev->ctx));
+  }
+  free(jobs);
 }
 
 /* ---- programs --------------------------------------------------------------------------------- */
@@ -432,11 +486,12 @@ typedef struct launch_job {
   cpu_kernel fn;
   void **bufs;
   const int64_t *ints;
+  int32_t ncores;
 } launch_job;
 
-static void run_core(void *arg, int32_t core, int32_t ncores) {
+static void run_core(void *arg, int32_t core, int32_t ntasks) {
   const launch_job *j = arg;
-  j->fn(j->bufs, j->ints, core, ncores);
+  j->fn(j->bufs, j->ints, core, j->ncores);
 }
 
 /* iterations * work of one, saturating */
@@ -451,12 +506,13 @@ static lg_status cpu_launch(lg_device *dev, void *prog, void *const *mems, int32
   int32_t ncores = dims && dims->global[0] > 1 ? dims->global[0]
                    : p->split ? lg_pool_width(p->split[0], total_work(p->split), lg_pool_threads(s->pool))
                               : 1;
-  if (ncores == 1) {
-    p->fn((void **)mems, ints, 0, 1);
+  int32_t nrun = dims && dims->sample > 0 && dims->sample < ncores ? dims->sample : ncores;
+  if (nrun == 1) {
+    p->fn((void **)mems, ints, 0, ncores);
     return LG_OK;
   }
-  launch_job job = {p->fn, (void **)mems, ints};
-  lg_pool_run(s->pool, run_core, &job, ncores);
+  launch_job job = {p->fn, (void **)mems, ints, ncores};
+  lg_pool_run(s->pool, run_core, &job, nrun);
   return LG_OK;
 }
 
@@ -472,6 +528,7 @@ const lg_device_ops lg_cpu_device = {
     .copy_in = cpu_copy_in,
     .copy_out = cpu_copy_out,
     .compile = cpu_compile,
+    .compile_many = cpu_compile_many,
     .load = cpu_load,
     .unload = cpu_unload,
     .launch = cpu_launch,

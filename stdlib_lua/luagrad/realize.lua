@@ -1,9 +1,11 @@
 -- luagrad.realize: running a tensor graph. Schedules it into kernels, renders each for the
 -- device (C on CPU, LLVM IR on LLVM), compiles it (programs are cached by their source), runs it
 -- on buffers, and gives back the graph's value as a view of a BUFFER node. The device is
--- $DEVICE (default CPU), read once: every buffer and program lives there. DEBUG=1 counts
--- kernels, DEBUG=2 prints a line per kernel compiled (its compile time) and run, DEBUG=3 each
--- new kernel's graph, DEBUG=4 its source, DEBUG=5 the tensor graph that was scheduled.
+-- $DEVICE (default CPU), read once: every buffer and program lives there. Kernels get
+-- luagrad.opt's heuristic optimizations; BEAM=n picks them by a search of width n instead
+-- (luagrad.beam), NOOPT=1 applies none. DEBUG=1 counts kernels, DEBUG=2 prints a line per
+-- kernel compiled (its compile time), searched and run, DEBUG=3 each new kernel's graph, DEBUG=4
+-- its source, DEBUG=5 the tensor graph that was scheduled.
 local core = require "luagrad.core"
 local schedule = require "luagrad.schedule"
 local rules = require "luagrad.rules"
@@ -13,6 +15,7 @@ local M = {}
 local debug_level = tonumber(os.getenv("DEBUG") or "0") or 0
 local transcendental = os.getenv("TRANSCENDENTAL") ~= "0" -- 0: EXP2, LOG2, SIN call the C library
 local optimize = os.getenv("NOOPT") ~= "1" -- 1: no kernel optimizations (luagrad.opt)
+local beam_width = math.tointeger(tonumber(os.getenv("BEAM") or "")) or 0 -- n > 0: luagrad.beam picks them
 local env_device = os.getenv("DEVICE")
 M.device = env_device and env_device ~= "" and env_device:upper() or "CPU" -- where buffers and kernels live
 local programs = {} -- source -> Program: a kernel compiled once per process
@@ -131,8 +134,21 @@ local function make_plan(roots, bufs)
     end
     if st.n > 0 then -- an empty result needs no kernel
       st.name = kernel_name(k)
-      if optimize then k.sink = require("luagrad.opt").optimize(k.sink) end
-      if transcendental then k.sink = rules.graph_rewrite(k.sink, rules.pass("transcendental")) end
+      local function lower(sink)
+        return transcendental and rules.graph_rewrite(sink, rules.pass("transcendental")) or sink
+      end
+      if beam_width > 0 then
+        local buffers = { { dtype = st.dtype, n = st.n } }
+        for i, inp in ipairs(st.inputs) do
+          local b = inp.buf and core.node_buffer(bufs[inp.buf])
+          buffers[i + 1] = b and { dtype = b.dtype, n = #b } or { dtype = steps[inp.step].dtype, n = steps[inp.step].n }
+        end
+        k.sink = require("luagrad.beam").optimize(k.sink, { device = M.device, name = st.name, width = beam_width,
+          buffers = buffers, lower = lower, debug = debug_level })
+      elseif optimize then
+        k.sink = require("luagrad.opt").optimize(k.sink)
+      end
+      k.sink = lower(k.sink)
       if debug_level >= 3 then print(("kernel %s:\n%s"):format(st.name, tostring(k.sink))) end
       local src = core.render(M.device, k.sink, st.name)
       if debug_level >= 4 then print(src) end

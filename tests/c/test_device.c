@@ -1,8 +1,8 @@
 /* test_device.c: the device layer and the CPU device: buffers, compiling and launching a
  * hand-written kernel, compile errors, the memory and disk caches, bad compilers and cache
- * folders; the thread pool, the rule that splits kernels, THREADS, and launches that read a
- * kernel's split info. Every test that compiles uses a private CACHE_DIR; five compiler runs in
- * all. */
+ * folders, several programs compiled at once, cache paths; the thread pool, the rule that
+ * splits kernels, THREADS, and launches that read a kernel's split info. Every test that
+ * compiles uses a private CACHE_DIR; eight compiler runs in all. */
 #include <dirent.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -222,6 +222,99 @@ CTEST(device_compile_and_caches) {
   remove_tree(dir);
   env_restore(cache);
   env_restore(cc);
+}
+
+static const char sub_src[] =
+    "#include <stdint.h>\n"
+    "void sub(void **bufs, const int64_t *ints, int32_t core_id, int32_t ncores) {\n"
+    "  float *c = bufs[0];\n"
+    "  c[0] = 7.0f - 2.0f;\n"
+    "}\n";
+
+/* Several programs compiled at once: each its program or its message; a source given twice is
+ * compiled once; a second context finds them on disk. A launch of a sample of the cores. Then
+ * file names in a folder of the cache. */
+CTEST(device_compile_many) {
+  char dir[] = "/tmp/lg_cache_XXXXXX", sub[64];
+  REQUIRE(mkdtemp(dir));
+  snprintf(sub, sizeof sub, "%s/cpu", dir);
+  saved_env cache = env_set("CACHE_DIR", dir), cc = env_set("LUAGRAD_CC", NULL), t = env_set("THREADS", "2");
+  lg_ctx *ctx = NULL, *ctx2 = NULL;
+  REQUIRE(lg_ctx_new(&ctx) == LG_OK && lg_ctx_new(&ctx2) == LG_OK);
+  lg_device *dev = cpu(ctest_r_, ctx), *dev2 = cpu(ctest_r_, ctx2);
+  REQUIRE(dev && dev2);
+  const char *srcs[] = {add_src, bad_src, add_src, sub_src}, *entries[] = {"add", "bad", "add", "sub"};
+  lg_program *out[4] = {NULL};
+  char *errors[4] = {NULL};
+  REQUIRE_OK(ctx, lg_program_compile_many(ctx, dev, 4, srcs, entries, out, errors));
+  CHECK(out[0] && out[0] == out[2] && out[3] && !out[1]);
+  CHECK(!errors[0] && !errors[2] && !errors[3]);
+  CHECK_MSG(errors[1] && strstr(errors[1], "kernel 'bad' does not compile") && strstr(errors[1], "undefined_thing"),
+            "%s", errors[1] ? errors[1] : "(none)");
+  CHECK(run_add(ctx, out[0], 100, NULL));
+  /* a sample launch runs the first cores only: [0, 25) of 100 floats in 4 */
+  lg_buffer *ab[3] = {NULL, NULL, NULL};
+  float ones[100], got[100];
+  int64_t n100 = 100;
+  for (int i = 0; i < 100; i++) ones[i] = 1;
+  for (int i = 0; i < 3; i++) REQUIRE_OK(ctx, lg_buffer_new(ctx, dev, 400, &ab[i]));
+  for (int i = 0; i < 3; i++) REQUIRE_OK(ctx, lg_buffer_write(ab[i], 0, ones, 400));
+  REQUIRE_OK(ctx, lg_program_launch(ctx, out[0], ab, 3, &n100, 1, &(lg_launch_dims){.global = {4, 1, 1}, .sample = 1}));
+  REQUIRE_OK(ctx, lg_buffer_read(ab[0], 0, got, 400));
+  int ran = 0, left = 0;
+  for (int i = 0; i < 100; i++) ran += i < 25 && got[i] == 2, left += i >= 25 && got[i] == 1;
+  CHECK_INT(ran, 25);
+  CHECK_INT(left, 75);
+  for (int i = 0; i < 3; i++) lg_buffer_release(ab[i]);
+  lg_buffer *b = NULL;
+  float v = 0;
+  REQUIRE_OK(ctx, lg_buffer_new(ctx, dev, 4, &b));
+  CHECK(lg_program_launch(ctx, out[3], &b, 1, NULL, 0, NULL) == LG_OK && lg_buffer_read(b, 0, &v, 4) == LG_OK && v == 5.0f);
+  lg_buffer_release(b);
+  lg_device_stats st;
+  lg_device_stats_get(dev, &st);
+  CHECK_INT(st.compiles, 3);
+  CHECK_INT(count_files(sub, ".so"), 2);
+  CHECK_INT(count_files(sub, ".c"), 0);
+  for (int i = 0; i < 4; i++) lg_program_release(out[i]), lg_free(errors[i]), out[i] = NULL, errors[i] = NULL;
+
+  /* another context: the good ones from the disk cache */
+  const char *srcs2[] = {sub_src, add_src}, *entries2[] = {"sub", "add"};
+  REQUIRE_OK(ctx2, lg_program_compile_many(ctx2, dev2, 2, srcs2, entries2, out, errors));
+  CHECK(out[0] && out[1] && !errors[0] && !errors[1]);
+  lg_device_stats_get(dev2, &st);
+  CHECK_INT(st.compiles, 0);
+  CHECK_INT(st.disk_hits, 2);
+  for (int i = 0; i < 2; i++) lg_program_release(out[i]), out[i] = NULL;
+  /* bad arguments fail the whole call */
+  const char *bad_entries[] = {"sub", "not an identifier"};
+  CHECK_INT(lg_program_compile_many(ctx2, dev2, 2, srcs2, bad_entries, out, errors), LG_ERR_ARG);
+  CHECK(strstr(lg_ctx_error(ctx2), "entry 1 'not an identifier'"));
+  CHECK(!out[0] && !out[1]);
+  REQUIRE_OK(ctx2, lg_program_compile_many(ctx2, dev2, 0, NULL, NULL, NULL, NULL));
+
+  /* cache paths: one per text and device, in a private folder of the cache root */
+  char *p1 = NULL, *p2 = NULL, *p3 = NULL, beam[64];
+  snprintf(beam, sizeof beam, "%s/beam/", dir);
+  REQUIRE_OK(ctx, lg_device_cache_path(ctx, dev, "beam", "some text", &p1));
+  REQUIRE_OK(ctx2, lg_device_cache_path(ctx2, dev2, "beam", "some text", &p2));
+  REQUIRE_OK(ctx, lg_device_cache_path(ctx, dev, "beam", "other text", &p3));
+  CHECK_MSG(strncmp(p1, beam, strlen(beam)) == 0 && strlen(p1) == strlen(beam) + 32, "%s", p1);
+  CHECK_STR(p1, p2);
+  CHECK(strcmp(p1, p3) != 0);
+  struct stat sb;
+  CHECK(stat(beam, &sb) == 0 && (sb.st_mode & 0777) == 0700);
+  CHECK_INT(lg_device_cache_path(ctx, dev, "../x", "t", &p3), LG_ERR_ARG);
+  CHECK_INT(lg_device_cache_path(ctx, dev, "cpu", "t", &p3), LG_ERR_ARG);
+  CHECK(strstr(lg_ctx_error(ctx), "the folder of device kind CPU"));
+  lg_free(p1), lg_free(p2), lg_free(p3);
+
+  lg_ctx_free(ctx);
+  lg_ctx_free(ctx2);
+  remove_tree(dir);
+  env_restore(cache);
+  env_restore(cc);
+  env_restore(t);
 }
 
 CTEST(device_missing_compiler) {
