@@ -134,8 +134,16 @@ check-asan:
 	LG_BUILD=build-asan ASAN_OPTIONS=detect_leaks=0 \
 	  LUA="env LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) $(LUA)" tests/run.sh $(ASAN_SPECS)
 
+# make bench: one table (bench/run.lua; bench/RESULTS.md says what each row is). Its references
+# need Debian's NumPy with OpenBLAS, PyTorch and the dataset: installed when missing (as root).
+BENCH_PACKAGES := python3-numpy python3-torch libopenblas0-pthread dataset-fashion-mnist
 bench: all
-	LUA_PATH="$(B)/share/lua/5.4/?.lua;$(B)/share/lua/5.4/?/init.lua;;" LUA_CPATH="$(B)/lib/lua/5.4/?.so;;" \
+	@missing=$$(for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "missing Debian packages for make bench: $$missing (as root: apt-get install them)"; exit 1; fi; \
+	fi
+	LUA="$(LUA)" LUA_PATH="$(B)/share/lua/5.4/?.lua;$(B)/share/lua/5.4/?/init.lua;;" LUA_CPATH="$(B)/lib/lua/5.4/?.so;;" \
 	  $(LUA) bench/run.lua
 
 # The main job: train the CNN of examples/fashion_mnist.lua on Fashion-MNIST (Debian's

@@ -15,13 +15,22 @@
  * Each loaded program is its own LLJIT instance: kernels of different sources may share an entry
  * name, and ORC's C API looks names up in one JITDylib only, so a JIT per program keeps them
  * apart; unloading disposes of it and its code. The compiler identity (the cache key) is the LLVM
- * version and library, the pipeline, the target triple, the CPU name and its features. */
+ * version and library, the pipeline, the target triple, the CPU name and its features.
+ *
+ * Launching is the CPU device's (devices/cpu/cpu.c): a kernel exports `<entry>_split`, {iterations
+ * of its split loop, work of one}, and runs with ncores = lg_pool_width(iterations, work,
+ * THREADS) on a thread pool of devices/cpu/pool.c (the device's own); dims->global[0] > 1 asks for
+ * that many cores instead (hand-written IR without `_split` otherwise runs as one). THREADS (1 to
+ * MAX_THREADS) is read when a context opens the device; the default is the number of CPUs this
+ * process may run on. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Core.h>
@@ -34,22 +43,25 @@
 #include <llvm-c/Transforms/PassBuilder.h>
 #include <llvm/Config/llvm-config.h>
 
+#include "../cpu/pool.h"
 #include "device.h"
 
 typedef void (*llvm_kernel)(void **bufs, const int64_t *ints, int32_t core_id, int32_t ncores);
 
-enum { ALIGN = 64, MAX_MESSAGE = 1500 };
+enum { ALIGN = 64, MAX_MESSAGE = 1500, MAX_THREADS = 1024 };
 
 static const char PIPELINE[] = "default<O2>";
 
 typedef struct llvm_state {
   LLVMTargetMachineRef tm;
   char *triple; /* LLVM's message strings */
+  lg_pool *pool; /* THREADS threads, started on the first launch on more than one core */
 } llvm_state;
 
 typedef struct llvm_program {
   LLVMOrcLLJITRef jit;
   llvm_kernel fn;
+  const int64_t *split; /* <entry>_split: {iterations, work of one}; NULL in hand-written IR */
   char report[512]; /* the first error ORC reported while linking */
 } llvm_program;
 
@@ -128,12 +140,31 @@ static void api_load(void) {
 
 /* ---- setup: the target machine of this host ---------------------------------------------------- */
 
+/* THREADS, else the CPUs this process may run on; 0 when THREADS is not a count (as cpu.c reads it) */
+static int32_t thread_count(void) {
+  const char *env = getenv("THREADS");
+  if (env && *env) {
+    char *end;
+    errno = 0;
+    long n = strtol(env, &end, 10);
+    return *end || errno || n < 1 || n > MAX_THREADS ? 0 : (int32_t)n;
+  }
+  cpu_set_t set;
+  long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int32_t)n;
+}
+
 static lg_status llvm_open(lg_device *dev) {
   if (dev->index != 0)
     return lg_ctx_fail(dev->ctx, LG_ERR_ARG, "device %s: there is one LLVM device (LLVM or LLVM:0)", dev->name);
+  int32_t threads = thread_count();
+  if (!threads)
+    return lg_ctx_fail(dev->ctx, LG_ERR_ARG, "device LLVM: THREADS='%s' is not a number of threads from 1 to %d",
+                       getenv("THREADS"), MAX_THREADS);
   pthread_once(&api_once, api_load);
   if (api_error[0]) return lg_ctx_fail(dev->ctx, LG_ERR_DEVICE, "device LLVM: %s", api_error);
   llvm_state *s = calloc(1, sizeof *s);
+  if (s && !(s->pool = lg_pool_new(threads))) free(s), s = NULL;
   if (!s) return lg_ctx_fail(dev->ctx, LG_ERR_NOMEM, "device LLVM: out of memory");
   char *err = NULL, *cpu = api.LLVMGetHostCPUName(), *features = api.LLVMGetHostCPUFeatures();
   LLVMTargetRef target;
@@ -155,6 +186,7 @@ static lg_status llvm_open(lg_device *dev) {
   if (st != LG_OK) {
     if (s->tm) api.LLVMDisposeTargetMachine(s->tm);
     api.LLVMDisposeMessage(s->triple);
+    lg_pool_free(s->pool);
     free(s);
     return st;
   }
@@ -166,6 +198,7 @@ static void llvm_close(lg_device *dev) {
   llvm_state *s = dev->impl;
   api.LLVMDisposeTargetMachine(s->tm);
   api.LLVMDisposeMessage(s->triple);
+  lg_pool_free(s->pool);
   free(s);
 }
 
@@ -296,13 +329,16 @@ static lg_status llvm_load(lg_device *dev, const char *path, const char *entry, 
     return st;
   }
   llvm_program *p = calloc(1, sizeof *p);
-  if (!p) {
+  char *split_name = p ? malloc(strlen(entry) + sizeof "_split") : NULL;
+  if (!split_name) {
     api.LLVMDisposeMemoryBuffer(obj);
+    free(p);
     return lg_ctx_fail(dev->ctx, LG_ERR_NOMEM, "LLVM: out of memory");
   }
   LLVMErrorRef e = api.LLVMOrcCreateLLJIT(&p->jit, NULL);
   if (e) {
     api.LLVMDisposeMemoryBuffer(obj);
+    free(split_name);
     free(p);
     return jit_error(dev, "start a JIT for", path, e, "");
   }
@@ -319,10 +355,17 @@ static lg_status llvm_load(lg_device *dev, const char *path, const char *entry, 
   if (e) {
     lg_status st = jit_error(dev, what, path, e, p->report);
     api.LLVMConsumeError(api.LLVMOrcDisposeLLJIT(p->jit));
+    free(split_name);
     free(p);
     return st;
   }
   p->fn = (llvm_kernel)(uintptr_t)addr;
+  /* <entry>_split: a kernel of render_llvm.c defines it, hand-written IR may not */
+  sprintf(split_name, "%s_split", entry);
+  e = api.LLVMOrcLLJITLookup(p->jit, &addr, split_name);
+  free(split_name);
+  if (e) api.LLVMConsumeError(e);
+  else p->split = (const int64_t *)(uintptr_t)addr;
   *prog = p;
   return LG_OK;
 }
@@ -333,12 +376,35 @@ static void llvm_unload(lg_device *dev, void *prog) {
   free(p);
 }
 
-/* The cores run one after another, as on the CPU device. */
+typedef struct launch_job {
+  llvm_kernel fn;
+  void **bufs;
+  const int64_t *ints;
+} launch_job;
+
+static void run_core(void *arg, int32_t core, int32_t ncores) {
+  const launch_job *j = arg;
+  j->fn(j->bufs, j->ints, core, ncores);
+}
+
+/* iterations * work of one, saturating */
+static int64_t total_work(const int64_t *split) {
+  return split[1] > 0 && split[0] > INT64_MAX / split[1] ? INT64_MAX : split[0] * split[1];
+}
+
 static lg_status llvm_launch(lg_device *dev, void *prog, void *const *mems, int32_t nbufs, const int64_t *ints,
                              int32_t nints, const lg_launch_dims *dims) {
   llvm_program *p = prog;
-  int32_t ncores = dims && dims->global[0] > 1 ? dims->global[0] : 1;
-  for (int32_t core = 0; core < ncores; core++) p->fn((void **)mems, ints, core, ncores);
+  llvm_state *s = dev->impl;
+  int32_t ncores = dims && dims->global[0] > 1 ? dims->global[0]
+                   : p->split ? lg_pool_width(p->split[0], total_work(p->split), lg_pool_threads(s->pool))
+                              : 1;
+  if (ncores == 1) {
+    p->fn((void **)mems, ints, 0, 1);
+    return LG_OK;
+  }
+  launch_job job = {p->fn, (void **)mems, ints};
+  lg_pool_run(s->pool, run_core, &job, ncores);
   return LG_OK;
 }
 

@@ -3,11 +3,15 @@
  * linearized walk, the same checks, the same value semantics, so both devices compute the same
  * bits.
  *
- * The module holds two functions:
+ * The module holds two functions and a constant:
  *   - `name` with the CPU calling convention of luagrad.h: it reads bufs[] and ints[] and calls
- *   - `name.body`, whose parameters are the buffers (`noalias`, as render_c's `restrict`; 64-byte
- *     aligned; `readonly` when the kernel only loads from them) and the DEFINE_VARs. It is
- *     internal and always inlined: the inliner turns `noalias` into alias scopes.
+ *   - `name.body`, whose parameters are core_id, ncores, the buffers (`noalias`, as render_c's
+ *     `restrict`; 64-byte aligned; `readonly` when the kernel only loads from them) and the
+ *     DEFINE_VARs. It is internal and always inlined: the inliner turns `noalias` into alias scopes;
+ *   - `@name_split = constant [2 x i64]`: render_c's `<name>_split`, found by the same rule
+ *     (find_split): the first output loop at the top level runs the iterations
+ *     [n * core_id / ncores, n * (core_id + 1) / ncores) on each core; when no loop can be split,
+ *     `name` returns at once on every core but core 0. devices/llvm/llvm.c launches from it.
  * Inside the body:
  *   - every value is an SSA register (`%val` for loads, `%alu` for the rest), constants inline
  *     (floats in LLVM's hexadecimal form: exact);
@@ -81,6 +85,8 @@ typedef struct rnd {
   lg_strbuf pre, allocas, body;
   int32_t nname, nlabel;
   char block[32]; /* the basic block instructions go into now */
+  int64_t split_open;              /* the split loop's OPEN; -1 when none */
+  int64_t split_trips, split_work; /* its iterations, the work of one */
   bool oom;
 } rnd;
 
@@ -713,11 +719,25 @@ static void reduce_update(rnd *r, const lg_lin_inst *in) {
   emit(r, "store %s %s, %s* %s", ty(dt), v.s, ty(dt), vl(r, u)->s);
 }
 
-/* loop<k>: ridx = phi [0, before], [ridx + 1, latch]; on to the body while ridx < end */
-static void loop_open(rnd *r, const lg_lin_inst *in) {
+/* The split loop's part on this core, as render_c computes it: n * core_id / ncores (which = 0)
+ * or n * (core_id + 1) / ncores (which = 1) in int64, n widened as C converts it. */
+static val core_bound(rnd *r, lg_dtype dt, val n, int which) {
+  const char *t = ty(dt);
+  bool wide = bits(dt) == 64;
+  val n64 = wide ? n : inst(r, "%s %s %s to i64", is_signed(dt) ? "sext" : "zext", t, n.s);
+  val id = which ? inst(r, "add nsw i32 %%core_id, 1") : text("%core_id");
+  val id64 = inst(r, "sext i32 %s to i64", id.s), cores = inst(r, "sext i32 %%ncores to i64");
+  val b = inst(r, "sdiv i64 %s, %s", inst(r, "mul i64 %s, %s", n64.s, id64.s).s, cores.s);
+  return wide ? b : inst(r, "trunc i64 %s to %s", b.s, t);
+}
+
+/* loop<k>: ridx = phi [start, before], [ridx + 1, latch]; on to the body while ridx < end. start
+ * is 0 and end the RANGE's, except in the split loop (this core's part). */
+static void loop_open(rnd *r, const lg_lin_inst *in, bool split) {
   lg_uop *u = in->u;
   const char *t = ty(u->dtype);
-  val end = operand(r, u->src[0]);
+  val end = operand(r, u->src[0]), start = text("0");
+  if (split) start = core_bound(r, u->dtype, end, 0), end = core_bound(r, u->dtype, end, 1);
   loop *l = &r->loops[r->nloops++];
   l->label = r->nlabel++;
   snprintf(l->ridx.s, sizeof l->ridx.s, "%%ridx%d", r->nname++);
@@ -725,7 +745,8 @@ static void loop_open(rnd *r, const lg_lin_inst *in) {
   snprintf(from, sizeof from, "%s", r->block);
   emit(r, "br label %%loop%d", (int)l->label);
   block(r, "loop", l->label, "");
-  emit(r, "%s = phi %s [ 0, %%%s ], [ %s.next, %%loop%d.latch ]", l->ridx.s, t, from, l->ridx.s, (int)l->label);
+  emit(r, "%s = phi %s [ %s, %%%s ], [ %s.next, %%loop%d.latch ]", l->ridx.s, t, start.s, from, l->ridx.s,
+       (int)l->label);
   val more = inst(r, "icmp %s %s %s, %s", is_signed(u->dtype) ? "slt" : "ult", t, l->ridx.s, end.s);
   emit(r, "br i1 %s, label %%loop%d.body, label %%loop%d.exit", more.s, (int)l->label, (int)l->label);
   block(r, "loop", l->label, ".body");
@@ -747,7 +768,7 @@ static void walk(rnd *r) {
     const lg_lin_inst *in = &r->lin.inst[k];
     lg_uop *u = in->u;
     switch (in->kind) {
-    case LG_LIN_OPEN: loop_open(r, in); break;
+    case LG_LIN_OPEN: loop_open(r, in, k == r->split_open); break;
     case LG_LIN_CLOSE: loop_close(r, in); break;
     case LG_LIN_INIT: reduce_init(r, in); break;
     case LG_LIN_UPDATE: reduce_update(r, in); break;
@@ -881,13 +902,84 @@ static lg_status prepass(rnd *r) {
   return LG_OK;
 }
 
+/* ---- the loop split over the cores: render_c.c's rule, so that both devices split alike --------- */
+
+static int64_t sat_mul(int64_t a, int64_t b) { return a > 0 && b > INT64_MAX / a ? INT64_MAX : a * b; }
+
+/* a loop's iterations: the upper bound of its end */
+static int64_t trip_count(const lg_uop *range) {
+  int64_t lo, hi;
+  return !lg_uop_bounds(range->src[0], &lo, &hi) ? INT32_MAX : hi > 0 ? hi : 0;
+}
+
+static bool is_work(const lg_lin_inst *in) {
+  if (in->kind == LG_LIN_UPDATE) return true;
+  if (in->kind != LG_LIN_NODE) return false;
+  switch (in->u->op) {
+  case LG_OP_CONST:
+  case LG_OP_INDEX:
+  case LG_OP_DEFINE_GLOBAL:
+  case LG_OP_DEFINE_VAR:
+  case LG_OP_END:
+  case LG_OP_GROUP:
+  case LG_OP_SINK: return false;
+  default: return true;
+  }
+}
+
+/* The first output loop at the top level, unless a STORE lies outside it or an accumulator spans
+ * it; its iterations and the work of one (each node in its body counted as often as it runs). */
+static lg_status find_split(rnd *r) {
+  const lg_linear *L = &r->lin;
+  int64_t open = -1, close = -1;
+  r->split_open = -1;
+  r->split_trips = r->split_work = 0;
+  for (int64_t k = 0; k < L->n && open < 0; k++)
+    if (L->inst[k].kind == LG_LIN_OPEN && L->inst[k].depth == 0 && L->inst[k].u->arg.ints[1] == 0) open = k;
+  if (open < 0) return LG_OK;
+  const lg_uop *split = L->inst[open].u;
+  for (close = open + 1; L->inst[close].kind != LG_LIN_CLOSE || L->inst[close].u != split;) close++;
+  int32_t maxdepth = 0;
+  for (int64_t k = 0; k < L->n; k++) {
+    const lg_lin_inst *in = &L->inst[k];
+    maxdepth = in->depth > maxdepth ? in->depth : maxdepth;
+    if (k > open && k < close) continue;
+    if (in->kind == LG_LIN_NODE && in->u->op == LG_OP_STORE) return LG_OK;
+    if (in->kind == LG_LIN_INIT)
+      for (int32_t i = 1; i < in->u->nsrc; i++)
+        if (in->u->src[i] == split) return LG_OK;
+  }
+  /* per[d]: how often a node at depth d runs in one iteration of the split loop */
+  int64_t *per = malloc(((size_t)maxdepth + 2) * sizeof *per), work = 0;
+  if (!per) return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render LLVM: out of memory");
+  per[1] = 1;
+  for (int64_t k = open + 1; k < close; k++) {
+    const lg_lin_inst *in = &L->inst[k];
+    if (in->kind == LG_LIN_OPEN) per[in->depth + 1] = sat_mul(per[in->depth], trip_count(in->u));
+    else if (is_work(in)) work = work > INT64_MAX - per[in->depth] ? INT64_MAX : work + per[in->depth];
+  }
+  free(per);
+  r->split_open = open;
+  r->split_trips = trip_count(split);
+  r->split_work = work > 0 ? work : 1;
+  return LG_OK;
+}
+
 /* The entry reads the arguments and calls the body (inlined), whose buffer parameters do not
  * alias. */
 static lg_status assemble(rnd *r, const char *name, char **src) {
   lg_strbuf out = {0}, params = {0}, args = {0};
   lg_strbuf_put(&out, "; kernel %s for the LLVM device (devices/llvm/render_llvm.c)\n", name);
   if (r->pre.len) lg_strbuf_put(&out, "%s\n", r->pre.p);
+  lg_strbuf_put(&out, "; for the launcher: %s\n@%s_split = constant [2 x i64] [i64 %lld, i64 %lld]\n\n",
+                r->split_open >= 0 ? "the split loop's iterations, the work of one" : "nothing is split over the cores",
+                name, (long long)r->split_trips, (long long)r->split_work);
   lg_strbuf_put(&out, "define void @%s(i8** %%bufs, i64* %%ints, i32 %%core_id, i32 %%ncores) nounwind {\nentry:\n", name);
+  if (r->split_open < 0) /* core 0 does it all */
+    lg_strbuf_put(&out, "  %%first = icmp eq i32 %%core_id, 0\n  br i1 %%first, label %%run, label %%idle\n"
+                        "idle:\n  ret void\nrun:\n");
+  lg_strbuf_put(&params, "i32 %%core_id, i32 %%ncores");
+  lg_strbuf_put(&args, "i32 %%core_id, i32 %%ncores");
   for (int64_t i = 0; i < r->nglobals; i++) {
     const lg_uop *g = r->globals[i];
     long long s = (long long)g->arg.i;
@@ -895,8 +987,8 @@ static lg_status assemble(rnd *r, const char *name, char **src) {
     lg_strbuf_put(&out, "  %%bufp%lld = getelementptr inbounds i8*, i8** %%bufs, i64 %lld\n", s, s);
     lg_strbuf_put(&out, "  %%buf%lld = load i8*, i8** %%bufp%lld, align 8\n", s, s);
     lg_strbuf_put(&out, "  %%arg%lld = bitcast i8* %%buf%lld to %s*\n", s, s, t);
-    lg_strbuf_put(&params, "%s%s* noalias%s align 64 %s", params.len ? ", " : "", t, ro, vl(r, g)->s);
-    lg_strbuf_put(&args, "%s%s* %%arg%lld", args.len ? ", " : "", t, s);
+    lg_strbuf_put(&params, ", %s* noalias%s align 64 %s", t, ro, vl(r, g)->s);
+    lg_strbuf_put(&args, ", %s* %%arg%lld", t, s);
   }
   for (int64_t i = 0; i < r->nvars; i++) {
     const char *t = ty(r->vars[i]->dtype);
@@ -904,8 +996,8 @@ static lg_status assemble(rnd *r, const char *name, char **src) {
     lg_strbuf_put(&out, "  %%int%lld = load i64, i64* %%intp%lld, align 8\n", (long long)i, (long long)i);
     if (bits(r->vars[i]->dtype) < 64)
       lg_strbuf_put(&out, "  %%iarg%lld = trunc i64 %%int%lld to %s\n", (long long)i, (long long)i, t);
-    lg_strbuf_put(&params, "%s%s %s", params.len ? ", " : "", t, vl(r, r->vars[i])->s);
-    lg_strbuf_put(&args, "%s%s %%%s%lld", args.len ? ", " : "", t, bits(r->vars[i]->dtype) < 64 ? "iarg" : "int",
+    lg_strbuf_put(&params, ", %s %s", t, vl(r, r->vars[i])->s);
+    lg_strbuf_put(&args, ", %s %%%s%lld", t, bits(r->vars[i]->dtype) < 64 ? "iarg" : "int",
                   (long long)i);
   }
   lg_strbuf_put(&out, "  call void @%s.body(%s)\n  ret void\n}\n\n", name, args.p ? args.p : "");
@@ -930,6 +1022,7 @@ lg_status lg_render_llvm(lg_ctx *ctx, lg_uop *sink, const char *name, char **src
   rnd r = {.ctx = ctx, .block = "entry"};
   st = lg_linearize(ctx, sink, &r.lin);
   if (!st) st = prepass(&r);
+  if (!st) st = find_split(&r);
   if (!st) walk(&r), st = assemble(&r, name, src);
   free(r.vals), free(r.globals), free(r.vars), free(r.loops), free(r.pre.p), free(r.allocas.p), free(r.body.p);
   lg_ptrmap_free(&r.slot);

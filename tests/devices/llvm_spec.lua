@@ -1,6 +1,6 @@
 -- The LLVM device from Lua: buffers, programs of LLVM IR, core.render for each device, errors
--- that quote LLVM's diagnostic, and DEVICE=LLVM running tensors (in a child interpreter, as
--- realize reads DEVICE once).
+-- that quote LLVM's diagnostic, kernels split over the cores as on the CPU device, and
+-- DEVICE=LLVM running tensors (in a child interpreter, as realize reads DEVICE once).
 local lg = require "luagrad"
 local core = lg.core
 local schedule = require "luagrad.schedule"
@@ -79,6 +79,98 @@ describe("LLVM device", function()
     assert.matches("%*%*%* compile r_2%s+LLVM%s+[%d.]+ ms", out)
     local bad = child("DEVICE=NOPE", [[require "luagrad".Tensor({ 1 })]])
     assert.matches("device 'NOPE': unknown (devices: CPU, LLVM", bad, 1, true)
+  end)
+
+  it("splits the same loop as the C renderer and states the same iterations and work", function()
+    lg.Tensor.manual_seed(5)
+    local x, y = lg.Tensor.rand(6, 40):realize(), lg.Tensor.rand(40, 3):realize()
+    for _, t in ipairs({ x * x + 1, x:sum(2), x:max(2), x:matmul(y), x:sum(), (x * 3 - 1):exp() }) do
+      local k = kernel_of(t)
+      local c, ir = core.render("CPU", k.sink, "k"), core.render("LLVM", k.sink, "k")
+      local trips, work = c:match("const int64_t k_split%[2%] = {(%d+), (%d+)};")
+      assert.is_truthy(trips, c)
+      assert.matches(("@k_split = constant [2 x i64] [i64 %s, i64 %s]"):format(trips, work), ir, 1, true)
+    end
+  end)
+
+  -- hand-built kernels: out[i] = x[i] * 2 over a split loop, and a count stored outside it
+  local f32, i32, void = lg.float32, core.dtypes.int32, core.dtypes.void
+  local function U(op, dtype, srcs, arg) return core.uop(op, dtype, srcs or {}, arg) end
+  local function at(b, i) return U("INDEX", b.dtype, { b, i }) end
+  local function ld(b, i) return U("LOAD", f32, { at(b, i) }) end
+  local function st(b, i, v) return U("STORE", void, { at(b, i), v }) end
+  local function buffers(...)
+    local out = {}
+    for i, values in ipairs({ ... }) do
+      out[i] = core.buffer("LLVM", f32, #values)
+      out[i]:write(values)
+    end
+    return out
+  end
+
+  it("runs each part of a split loop once on any number of cores, and the rest on core 0", function()
+    local out, flag, x = U("DEFINE_GLOBAL", f32:ptr(), {}, 0), U("DEFINE_GLOBAL", f32:ptr(), {}, 1), U("DEFINE_GLOBAL", f32:ptr(), {}, 2)
+    local i = U("RANGE", i32, { core.const(i32, 6) }, { 0, 0 })
+    local twice = U("END", void, { st(out, i, ld(x, i) * 2 + ld(out, i)), i })
+    local split = core.program("LLVM", core.render("LLVM", U("SINK", void, { twice }), "twice"), "twice")
+    local one = core.const(i32, 0)
+    local counted = U("SINK", void, { twice, st(flag, one, ld(flag, one) + 1) })
+    local ir = core.render("LLVM", counted, "counted")
+    assert.matches("@counted_split = constant [2 x i64] [i64 0, i64 0]", ir, 1, true)
+    local whole = core.program("LLVM", ir, "counted")
+    for _, n in ipairs({ 1, 2, 4, 5, 6, 16 }) do
+      local bufs = buffers({ 0, 0, 0, 0, 0, 0 }, { 5 }, { 1, 2, 3, 4, 5, 6 })
+      split:launch(bufs, nil, n) -- out += 2x: a part run twice or not at all shows
+      assert.are.same({ 2, 4, 6, 8, 10, 12 }, bufs[1]:read(), ("split, %d cores"):format(n))
+      whole:launch(bufs, nil, n)
+      assert.are.same({ 4, 8, 12, 16, 20, 24 }, bufs[1]:read(), ("core 0 only, %d cores"):format(n))
+      assert.are.same({ 6 }, bufs[2]:read(), ("the count, %d cores"):format(n))
+    end
+  end)
+
+  it("launches on as many cores as THREADS and the kernel's split allow", function()
+    -- out[core_id] = ncores, for a kernel that states 5 iterations of plenty of work
+    local chunk = [[
+      local core = require "luagrad".core
+      local ir = "@k_split = constant [2 x i64] [i64 5, i64 1000000]\n" ..
+        "define void @k(i8** %bufs, i64* %ints, i32 %core_id, i32 %ncores) {\n" ..
+        "  %p = load i8*, i8** %bufs\n  %f = bitcast i8* %p to i32*\n" ..
+        "  %a = getelementptr i32, i32* %f, i32 %core_id\n  store i32 %ncores, i32* %a\n  ret void\n}\n"
+      local out = core.buffer("LLVM", core.dtypes.int32, 8)
+      out:write({ 0, 0, 0, 0, 0, 0, 0, 0 })
+      core.program("LLVM", ir, "k"):launch({ out })
+      io.write(table.concat(out:read(), ","), "\n")]]
+    local out, ok = child("THREADS=1", chunk)
+    assert.is_true(ok, out)
+    assert.are.equal("1,0,0,0,0,0,0,0\n", out)
+    out, ok = child("THREADS=3", chunk)
+    assert.is_true(ok, out)
+    assert.are.equal("5,5,5,5,5,0,0,0\n", out)
+    out = child("THREADS=zero", [[require "luagrad".core.buffer("LLVM", require "luagrad".float32, 1)]])
+    assert.matches("device LLVM: THREADS='zero' is not a number of threads from 1 to 1024", out, 1, true)
+  end)
+
+  it("gives the same bytes with THREADS=1 and THREADS=2, and the same as the CPU device", function()
+    local chunk = [[
+      local lg = require "luagrad"
+      local T = lg.Tensor
+      local function bytes(t)
+        local u = t:realize().uop
+        return lg.core.node_buffer(u.op == "BUFFER" and u or u.src[1]):read_bytes()
+      end
+      T.manual_seed(3)
+      local a, b, c = T.rand(300007), T.rand(300007), T.rand(300007)
+      local i = T.randint(-100000, 100000, { 300007 })
+      local rows, m1, m2 = T.rand(7, 100003), T.rand(97, 89), T.rand(89, 101)
+      local outs = { a * b + c, i * 7 % 1000 - i, rows:sum(2), rows:max(2), rows:softmax(2), m1:matmul(m2), a:sum() }
+      for _, t in ipairs(outs) do io.write(bytes(t)) end]]
+    local one, ok1 = child("DEVICE=LLVM THREADS=1", chunk)
+    local two, ok2 = child("DEVICE=LLVM THREADS=2", chunk)
+    local cpu, ok3 = child("DEVICE=CPU THREADS=2", chunk)
+    assert.is_true(ok1 and ok2 and ok3, one .. two .. cpu)
+    assert.are.equal(4 * (300007 * 2 + 7 * 2 + 7 * 100003 + 97 * 101 + 1), #one)
+    assert.is_true(one == two, "THREADS=1 and THREADS=2 differ on LLVM")
+    assert.is_true(one == cpu, "LLVM and CPU differ")
   end)
 
   it("is an error to open without libLLVM, and the CPU device still works", function()

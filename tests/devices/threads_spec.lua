@@ -10,14 +10,19 @@ local function bytes(t)
   return core.node_buffer(u.op == "BUFFER" and u or u.src[1]):read_bytes()
 end
 
--- The one kernel of t's graph, compiled, with its buffers in slot order (inputs realized first).
+-- The one kernel of t's graph, compiled for the CPU, with its buffers in slot order (inputs
+-- realized first, on $DEVICE, then copied to the CPU).
 local function one_kernel(t, name)
   local ks = schedule.schedule({ t.uop })
   assert(#ks == 1, "expected one kernel")
   local k = ks[1]
   local out = core.buffer("CPU", k.output.dtype, T.shape_numel(k.output.shape))
   local bufs = { out }
-  for i, inp in ipairs(k.inputs) do bufs[i + 1] = core.node_buffer(schedule.base(inp)) end
+  for i, inp in ipairs(k.inputs) do
+    local b = core.node_buffer(schedule.base(inp))
+    bufs[i + 1] = core.buffer("CPU", b.dtype, #b)
+    bufs[i + 1]:write_bytes(b:read_bytes())
+  end
   local src = core.render_c(k.sink, name)
   return core.program("CPU", src, name), bufs, src
 end

@@ -1,0 +1,64 @@
+-- Training steps of the main job's CNN (the model and step of examples/fashion_mnist.lua) on
+-- Fashion-MNIST, for `make bench` (bench/run.lua runs it as a child process).
+--
+--   lua5.4 bench/cnn.lua STEPS BATCH WARMUP [synthetic]
+--
+-- Runs WARMUP steps (the first compiles the kernels), then times STEPS steps and prints
+-- "images/s <value>". A step: the batch normalized, forward in training mode, cross-entropy,
+-- backward, Adam (the loss is read back each step, as the example does). "synthetic": one batch
+-- of random images and labels, every step, instead of the dataset's batches (the same kernels in
+-- a step; lg.data works on the CPU device only). The line "steps:"
+-- comes before the first step: with DEBUG=2 (and a fresh CACHE_DIR) the compile lines after it
+-- are those of the kernels of a training step.
+local lg = require "luagrad"
+local nn, T = lg.nn, lg.Tensor
+
+local steps, batch, warmup = tonumber(arg[1]) or 20, tonumber(arg[2]) or 128, tonumber(arg[3]) or 3
+local MEAN, STD = 0.2860, 0.3530
+
+local function model()
+  return nn.Sequential(
+    nn.Conv2d(1, 16, 3, { padding = 1 }), nn.BatchNorm2d(16), T.relu, function(x) return x:max_pool2d(2) end,
+    nn.Conv2d(16, 32, 3, { padding = 1 }), nn.BatchNorm2d(32), T.relu, function(x) return x:max_pool2d(2) end,
+    function(x) return x:flatten(2) end,
+    nn.Linear(32 * 7 * 7, 10))
+end
+
+lg.manual_seed(0)
+local batches
+if arg[4] == "synthetic" then
+  local xb = T.randint(0, 256, { batch, 28, 28 }, { dtype = lg.uint8 }):realize()
+  local yb = T.randint(1, 11, { batch }, { dtype = lg.int32 }):realize()
+  batches = function() return xb, yb end
+else
+  local data = lg.data.fashion_mnist()
+  local each = lg.data.batches
+  local function epoch() return each(data.train_images, data.train_labels, batch, { drop_last = true }) end
+  local it = epoch()
+  batches = function()
+    local xb, yb = it()
+    if not xb then it = epoch(); xb, yb = it() end
+    return xb, yb
+  end
+end
+local net = model()
+local opt = lg.optim.Adam(nn.parameters(net), { lr = 3e-3 })
+T.training = true
+
+local function step(xb, yb)
+  local n = xb.shape[1]
+  local loss = net(((xb:float() / 255 - MEAN) / STD):reshape(n, 1, 28, 28)):cross_entropy(yb)
+  opt:zero_grad()
+  loss:backward()
+  opt:step()
+  return loss:item()
+end
+
+print("steps:")
+for _ = 1, warmup do step(batches()) end
+local t0 = lg.core.clock()
+for _ = 1, steps do
+  local loss = step(batches())
+  assert(loss == loss, "the loss is NaN")
+end
+print(("images/s %.1f"):format(steps * batch / (lg.core.clock() - t0)))
