@@ -92,9 +92,11 @@ function M.realized(roots)
   return set
 end
 
--- index math of a movement op: the source's index list from the node's
-local function move(u, idx, gate)
-  local src, arg = u.src[1], u.arg
+-- index math of a movement op: the source's index list from the node's (for a RESHAPE, `src`
+-- may be the source of a chain of reshapes: their row-major order is one)
+local function move(u, idx, gate, src)
+  src = src or u.src[1]
+  local arg = u.arg
   local ishape = src.shape or {}
   local out = {}
   if u.op == "RESHAPE" then
@@ -206,9 +208,11 @@ local function kernel(root, realized)
   end
   local memo = {}
   local lower
-  local function load(u, idx, gate)
+  -- a load of realized node u at index list idx of `shape` (u's own; or a reshape's of it, as a
+  -- buffer holds its values in row-major order whatever the shape)
+  local function load(u, idx, gate, shape)
     local buf = core.uop("DEFINE_GLOBAL", u.dtype:ptr(), {}, slot(u))
-    local shape = u.op == "BUFFER" and { u.arg[1] } or u.shape
+    shape = shape or (u.op == "BUFFER" and { u.arg[1] } or u.shape)
     local srcs = { buf, flat_index(idx, shape) }
     if gate then srcs[2], srcs[3] = given_gate(srcs[2], gate), gate end
     return core.uop("LOAD", u.dtype, { core.uop("INDEX", buf.dtype, srcs) })
@@ -232,9 +236,17 @@ local function kernel(root, realized)
       if u.op == "RESHAPE" and not u.src[1].shape then
         out = lower(u.src[1], {}, gate)
       else
-        local sidx, sgate, valid = move(u, idx, gate)
-        out = lower(u.src[1], sidx, sgate)
-        if valid then out = valid:where(out, core.const(u.dtype, 0)) end
+        local src = u.src[1]
+        while u.op == "RESHAPE" and src.op == "RESHAPE" and not realized[src] and src.src[1].shape do
+          src = src.src[1] -- a chain of reshapes: no index math through the shapes between
+        end
+        if u.op == "RESHAPE" and (realized[src] or src.op == "BUFFER") then
+          out = load(src, idx, gate, u.shape) -- a reshaped buffer: the same flat index
+        else
+          local sidx, sgate, valid = move(u, idx, gate, src)
+          out = lower(src, sidx, sgate)
+          if valid then out = valid:where(out, core.const(u.dtype, 0)) end
+        end
       end
     elseif u.op == "REDUCE_AXIS" then -- arg {"ADD" | "MAX" | "MUL", axis...}
       local op, axes = u.arg[1], {}

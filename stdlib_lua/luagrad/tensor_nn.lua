@@ -224,10 +224,14 @@ local function conv2d_dw(x, g, k, stride, dilation, padding, groups)
   local rcout = cout // groups
   local p = pool(pad_last(x, symmetric(padding)), k, stride, dilation) -- (bs, groups*cin, oh', ow', kh, kw)
   if p.shape[3] ~= o[1] or p.shape[4] ~= o[2] then p = p:shrink({ {}, {}, { 1, o[1] }, { 1, o[2] }, {}, {} }) end
-  p = p:reshape(bs, groups, cin, 1, o[1], o[2], k[1], k[2])
-  local gr = g:reshape(bs, groups, 1, rcout, o[1], o[2], 1, 1)
-  local dw = (p * gr):sum({ 1, 5, 6 }) -- (groups, cin, rcout, kh, kw)
-  return dw:permute(1, 3, 2, 4, 5):reshape(cout, cin, k[1], k[2])
+  -- the windows in a buffer of their own, (groups, bs, oh*ow, cin*kh*kw): the product below is
+  -- then a matmul whose rows are contiguous in memory (the kernel optimizer blocks it well)
+  local nc, ohw = cin * k[1] * k[2], o[1] * o[2]
+  local cols = p:reshape(bs, groups, cin, o[1], o[2], k[1], k[2]):permute(2, 1, 4, 5, 3, 6, 7):contiguous()
+  cols = cols:reshape(groups, 1, bs, ohw, nc)
+  local gr = g:reshape(bs, groups, rcout, ohw):permute(2, 3, 1, 4):reshape(groups, rcout, bs, ohw, 1)
+  local dw = (gr * cols):sum({ 3, 4 }) -- (groups, rcout, cin*kh*kw)
+  return dw:reshape(cout, cin, k[1], k[2])
 end
 
 local function conv_params(params)
