@@ -292,6 +292,8 @@ function M.apply(sink, opts)
     local f = transforms[o[1]]
     if not f then fail("apply: step %d is %s; expected upcast, unroll, accumulate, merge, pad or swap", i, tostring(o[1])) end
     sink = f(sink, o[2], o[3])
+    -- a merge's m // s * s + m % s folds back to m before later steps split m again
+    if o[1] == "merge" then sink = M.simplify(sink) end
   end
   return M.simplify(sink)
 end

@@ -42,7 +42,8 @@ local RECOMPUTE_LIMIT = 4 -- ALU ops a kernel may recompute for each broadcast c
 --     a kernel reads through an EXPAND (it would be computed again for every broadcast copy), or
 --     that another reduction reads (a convolution under a pooling: each gets loops of its own,
 --     which the optimizer blocks; nested, they are left as they are);
---   * an elementwise node read through an EXPAND that costs RECOMPUTE_LIMIT or more ALU ops.
+--   * an elementwise node that costs RECOMPUTE_LIMIT or more ALU ops and is read through an EXPAND
+--     or by more than one kernel (a gradient several reductions of a batch norm read).
 -- Everything else fuses into the kernel that uses it. Users are visited before their sources,
 -- so when a node is decided, the kernels that read it are known.
 function M.realized(roots)
@@ -74,7 +75,9 @@ function M.realized(roots)
     local u = order[i]
     if not set[u] and u.shape and not MOVEMENT[u.op] and not ALU_FREE[u.op] then
       if u.op == "REDUCE_AXIS" and (owner[u] == false or reduced[u]) then set[u] = true end
-      if expanded[u] and (u.op == "REDUCE_AXIS" or cost[u] >= RECOMPUTE_LIMIT) then set[u] = true end
+      if (expanded[u] or owner[u] == false) and (u.op == "REDUCE_AXIS" or cost[u] >= RECOMPUTE_LIMIT) then
+        set[u] = true
+      end
     end
     local mine = set[u] and u or owner[u]
     local through = (not set[u] and expanded[u]) or u.op == "EXPAND"
