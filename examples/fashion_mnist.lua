@@ -3,13 +3,13 @@
 --
 --   build/bin/luagrad examples/fashion_mnist.lua [epochs [batch [out.safetensors]]]
 --
--- Defaults: 3 epochs, batch 128, Adam with the learning rate decaying linearly to 0; the weights
+-- Defaults: 5 epochs, batch 128, Adam with the learning rate decaying linearly to 0; the weights
 -- go to fashion_mnist.safetensors in the current folder. For quick checks, EPOCH_IMAGES=n trains
 -- on the first n images of each shuffled epoch and TEST_IMAGES=n tests on the first n.
 local lg = require "luagrad"
 local nn, T = lg.nn, lg.Tensor
 
-local epochs = tonumber(arg and arg[1]) or 3
+local epochs = tonumber(arg and arg[1]) or 5
 local batch = tonumber(arg and arg[2]) or 128
 local out_path = arg and arg[3] or "fashion_mnist.safetensors"
 local epoch_images = tonumber(os.getenv("EPOCH_IMAGES") or "")
