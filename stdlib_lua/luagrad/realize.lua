@@ -98,19 +98,25 @@ local function graph_nodes(roots)
   return list
 end
 
--- What the last KEEP runs of several kernels computed: node -> node viewing its buffer, and per
--- run the list of its nodes. A later graph that holds one of these nodes reads the buffer
--- instead of computing it again (the forward values a backward computed, read again by an
--- accuracy count).
-local recent, runs, KEEP = {}, {}, 2
+-- What the last KEEP runs of several kernels computed or reused: node -> {node viewing its buffer,
+-- the run}, and per run the list of its nodes. A later graph that holds one of these nodes reads
+-- the buffer instead of computing it again (the forward values a backward computed, read again by
+-- an accuracy count). A reused node stays as long as runs keep reusing it, so that a value every
+-- step needs (made of constants) does not alternate between computed and reused, which would
+-- alternate the steps' plans.
+local recent, runs, KEEP, run_number = {}, {}, 2, 0
 
--- roots with the nodes that recent runs computed replaced by their buffers
-local function reuse(roots)
+-- roots with the nodes that recent runs computed replaced by their buffers; the nodes reused go
+-- into the list `used`
+local function reuse(roots, used)
   if next(recent) == nil then return roots end
   local map, found = {}, false
   for _, u in ipairs(graph_nodes(roots)) do
     local r = recent[u]
-    if r then map[u.hash], found = r, true end
+    if r then
+      map[u.hash], found = r[1], true
+      used[#used + 1] = u
+    end
   end
   if not found then return roots end
   local memo, out = {}, {}
@@ -190,8 +196,9 @@ function M.run_many(roots)
   if #bases == 0 then return out end
   local key, bufs = core.structure(bases) -- graphs that differ only in their buffers share a plan
   local plan = plans[key]
+  local used = {}
   if not (plan and #plan.steps == 1) then -- one kernel computes nothing a recent run did
-    local again = reuse(bases)
+    local again = reuse(bases, used)
     if again ~= bases then
       bases = again
       key, bufs = core.structure(bases)
@@ -223,15 +230,22 @@ function M.run_many(roots)
   if debug_level >= 1 then print(("ran %d kernels"):format(#plan.steps)) end
   if #plan.steps > 1 then -- what the kernels computed, under the nodes of this run's graphs
     local nodes, run = graph_nodes(bases), {}
+    run_number = run_number + 1
     for j, st in ipairs(plan.steps) do
       local u = nodes[st.node_pos]
       if u and outs[j] and u.op ~= "BUFFER" then
-        recent[u], run[#run + 1] = core.uop("RESHAPE", u.dtype, { M.buffer_node(outs[j]) }, u.shape or {}), u
+        recent[u], run[#run + 1] = { core.uop("RESHAPE", u.dtype, { M.buffer_node(outs[j]) }, u.shape or {}), run_number }, u
       end
+    end
+    for _, u in ipairs(used) do
+      recent[u][2], run[#run + 1] = run_number, u
     end
     table.insert(runs, run)
     if #runs > KEEP then
-      for _, u in ipairs(table.remove(runs, 1)) do recent[u] = nil end
+      local old = run_number - KEEP
+      for _, u in ipairs(table.remove(runs, 1)) do
+        if recent[u] and recent[u][2] == old then recent[u] = nil end
+      end
     end
   end
   local nodes = {}
