@@ -341,8 +341,10 @@ static int l_device_stats(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg buf_methods[] = {{"write", buf_write}, {"read", buf_read}, {"write_bytes", buf_write_bytes},
-                                       {"read_bytes", buf_read_bytes}, {NULL, NULL}};
+/* buf:release(): drop this handle's reference now (nodes holding the buffer keep theirs) */
+static const luaL_Reg buf_methods[] = {{"write", buf_write},           {"read", buf_read},
+                                       {"write_bytes", buf_write_bytes}, {"read_bytes", buf_read_bytes},
+                                       {"release", buf_gc},             {NULL, NULL}};
 static const luaL_Reg buf_meta[] = {{"__gc", buf_gc}, {"__close", buf_gc}, {"__len", buf_len},
                                     {"__tostring", buf_tostring}, {NULL, NULL}};
 static const luaL_Reg prog_meta[] = {{"__gc", prog_gc}, {"__close", prog_gc}, {NULL, NULL}};

@@ -44,7 +44,7 @@ enum {
   SHOW_COLS = 100,         /* a long source line is shown as a window around the column */
   MAX_THREADS = 1024,
   SPARE_MIN = 64 * 1024,   /* buffers from this size on are kept for reuse when freed ... */
-  SPARE_COUNT = 256        /* ... up to this many */
+  SPARE_COUNT = 1024       /* ... up to this many */
 };
 #define SPARE_BYTES ((size_t)1 << 30) /* ... and this many bytes */
 

@@ -174,6 +174,11 @@ end
 
 local plans = {} -- structure -> plan: scheduling and rendering are done once per graph shape
 
+-- Buffers are held by nodes, and nodes by Lua values the collector sees as small: left to itself
+-- it lets hundreds of megabytes of dead buffers pile up (and the pages they are given again each
+-- cost a fault). After every COLLECT_BYTES of kernel outputs, a full collection runs.
+local COLLECT_BYTES, fresh = 256 * 1024 * 1024, 0
+
 -- Run the kernels that compute the nodes in the list `roots`, all in one schedule (what they
 -- share is computed once); returns a list of nodes that view the results in buffers.
 function M.run_many(roots)
@@ -211,6 +216,7 @@ function M.run_many(roots)
   end
   local outs = {}
   for j, st in ipairs(plan.steps) do
+    fresh = fresh + st.n * st.dtype.itemsize
     local buf = core.buffer(M.device, st.dtype, st.n)
     local args = { buf }
     for i, inp in ipairs(st.inputs) do args[i + 1] = inp.step and outs[inp.step] or core.node_buffer(bufs[inp.buf]) end
@@ -260,6 +266,14 @@ function M.run_many(roots)
         out[i] = core.uop("RESHAPE", root.dtype, { schedule.base(bases[b]) }, root.shape or {})
       end
     end
+  end
+  -- the handles go now: the BUFFER nodes made above hold what is still needed, and the memory
+  -- of the other outputs (intermediates) is free for the next run instead of waiting for the
+  -- garbage collector (a training step's activations are hundreds of megabytes)
+  for _, b in ipairs(outs) do b:release() end
+  if fresh > COLLECT_BYTES then -- see COLLECT_BYTES
+    fresh = 0
+    collectgarbage()
   end
   return out
 end
