@@ -383,6 +383,19 @@ static int m_toposort(lua_State *L) {
   return 1;
 }
 
+/* core.view_as(node, like) -> RESHAPE of node to like's dtype and shape (a realized value seen
+ * with the shape of the node it was computed for), without a shape table in Lua */
+static int l_view_as(lua_State *L) {
+  lg_uop *u = lgl_check_uop(L, 1), *like = lgl_check_uop(L, 2);
+  int32_t nd = lg_uop_ndim(like);
+  lg_arg arg = {.kind = LG_ARG_INTS, .n = nd < 0 ? 0 : nd, .ints = lg_uop_shape(like)};
+  lg_uop *out, *src[1] = {u};
+  lg_ctx *ctx = lgl_ctx(L);
+  if (lg_uop_new(ctx, LG_OP_RESHAPE, lg_uop_dtype(like), src, 1, &arg, &out)) return lgl_fail(L, ctx);
+  lgl_push_uop_owned(L, out);
+  return 1;
+}
+
 /* core.structure({root...}) -> key, {BUFFER node...}: lg_graph_signature of the graphs */
 static int l_structure(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -409,8 +422,9 @@ static int l_structure(lua_State *L) {
 
 /* __index: fields by number through upvalue 2 (name -> field), then the methods (upvalue 1).
  * Upvalue 3 holds the op names, so reading u.op makes no new string. */
-enum { F_OP = 1, F_DTYPE, F_ARG, F_SRC, F_VMIN, F_VMAX, F_HASH, F_SHAPE, F_NDIM };
-static const char *const field_names[] = {"op", "dtype", "arg", "src", "vmin", "vmax", "hash", "shape", "ndim", NULL};
+enum { F_OP = 1, F_DTYPE, F_ARG, F_SRC, F_VMIN, F_VMAX, F_HASH, F_SHAPE, F_NDIM, F_NUMEL };
+static const char *const field_names[] = {"op",   "dtype", "arg",  "src",   "vmin", "vmax",
+                                          "hash", "shape", "ndim", "numel", NULL};
 
 static int uop_index(lua_State *L) {
   lg_uop *u = lgl_check_uop(L, 1);
@@ -447,6 +461,13 @@ static int uop_index(lua_State *L) {
     if (lg_uop_ndim(u) < 0) return 0;
     lua_pushinteger(L, lg_uop_ndim(u));
     return 1;
+  case F_NUMEL: { /* the element count of the shape, without making the shape's table */
+    if (lg_uop_ndim(u) < 0) return 0;
+    lua_Integer n = 1;
+    for (int32_t i = 0; i < lg_uop_ndim(u); i++) n *= lg_uop_shape(u)[i];
+    lua_pushinteger(L, n);
+    return 1;
+  }
   default: lua_pushvalue(L, 2); lua_rawget(L, lua_upvalueindex(1)); return 1;
   }
 }
@@ -465,7 +486,8 @@ static const luaL_Reg uop_meta[] = {
     {"__bnot", m_bnot}, {NULL, NULL}};
 
 static const luaL_Reg uop_funcs[] = {
-    {"uop", l_uop}, {"const", l_const}, {"var", l_var}, {"structure", l_structure}, {NULL, NULL}};
+    {"uop", l_uop}, {"const", l_const}, {"var", l_var}, {"structure", l_structure}, {"view_as", l_view_as},
+    {NULL, NULL}};
 
 void lgl_open_uop(lua_State *L) {
   lua_createtable(L, 0, lg_op_count());

@@ -36,7 +36,7 @@ core                  lg.core: the C engine module (luagrad.core) under the Lua 
 DType                 the type of tensor elements (lg.float32, lg.int32, ...): fields name, itemsize, kind ("float", "int", "uint", "bool")
 Pattern               a pattern of the rule DSL (lg.pattern) to match graphs; a rule pairs one with a result: {pattern, result [, name =]}
 RuleSet               compiled rules for lg.graph_rewrite (from lg.rules.compile, lg.rules.pass)
-UOp                   lg.UOp: an immutable node of the graph (fields op, dtype, src, arg, vmin, vmax, shape, ndim); arithmetic operators build new nodes
+UOp                   lg.UOp: an immutable node of the graph (fields op, dtype, src, arg, vmin, vmax, shape, ndim, numel); arithmetic operators build new nodes
 UOp.simplify          u:simplify() -> UOp: the "symbolic" rules to a fixed point (lg.graph_rewrite(u, "symbolic"))
 UOp.replace           u:replace{op =, dtype =, src =, arg =} -> UOp: the same node with the given fields changed
 UOp.fold              u:fold() -> UOp or nil: the node's constant value when all its sources are constants

@@ -189,7 +189,7 @@ function M.run_many(roots)
     if op == "CONST" or op == "BUFFER" or (op == "RESHAPE" and base_buffer(root)) then
       out[i] = root
     elseif inner.op == "BUFFER" then
-      out[i] = core.uop("RESHAPE", root.dtype, { inner }, root.shape or {})
+      out[i] = core.view_as(inner, root)
     else
       if not where[inner] then
         bases[#bases + 1] = inner
@@ -261,9 +261,9 @@ function M.run_many(roots)
       local j = plan.results[b]
       if j then
         nodes[b] = nodes[b] or M.buffer_node(outs[j])
-        out[i] = core.uop("RESHAPE", root.dtype, { nodes[b] }, root.shape or {})
+        out[i] = core.view_as(nodes[b], root)
       else -- a recent run computed it
-        out[i] = core.uop("RESHAPE", root.dtype, { schedule.base(bases[b]) }, root.shape or {})
+        out[i] = core.view_as(schedule.base(bases[b]), root)
       end
     end
   end

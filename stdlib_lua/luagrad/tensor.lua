@@ -295,12 +295,9 @@ function Tensor:detach() return wrap(core.uop("DETACH", self.dtype, { self.uop }
 -- a tensor of no elements that is not a buffer yet (a kernel of no iterations is not made)
 local function empty(t)
   local u = t.uop
+  if u.numel ~= 0 then return false end
   local op = u.op
-  if op == "BUFFER" or (op == "RESHAPE" and u.src[1].op == "BUFFER") then return false end
-  for _, d in ipairs(u.shape or {}) do
-    if d == 0 then return true end
-  end
-  return false
+  return not (op == "BUFFER" or (op == "RESHAPE" and u.src[1].op == "BUFFER"))
 end
 
 -- Tensor.realize_all(list): realize the tensors of the list together, in one schedule, so that
