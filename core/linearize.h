@@ -38,6 +38,13 @@ typedef struct lg_linear {
 lg_status lg_linearize(lg_ctx *ctx, lg_uop *sink, lg_linear *out);
 void lg_linear_free(lg_linear *lin);
 
+/* The loop a CPU kernel splits over its cores: the first output loop opened at the top level,
+ * unless a STORE lies outside it or an accumulator spans it. *open is its OPEN's position (-1
+ * when nothing is split), *trips its iterations (the upper bound of its end) and *work that of
+ * one iteration (each node in its body counted as often as it runs). Both C and LLVM renderers
+ * use it, so that both devices split alike. */
+lg_status lg_lin_split(lg_ctx *ctx, const lg_linear *L, int64_t *open, int64_t *trips, int64_t *work);
+
 /* A node for messages: "RANGE int32 (axis 1)", "REDUCE float32 ADD", "STORE"; returns buf. */
 const char *lg_lin_describe(const lg_uop *u, char *buf, size_t size);
 

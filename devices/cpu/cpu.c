@@ -18,12 +18,11 @@
  * the loop, run by whichever thread of the pool takes it. dims->global[0] > 1 asks for exactly
  * that many instead (tests; hand-written kernels, which otherwise run as one), and dims->sample
  * runs only the first chunks of them (timing a part of a kernel). THREADS (1 to
- * MAX_THREADS) is read when a context opens the device; the default is the number of CPUs this
+ * LG_POOL_MAX_THREADS) is read when a context opens the device; the default is the number of CPUs this
  * process may run on. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,7 +41,6 @@ enum {
   MAX_OUTPUT = 64 * 1024,  /* compiler output kept; the rest is read and dropped */
   MAX_ERRORS = 3,          /* compiler errors quoted in a message */
   SHOW_COLS = 100,         /* a long source line is shown as a window around the column */
-  MAX_THREADS = 1024,
   SPARE_MIN = 64 * 1024,   /* buffers from this size on are kept for reuse when freed ... */
   SPARE_COUNT = 1024       /* ... up to this many */
 };
@@ -114,27 +112,14 @@ static void cpu_identity(char *out, size_t size) {
   fclose(f);
 }
 
-/* THREADS, else the CPUs this process may run on; 0 when THREADS is not a count. */
-static int32_t thread_count(void) {
-  const char *env = getenv("THREADS");
-  if (env && *env) {
-    char *end;
-    errno = 0;
-    long n = strtol(env, &end, 10);
-    return *end || errno || n < 1 || n > MAX_THREADS ? 0 : (int32_t)n;
-  }
-  cpu_set_t set;
-  long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
-  return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int32_t)n;
-}
 
 static lg_status cpu_open(lg_device *dev) {
   if (dev->index != 0)
     return lg_ctx_fail(dev->ctx, LG_ERR_ARG, "device %s: there is one CPU device (CPU or CPU:0)", dev->name);
-  int32_t threads = thread_count();
+  int32_t threads = lg_pool_thread_count();
   if (!threads)
     return lg_ctx_fail(dev->ctx, LG_ERR_ARG, "device CPU: THREADS='%s' is not a number of threads from 1 to %d",
-                       getenv("THREADS"), MAX_THREADS);
+                       getenv("THREADS"), LG_POOL_MAX_THREADS);
   const char *cc = getenv("LUAGRAD_CC"), *cflags = getenv("LUAGRAD_CFLAGS");
   if (!cc || !count_words(cc)) cc = "cc";
   if (!cflags) cflags = "";

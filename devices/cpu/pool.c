@@ -12,12 +12,15 @@
  * 60 us on this project's dev machine, under 1 us when watching). */
 #include "pool.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { SPIN_NS = 50000 };
 
@@ -173,4 +176,17 @@ int32_t lg_pool_width(int64_t trips, int64_t work, int32_t threads) {
   int64_t n = work / LG_POOL_MIN_WORK;
   if (n > (int64_t)threads * LG_POOL_CHUNKS) n = (int64_t)threads * LG_POOL_CHUNKS;
   return (int32_t)(n < trips ? n : trips);
+}
+
+int32_t lg_pool_thread_count(void) {
+  const char *env = getenv("THREADS");
+  if (env && *env) {
+    char *end;
+    errno = 0;
+    long n = strtol(env, &end, 10);
+    return *end || errno || n < 1 || n > LG_POOL_MAX_THREADS ? 0 : (int32_t)n;
+  }
+  cpu_set_t set;
+  long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > LG_POOL_MAX_THREADS ? LG_POOL_MAX_THREADS : (int32_t)n;
 }

@@ -17,6 +17,11 @@ typedef void (*lg_pool_task)(void *arg, int32_t task, int32_t ntasks);
 
 /* A pool of nthreads (>= 1) threads, none started yet; NULL when out of memory. */
 lg_pool *lg_pool_new(int32_t nthreads);
+
+/* The threads a device's pool gets: THREADS, else the CPUs this process may run on (at most
+ * LG_POOL_MAX_THREADS); 0 when THREADS is set but not a count from 1 to LG_POOL_MAX_THREADS. */
+enum { LG_POOL_MAX_THREADS = 1024 };
+int32_t lg_pool_thread_count(void);
 /* Stop and join the workers; NULL is fine. */
 void lg_pool_free(lg_pool *p);
 int32_t lg_pool_threads(const lg_pool *p);

@@ -815,68 +815,6 @@ static lg_status prepass(rnd *r) {
   return LG_OK;
 }
 
-/* ---- the loop split over the cores ---------------------------------------------------------------- */
-
-static int64_t sat_mul(int64_t a, int64_t b) { return a > 0 && b > INT64_MAX / a ? INT64_MAX : a * b; }
-
-/* a loop's iterations: the upper bound of its end */
-static int64_t trip_count(const lg_uop *range) {
-  int64_t lo, hi;
-  return !lg_uop_bounds(range->src[0], &lo, &hi) ? INT32_MAX : hi > 0 ? hi : 0;
-}
-
-static bool is_work(const lg_lin_inst *in) {
-  if (in->kind == LG_LIN_UPDATE) return true;
-  if (in->kind != LG_LIN_NODE) return false;
-  switch (in->u->op) {
-  case LG_OP_CONST:
-  case LG_OP_INDEX:
-  case LG_OP_DEFINE_GLOBAL:
-  case LG_OP_DEFINE_VAR:
-  case LG_OP_END:
-  case LG_OP_GROUP:
-  case LG_OP_SINK: return false;
-  default: return true;
-  }
-}
-
-/* The split loop (see the file comment), its iterations and the work of one. */
-static lg_status find_split(rnd *r) {
-  const lg_linear *L = &r->lin;
-  int64_t open = -1, close = -1;
-  r->split_open = -1;
-  r->split_trips = r->split_work = 0;
-  for (int64_t k = 0; k < L->n && open < 0; k++)
-    if (L->inst[k].kind == LG_LIN_OPEN && L->inst[k].depth == 0 && L->inst[k].u->arg.ints[1] == 0) open = k;
-  if (open < 0) return LG_OK;
-  const lg_uop *loop = L->inst[open].u;
-  for (close = open + 1; L->inst[close].kind != LG_LIN_CLOSE || L->inst[close].u != loop;) close++;
-  int32_t maxdepth = 0;
-  for (int64_t k = 0; k < L->n; k++) {
-    const lg_lin_inst *in = &L->inst[k];
-    maxdepth = in->depth > maxdepth ? in->depth : maxdepth;
-    if (k > open && k < close) continue;
-    if (in->kind == LG_LIN_NODE && in->u->op == LG_OP_STORE) return LG_OK;
-    if (in->kind == LG_LIN_INIT)
-      for (int32_t i = 1; i < in->u->nsrc; i++)
-        if (in->u->src[i] == loop) return LG_OK;
-  }
-  /* per[d]: how often a node at depth d runs in one iteration of the split loop */
-  int64_t *per = malloc(((size_t)maxdepth + 2) * sizeof *per), work = 0;
-  if (!per) return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render C: out of memory");
-  per[1] = 1;
-  for (int64_t k = open + 1; k < close; k++) {
-    const lg_lin_inst *in = &L->inst[k];
-    if (in->kind == LG_LIN_OPEN) per[in->depth + 1] = sat_mul(per[in->depth], trip_count(in->u));
-    else if (is_work(in)) work = work > INT64_MAX - per[in->depth] ? INT64_MAX : work + per[in->depth];
-  }
-  free(per);
-  r->split_open = open;
-  r->split_trips = trip_count(loop);
-  r->split_work = work > 0 ? work : 1;
-  return LG_OK;
-}
-
 static lg_status assemble(rnd *r, const char *name, char **src) {
   lg_strbuf out = {0};
   lg_strbuf_put(&out, "#include <stdint.h>\n#include <math.h>\n\n");
@@ -916,7 +854,7 @@ lg_status lg_render_c(lg_ctx *ctx, lg_uop *sink, const char *name, char **src) {
   rnd r = {.ctx = ctx};
   st = lg_linearize(ctx, sink, &r.lin);
   if (!st) st = prepass(&r);
-  if (!st) st = find_split(&r);
+  if (!st) st = lg_lin_split(r.ctx, &r.lin, &r.split_open, &r.split_trips, &r.split_work);
   if (!st) walk(&r), st = assemble(&r, name, src);
   for (int64_t i = 0; r.ex && i < r.nslots; i++) free(r.ex[i].s);
   free(r.ex), free(r.refs), free(r.globals), free(r.vars), free(r.helpers), free(r.pre.p), free(r.body.p);

@@ -21,12 +21,11 @@
  * of its split loop, work of one}, and runs with ncores = lg_pool_width(iterations, work,
  * THREADS) on a thread pool of devices/cpu/pool.c (the device's own); dims->global[0] > 1 asks for
  * that many cores instead (hand-written IR without `_split` otherwise runs as one). THREADS (1 to
- * MAX_THREADS) is read when a context opens the device; the default is the number of CPUs this
+ * LG_POOL_MAX_THREADS) is read when a context opens the device; the default is the number of CPUs this
  * process may run on. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +47,7 @@
 
 typedef void (*llvm_kernel)(void **bufs, const int64_t *ints, int32_t core_id, int32_t ncores);
 
-enum { ALIGN = 64, MAX_MESSAGE = 1500, MAX_THREADS = 1024 };
+enum { ALIGN = 64, MAX_MESSAGE = 1500 };
 
 static const char PIPELINE[] = "default<O2>";
 
@@ -140,27 +139,14 @@ static void api_load(void) {
 
 /* ---- setup: the target machine of this host ---------------------------------------------------- */
 
-/* THREADS, else the CPUs this process may run on; 0 when THREADS is not a count (as cpu.c reads it) */
-static int32_t thread_count(void) {
-  const char *env = getenv("THREADS");
-  if (env && *env) {
-    char *end;
-    errno = 0;
-    long n = strtol(env, &end, 10);
-    return *end || errno || n < 1 || n > MAX_THREADS ? 0 : (int32_t)n;
-  }
-  cpu_set_t set;
-  long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
-  return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int32_t)n;
-}
 
 static lg_status llvm_open(lg_device *dev) {
   if (dev->index != 0)
     return lg_ctx_fail(dev->ctx, LG_ERR_ARG, "device %s: there is one LLVM device (LLVM or LLVM:0)", dev->name);
-  int32_t threads = thread_count();
+  int32_t threads = lg_pool_thread_count();
   if (!threads)
     return lg_ctx_fail(dev->ctx, LG_ERR_ARG, "device LLVM: THREADS='%s' is not a number of threads from 1 to %d",
-                       getenv("THREADS"), MAX_THREADS);
+                       getenv("THREADS"), LG_POOL_MAX_THREADS);
   pthread_once(&api_once, api_load);
   if (api_error[0]) return lg_ctx_fail(dev->ctx, LG_ERR_DEVICE, "device LLVM: %s", api_error);
   llvm_state *s = calloc(1, sizeof *s);

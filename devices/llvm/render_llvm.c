@@ -9,7 +9,7 @@
  *     `restrict`; 64-byte aligned; `readonly` when the kernel only loads from them) and the
  *     DEFINE_VARs. It is internal and always inlined: the inliner turns `noalias` into alias scopes;
  *   - `@name_split = constant [2 x i64]`: render_c's `<name>_split`, found by the same rule
- *     (find_split): the first output loop at the top level runs the iterations
+ *     (lg_lin_split): the first output loop at the top level runs the iterations
  *     [n * core_id / ncores, n * (core_id + 1) / ncores) on each core; when no loop can be split,
  *     `name` returns at once on every core but core 0. devices/llvm/llvm.c launches from it.
  * Inside the body:
@@ -902,69 +902,6 @@ static lg_status prepass(rnd *r) {
   return LG_OK;
 }
 
-/* ---- the loop split over the cores: render_c.c's rule, so that both devices split alike --------- */
-
-static int64_t sat_mul(int64_t a, int64_t b) { return a > 0 && b > INT64_MAX / a ? INT64_MAX : a * b; }
-
-/* a loop's iterations: the upper bound of its end */
-static int64_t trip_count(const lg_uop *range) {
-  int64_t lo, hi;
-  return !lg_uop_bounds(range->src[0], &lo, &hi) ? INT32_MAX : hi > 0 ? hi : 0;
-}
-
-static bool is_work(const lg_lin_inst *in) {
-  if (in->kind == LG_LIN_UPDATE) return true;
-  if (in->kind != LG_LIN_NODE) return false;
-  switch (in->u->op) {
-  case LG_OP_CONST:
-  case LG_OP_INDEX:
-  case LG_OP_DEFINE_GLOBAL:
-  case LG_OP_DEFINE_VAR:
-  case LG_OP_END:
-  case LG_OP_GROUP:
-  case LG_OP_SINK: return false;
-  default: return true;
-  }
-}
-
-/* The first output loop at the top level, unless a STORE lies outside it or an accumulator spans
- * it; its iterations and the work of one (each node in its body counted as often as it runs). */
-static lg_status find_split(rnd *r) {
-  const lg_linear *L = &r->lin;
-  int64_t open = -1, close = -1;
-  r->split_open = -1;
-  r->split_trips = r->split_work = 0;
-  for (int64_t k = 0; k < L->n && open < 0; k++)
-    if (L->inst[k].kind == LG_LIN_OPEN && L->inst[k].depth == 0 && L->inst[k].u->arg.ints[1] == 0) open = k;
-  if (open < 0) return LG_OK;
-  const lg_uop *split = L->inst[open].u;
-  for (close = open + 1; L->inst[close].kind != LG_LIN_CLOSE || L->inst[close].u != split;) close++;
-  int32_t maxdepth = 0;
-  for (int64_t k = 0; k < L->n; k++) {
-    const lg_lin_inst *in = &L->inst[k];
-    maxdepth = in->depth > maxdepth ? in->depth : maxdepth;
-    if (k > open && k < close) continue;
-    if (in->kind == LG_LIN_NODE && in->u->op == LG_OP_STORE) return LG_OK;
-    if (in->kind == LG_LIN_INIT)
-      for (int32_t i = 1; i < in->u->nsrc; i++)
-        if (in->u->src[i] == split) return LG_OK;
-  }
-  /* per[d]: how often a node at depth d runs in one iteration of the split loop */
-  int64_t *per = malloc(((size_t)maxdepth + 2) * sizeof *per), work = 0;
-  if (!per) return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render LLVM: out of memory");
-  per[1] = 1;
-  for (int64_t k = open + 1; k < close; k++) {
-    const lg_lin_inst *in = &L->inst[k];
-    if (in->kind == LG_LIN_OPEN) per[in->depth + 1] = sat_mul(per[in->depth], trip_count(in->u));
-    else if (is_work(in)) work = work > INT64_MAX - per[in->depth] ? INT64_MAX : work + per[in->depth];
-  }
-  free(per);
-  r->split_open = open;
-  r->split_trips = trip_count(split);
-  r->split_work = work > 0 ? work : 1;
-  return LG_OK;
-}
-
 /* The entry reads the arguments and calls the body (inlined), whose buffer parameters do not
  * alias. */
 static lg_status assemble(rnd *r, const char *name, char **src) {
@@ -1022,7 +959,7 @@ lg_status lg_render_llvm(lg_ctx *ctx, lg_uop *sink, const char *name, char **src
   rnd r = {.ctx = ctx, .block = "entry"};
   st = lg_linearize(ctx, sink, &r.lin);
   if (!st) st = prepass(&r);
-  if (!st) st = find_split(&r);
+  if (!st) st = lg_lin_split(r.ctx, &r.lin, &r.split_open, &r.split_trips, &r.split_work);
   if (!st) walk(&r), st = assemble(&r, name, src);
   free(r.vals), free(r.globals), free(r.vars), free(r.loops), free(r.pre.p), free(r.allocas.p), free(r.body.p);
   lg_ptrmap_free(&r.slot);
