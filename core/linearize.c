@@ -610,3 +610,73 @@ lg_status lg_lin_split(lg_ctx *ctx, const lg_linear *L, int64_t *open_at, int64_
   *work_out = work > 0 ? work : 1;
   return LG_OK;
 }
+
+/* ---- what a renderer of scalar kernels takes ------------------------------------------------ */
+
+int32_t lg_lin_reduce_op(const lg_uop *u) {
+  const char *s = u->arg.kind == LG_ARG_STR ? u->arg.s : "";
+  return strcmp(s, "ADD") == 0 ? LG_OP_ADD : strcmp(s, "MUL") == 0 ? LG_OP_MUL : strcmp(s, "MAX") == 0 ? LG_OP_MAX : -1;
+}
+
+static const char *say(char *msg, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static const char *say(char *msg, size_t size, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, size, fmt, ap);
+  va_end(ap);
+  return msg;
+}
+
+const char *lg_lin_check_node(const lg_uop *u, const char *who, char *msg, size_t size) {
+  char a[48], b[48];
+  lg_dtype dt = u->dtype;
+  switch (u->op) {
+  case LG_OP_DEFINE_GLOBAL: {
+    lg_dtype base = lg_dtype_base(dt);
+    if (!lg_dtype_is_ptr(dt) || lg_dtype_addrspace(dt) != LG_ADDR_GLOBAL || !lg_dt_is_plain(base) ||
+        lg_dtype_kind(base) == 'v')
+      return say(msg, size, "must be a global pointer to a scalar dtype");
+    if (u->arg.kind != LG_ARG_INT || u->arg.i < 0) return say(msg, size, "the arg must be a buffer slot >= 0");
+    return NULL;
+  }
+  case LG_OP_INDEX:
+    if (u->src[0]->op != LG_OP_DEFINE_GLOBAL)
+      return say(msg, size, "indexes %s; %s knows DEFINE_GLOBAL buffers only", lg_op_name(u->src[0]->op), who);
+    if (u->nsrc > 3) return say(msg, size, "takes a buffer, an index and a gate, got %d sources", u->nsrc);
+    if (!lg_dt_is_plain(u->src[1]->dtype) || !lg_dt_is_int(u->src[1]->dtype))
+      return say(msg, size, "the index is %s, not an integer", (lg_dtype_name(u->src[1]->dtype, a, sizeof a), a));
+    if (u->nsrc == 3 && u->src[2]->dtype != LG_DT_BOOL)
+      return say(msg, size, "the gate is %s, not bool", (lg_dtype_name(u->src[2]->dtype, a, sizeof a), a));
+    return NULL;
+  case LG_OP_LOAD:
+  case LG_OP_STORE: {
+    if (u->src[0]->op != LG_OP_INDEX) return say(msg, size, "the address is %s, not an INDEX", lg_op_name(u->src[0]->op));
+    if (u->nsrc > 2) return say(msg, size, "takes an INDEX and a value, got %d sources", u->nsrc);
+    lg_dtype elem = lg_dtype_base(u->src[0]->src[0]->dtype), v = u->op == LG_OP_LOAD ? dt : u->src[1]->dtype;
+    lg_dtype_name(v, a, sizeof a), lg_dtype_name(elem, b, sizeof b);
+    if (v != elem)
+      return say(msg, size, "%s %s %s a buffer of %s", u->op == LG_OP_LOAD ? "loads" : "stores", a,
+                  u->op == LG_OP_LOAD ? "from" : "into", b);
+    if (u->op == LG_OP_LOAD && u->nsrc == 2 && u->src[1]->dtype != dt)
+      return say(msg, size, "its alternative value is %s, not %s", (lg_dtype_name(u->src[1]->dtype, b, sizeof b), b), a);
+    return NULL;
+  }
+  case LG_OP_REDUCE: {
+    int32_t op = lg_lin_reduce_op(u);
+    char k = lg_dtype_kind(dt);
+    if (op < 0) return say(msg, size, "the arg must be \"ADD\", \"MUL\" or \"MAX\"");
+    if (u->src[0]->dtype != dt)
+      return say(msg, size, "reduces a %s value", (lg_dtype_name(u->src[0]->dtype, a, sizeof a), a));
+    if (k != 'v' && !lg_op_has(op, k == 'f' ? LG_OPF_FLOATOK : k == 'b' ? LG_OPF_BOOLOK : LG_OPF_INTOK))
+      return say(msg, size, "%s is not defined on %s", lg_op_name(op), (lg_dtype_name(dt, a, sizeof a), a));
+    break;
+  }
+  case LG_OP_SINK:
+  case LG_OP_GROUP:
+  case LG_OP_END: return NULL;
+  default: break;
+  }
+  if (!lg_dt_is_plain(dt) || lg_dtype_kind(dt) == 'v')
+    return say(msg, size, "%s needs a scalar dtype here (no vectors or pointers yet)", who);
+  return NULL;
+}

@@ -45,6 +45,13 @@ void lg_linear_free(lg_linear *lin);
  * use it, so that both devices split alike. */
 lg_status lg_lin_split(lg_ctx *ctx, const lg_linear *L, int64_t *open, int64_t *trips, int64_t *work);
 
+/* The op of a kernel REDUCE node (its arg "ADD", "MUL" or "MAX"), or -1. */
+int32_t lg_lin_reduce_op(const lg_uop *u);
+/* What a renderer of scalar kernels cannot take in node u (buffers, accesses, reductions,
+ * dtypes): a message written to msg, or NULL when u is fine; `who` names the renderer in it
+ * ("the C renderer"). */
+const char *lg_lin_check_node(const lg_uop *u, const char *who, char *msg, size_t size);
+
 /* A node for messages: "RANGE int32 (axis 1)", "REDUCE float32 ADD", "STORE"; returns buf. */
 const char *lg_lin_describe(const lg_uop *u, char *buf, size_t size);
 

@@ -569,16 +569,12 @@ static facts facts_of(const lg_uop *u) {
   return f;
 }
 
-static int32_t reduce_op(const lg_uop *u) {
-  const char *s = u->arg.kind == LG_ARG_STR ? u->arg.s : "";
-  return strcmp(s, "ADD") == 0 ? LG_OP_ADD : strcmp(s, "MUL") == 0 ? LG_OP_MUL : strcmp(s, "MAX") == 0 ? LG_OP_MAX : -1;
-}
 
 /* A float MAX accumulates integer keys: the bits of x, its magnitude bits flipped when negative,
  * and the largest key for any NaN. Keys order as the floats do, with -0.0 below 0.0 and NaN on
  * top, so the update is an integer max, which the vectorizer knows as a reduction (the selects
  * of float_max chain each update on the last one). */
-static bool keyed(const lg_uop *u) { return reduce_op(u) == LG_OP_MAX && lg_dt_is_float(u->dtype); }
+static bool keyed(const lg_uop *u) { return lg_lin_reduce_op(u) == LG_OP_MAX && lg_dt_is_float(u->dtype); }
 
 /* the largest key: all bits but the sign */
 static int64_t key_top(lg_dtype dt) { return (int64_t)((UINT64_C(1) << (bits(ibits(dt)) - 1)) - 1); }
@@ -690,7 +686,7 @@ static void value(rnd *r, const lg_lin_inst *in) {
 static void reduce_init(rnd *r, const lg_lin_inst *in) {
   lg_uop *u = in->u;
   lg_dtype dt = u->dtype;
-  int32_t op = reduce_op(u);
+  int32_t op = lg_lin_reduce_op(u);
   int64_t lo = 0, hi; /* MAX starts at the lowest value: -inf, INT32_MIN, 0 (uint64 too: left as is) */
   if (op == LG_OP_MAX && !lg_dt_is_float(dt)) lg_dt_int_range(dt, &lo, &hi);
   val id = op == LG_OP_MAX ? literal(dt, lo, -INFINITY) : literal(dt, op == LG_OP_MUL, op == LG_OP_MUL);
@@ -715,7 +711,7 @@ static void reduce_update(rnd *r, const lg_lin_inst *in) {
     emit(r, "store %s %s, %s* %s", it, inst(r, "select i1 %s, %s %s, %s %s", gt.s, it, cur.s, it, kx.s).s, it, acc);
     return;
   }
-  val cur = operand(r, u), v = op_value(r, reduce_op(u), dt, dt, cur, x, x, (facts){0});
+  val cur = operand(r, u), v = op_value(r, lg_lin_reduce_op(u), dt, dt, cur, x, x, (facts){0});
   emit(r, "store %s %s, %s* %s", ty(dt), v.s, ty(dt), vl(r, u)->s);
 }
 
@@ -792,57 +788,8 @@ static void walk(rnd *r) {
 /* ---- checks, names ------------------------------------------------------------------------------- */
 
 static lg_status check_node(rnd *r, const lg_uop *u) {
-  char a[48], b[48];
-  lg_dtype dt = u->dtype;
-  switch (u->op) {
-  case LG_OP_DEFINE_GLOBAL: {
-    lg_dtype base = lg_dtype_base(dt);
-    if (!lg_dtype_is_ptr(dt) || lg_dtype_addrspace(dt) != LG_ADDR_GLOBAL || !lg_dt_is_plain(base) ||
-        lg_dtype_kind(base) == 'v')
-      return fail(r, u, "must be a global pointer to a scalar dtype");
-    if (u->arg.kind != LG_ARG_INT || u->arg.i < 0) return fail(r, u, "the arg must be a buffer slot >= 0");
-    return LG_OK;
-  }
-  case LG_OP_INDEX:
-    if (u->src[0]->op != LG_OP_DEFINE_GLOBAL)
-      return fail(r, u, "indexes %s; the LLVM renderer knows DEFINE_GLOBAL buffers only", lg_op_name(u->src[0]->op));
-    if (u->nsrc > 3) return fail(r, u, "takes a buffer, an index and a gate, got %d sources", u->nsrc);
-    if (!lg_dt_is_plain(u->src[1]->dtype) || !lg_dt_is_int(u->src[1]->dtype))
-      return fail(r, u, "the index is %s, not an integer", (lg_dtype_name(u->src[1]->dtype, a, sizeof a), a));
-    if (u->nsrc == 3 && u->src[2]->dtype != LG_DT_BOOL)
-      return fail(r, u, "the gate is %s, not bool", (lg_dtype_name(u->src[2]->dtype, a, sizeof a), a));
-    return LG_OK;
-  case LG_OP_LOAD:
-  case LG_OP_STORE: {
-    if (u->src[0]->op != LG_OP_INDEX) return fail(r, u, "the address is %s, not an INDEX", lg_op_name(u->src[0]->op));
-    if (u->nsrc > 2) return fail(r, u, "takes an INDEX and a value, got %d sources", u->nsrc);
-    lg_dtype elem = lg_dtype_base(u->src[0]->src[0]->dtype), v = u->op == LG_OP_LOAD ? dt : u->src[1]->dtype;
-    lg_dtype_name(v, a, sizeof a), lg_dtype_name(elem, b, sizeof b);
-    if (v != elem)
-      return fail(r, u, "%s %s %s a buffer of %s", u->op == LG_OP_LOAD ? "loads" : "stores", a,
-                  u->op == LG_OP_LOAD ? "from" : "into", b);
-    if (u->op == LG_OP_LOAD && u->nsrc == 2 && u->src[1]->dtype != dt)
-      return fail(r, u, "its alternative value is %s, not %s", (lg_dtype_name(u->src[1]->dtype, b, sizeof b), b), a);
-    return LG_OK;
-  }
-  case LG_OP_REDUCE: {
-    int32_t op = reduce_op(u);
-    char k = lg_dtype_kind(dt);
-    if (op < 0) return fail(r, u, "the arg must be \"ADD\", \"MUL\" or \"MAX\"");
-    if (u->src[0]->dtype != dt)
-      return fail(r, u, "reduces a %s value", (lg_dtype_name(u->src[0]->dtype, a, sizeof a), a));
-    if (k != 'v' && !lg_op_has(op, k == 'f' ? LG_OPF_FLOATOK : k == 'b' ? LG_OPF_BOOLOK : LG_OPF_INTOK))
-      return fail(r, u, "%s is not defined on %s", lg_op_name(op), (lg_dtype_name(dt, a, sizeof a), a));
-    break;
-  }
-  case LG_OP_SINK:
-  case LG_OP_GROUP:
-  case LG_OP_END: return LG_OK;
-  default: break;
-  }
-  if (!lg_dt_is_plain(dt) || lg_dtype_kind(dt) == 'v')
-    return fail(r, u, "the LLVM renderer needs a scalar dtype here (no vectors or pointers yet)");
-  return LG_OK;
+  char msg[256];
+  return lg_lin_check_node(u, "the LLVM renderer", msg, sizeof msg) ? fail(r, u, "%s", msg) : LG_OK;
 }
 
 static int by_slot(const void *a, const void *b) {
