@@ -374,6 +374,7 @@ end
 local SMALL = 4096 -- loop iterations of a kernel too small to gain anything
 local VECTORS = 16 -- vector registers the accumulators may take (of 32 on AVX-512)
 local SCALARS = 36 -- accumulators when no axis makes vectors
+local L2_BYTES = 8 * 1024 * 1024 -- a matmul's B beyond this is not kept in the caches
 
 local function pow2_at_least(n)
   local p = 1
@@ -392,7 +393,9 @@ end
 --      VECTORS registers (by up to 4 within SCALARS values when step 1 found no vector);
 --   3. without vectors, the innermost reduce axis gets up to 16 accumulators when it is
 --      contiguous in a load; reduce axes of at most 4 are unrolled whole while the body stays
---      small.
+--      small;
+--   4. a matmul whose B is larger than L2_BYTES swaps its two output loops (B's slices stay in
+--      the caches).
 -- Kernels without a reduction are left to gcc's loop vectorizer, and small ones (under SMALL
 -- loop iterations) as they are.
 local heuristic
@@ -519,6 +522,11 @@ function heuristic(sink)
       copies = copies * r.size
       opts[#opts + 1] = { "unroll", r.axis, r.size }
     end
+  end
+  -- a matmul whose B (the reduce axis by the vector axis) is larger than the caches: the vector
+  -- axis's loop goes outside, so each slice of B stays cached while every row of A passes
+  if vec and #outs == 2 and outs[2] == vec and #reds == 1 and reds[1].size * vec.size * acc.itemsize > L2_BYTES then
+    opts[#opts + 1] = { "swap", outs[1].axis, outs[2].axis }
   end
   return opts
 end
