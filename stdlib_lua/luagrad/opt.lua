@@ -451,12 +451,13 @@ function heuristic(sink)
     end
   end
   -- a reduction inside another (a convolution fused into a pooling) keeps its loops as they are
-  if not acc or nested or #outs == 0 then return {} end
+  if not acc or nested then return {} end
   local lanes = math.max(1, 64 // acc.itemsize)
   local acs, loads, store = accesses(sink), {}, nil
   for _, a in ipairs(acs) do
     if a.store then store = store or a else loads[#loads + 1] = a end
   end
+  if not store then return {} end
   local strides = {} -- access -> axis -> stride
   for _, a in ipairs(acs) do
     strides[a] = {}

@@ -54,9 +54,21 @@ local function drop_axes(t, axes, keepdim, shape)
   return t:reshape(out)
 end
 
--- the primitive reduce (op "ADD", "MAX" or "MUL") over 0-based axes, in t's dtype
+local SPLIT_FROM, GROUPS = 1 << 18, 256
+
+-- the primitive reduce (op "ADD", "MAX" or "MUL") over 0-based axes, in t's dtype. A reduction of
+-- SPLIT_FROM or more elements to one value runs in two steps (GROUPS partial results, then
+-- their reduction), so that the first one has a loop to share among the cores
 local function reduce(op, t, axes, keepdim)
   if #axes == 0 then return t end
+  local n = t.uop.numel
+  if #axes == t.ndim and n >= SPLIT_FROM and n % GROUPS == 0 then
+    local parts = wrap(core.uop("REDUCE_AXIS", t.dtype, { t:reshape(GROUPS, n // GROUPS).uop }, { op, 1 }))
+    local r = wrap(core.uop("REDUCE_AXIS", t.dtype, { parts.uop }, { op, 0 }))
+    local ones = {}
+    for i = 1, t.ndim do ones[i] = 1 end
+    return keepdim and r:reshape(ones) or r:reshape({})
+  end
   local arg = { op }
   for _, a in ipairs(axes) do arg[#arg + 1] = a end
   local r = wrap(core.uop("REDUCE_AXIS", t.dtype, { t.uop }, arg))
