@@ -240,7 +240,7 @@ function M.run_many(roots)
     for j, st in ipairs(plan.steps) do
       local u = nodes[st.node_pos]
       if u and outs[j] and u.op ~= "BUFFER" then
-        recent[u], run[#run + 1] = { core.uop("RESHAPE", u.dtype, { M.buffer_node(outs[j]) }, u.shape or {}), run_number }, u
+        recent[u], run[#run + 1] = { core.view_as(M.buffer_node(outs[j]), u), run_number }, u
       end
     end
     for _, u in ipairs(used) do
