@@ -147,13 +147,10 @@ bench: all
 	  $(LUA) bench/run.lua
 
 # The main job: train the CNN of examples/fashion_mnist.lua on Fashion-MNIST (Debian's
-# dataset-fashion-mnist, installed when missing and run as root), evaluate, save and reload it.
-FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
-demo: all
-	@if [ ! -e $(FASHION_MNIST) ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
-	  else echo "missing the dataset: apt-get install dataset-fashion-mnist (as root)"; exit 1; fi; \
-	fi
+# dataset-fashion-mnist, installed by deps with the other packages when run as root), evaluate,
+# save and reload it.
+demo: deps
+	$(MAKE) all
 	$(EXE) examples/fashion_mnist.lua
 
 quickstart: all
