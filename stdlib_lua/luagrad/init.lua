@@ -20,7 +20,7 @@ lg.help = require("luagrad.help").help -- help(x): a line of documentation (luag
 local Tensor = require "luagrad.tensor"
 require "luagrad.tensor_ops"
 require "luagrad.tensor_movement"
-for _, m in ipairs({ "tensor_reduce", "tensor_create", "tensor_index", "tensor_nn" }) do require("luagrad." .. m) end
+for _, m in ipairs({ "tensor_reduce", "tensor_create", "tensor_index", "tensor_conv", "tensor_nn" }) do require("luagrad." .. m) end
 lg.manual_seed = Tensor.manual_seed
 -- autograd: t:backward(), lg.grad, lg.no_grad, t.requires_grad, t.grad (luagrad/autograd.lua)
 lg.autograd = require "luagrad.autograd"

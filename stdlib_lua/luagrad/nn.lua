@@ -1,4 +1,5 @@
--- luagrad.nn: layers as PyTorch's torch.nn has them, over the functional ops of tensor_nn.lua.
+-- luagrad.nn: layers as PyTorch's torch.nn has them, over the functional ops of tensor_conv.lua
+-- and tensor_nn.lua.
 -- A layer is a Lua table of tensors (its parameters and buffers) whose metatable has __call
 -- (the forward); lg.nn.Linear(3, 4) makes one. Any Lua table of layers is a model: parameters()
 -- and state_dict() walk it. Initialization is PyTorch's (weights kaiming_uniform with a = sqrt(5),
@@ -11,6 +12,7 @@
 -- false, BatchNorm2d uses the running statistics. The running-statistics update is lazy: the next
 -- optimizer step (lg.optim) realizes it with the parameters, in the same schedule.
 local Tensor = require "luagrad.tensor"
+require "luagrad.tensor_conv"
 require "luagrad.tensor_nn"
 
 local is_tensor, shape_str = Tensor.is_tensor, Tensor.shape_str

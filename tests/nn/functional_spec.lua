@@ -1,4 +1,4 @@
--- The functional nn ops (tensor_nn.lua) against PyTorch's results (tests/fixtures/nn_torch.lua),
+-- The functional nn ops (tensor_conv.lua, tensor_nn.lua) against PyTorch's results (tests/fixtures/nn_torch.lua),
 -- the single kernel of a convolution or a pooling, and the errors on bad shapes.
 local lg = require "luagrad"
 local N = require "nn.helpers"
