@@ -2,8 +2,9 @@
 -- build graph and nothing runs until realize() (or totable/item/tostring) compiles and runs the
 -- kernels that luagrad.schedule makes of it. The API is split over tensor_ops.lua (elementwise),
 -- tensor_reduce.lua (reductions, matmul, softmax), tensor_movement.lua (views),
--- tensor_create.lua (creation, random numbers) and tensor_index.lua (cat/stack/split, indexing,
--- gather, assignment). Gradients (t:backward(), t.requires_grad, t.grad, lg.no_grad) are in
+-- tensor_create.lua (creation, random numbers), tensor_index.lua (cat/stack/split, indexing,
+-- gather, assignment), tensor_conv.lua (convolution, pooling) and tensor_nn.lua (norms, losses,
+-- attention, embedding). Gradients (t:backward(), t.requires_grad, t.grad, lg.no_grad) are in
 -- luagrad/autograd.lua.
 --
 -- Conventions users see (the contract of issue 3):
