@@ -1,0 +1,239 @@
+-- luagrad.opt_heuristic: the kernel optimizer's default choice of transformations (luagrad.opt),
+-- in the manner of tinygrad's hand_coded_optimizations.
+local opt = require "luagrad.opt"
+
+local H = {}
+
+local EVAL = {
+  ADD = function(a, b) return a + b end,
+  SUB = function(a, b) return a - b end,
+  MUL = function(a, b) return a * b end,
+  NEG = function(a) return -a end,
+  IDIV = function(a, b) return b ~= 0 and (a < 0) == (b < 0) and a // b or b ~= 0 and -(-a // b) or 0 end,
+  MOD = function(a, b) return b ~= 0 and math.fmod(a, b) or 0 end,
+  MAX = function(a, b) return math.max(a, b) end,
+  CMPLT = function(a, b) return a < b and 1 or 0 end,
+  CMPNE = function(a, b) return a ~= b and 1 or 0 end,
+  CMPEQ = function(a, b) return a == b and 1 or 0 end,
+  AND = function(a, b) return a & b end,
+  OR = function(a, b) return a | b end,
+  XOR = function(a, b) return a ~ b end,
+  WHERE = function(c, a, b) if c ~= 0 then return a end return b end,
+  CAST = function(a) return a end,
+}
+
+-- the value of integer index math at ranges `env` (range node -> value; others 0), or nil
+local function evaluate(u, env, memo)
+  local v = memo[u]
+  if v ~= nil then return v end
+  if u.op == "CONST" then
+    v = u.arg == true and 1 or u.arg == false and 0 or u.arg
+    if math.type(v) ~= "integer" then v = false end
+  elseif u.op == "RANGE" then
+    v = env[u] or 0
+  elseif u.op == "DEFINE_VAR" then
+    v = u.vmin or 0
+  elseif EVAL[u.op] then
+    local args = {}
+    for i, s in ipairs(u.src) do
+      args[i] = evaluate(s, env, memo)
+      if not args[i] then v = false end
+    end
+    if v == nil then v = EVAL[u.op](table.unpack(args)) end
+  else
+    v = false
+  end
+  memo[u] = v
+  return v
+end
+
+-- how the address `idx` moves when range r steps: 0 when it does not depend on r, the stride
+-- when two samples agree, nil otherwise
+local function stride(idx, r, size, ranges)
+  local dep = opt.dependents(idx, r.node)
+  if not dep[idx] then return 0 end
+  local diffs = {}
+  for k, base in ipairs({ 0, 1 }) do
+    local env = {}
+    for _, o in pairs(ranges) do env[o.node] = math.min(base, (o.size or 1) - 1) end
+    local v0 = evaluate(idx, env, {})
+    env[r.node] = env[r.node] + 1
+    if env[r.node] >= size then return nil end
+    local v1 = evaluate(idx, env, {})
+    if not v0 or not v1 then return nil end
+    diffs[k] = v1 - v0
+  end
+  return diffs[1] == diffs[2] and diffs[1] or nil
+end
+
+-- the kernel's memory accesses: {idx = INDEX node, store = bool}
+local function accesses(sink)
+  local out = {}
+  for _, u in ipairs(sink:toposort()) do
+    if u.op == "LOAD" or u.op == "STORE" then out[#out + 1] = { idx = u.src[1], store = u.op == "STORE" } end
+  end
+  return out
+end
+
+local SMALL = 4096 -- loop iterations of a kernel too small to gain anything
+local VECTORS = 16 -- vector registers the accumulators may take (of 32 on AVX-512)
+local SCALARS = 36 -- accumulators when no axis makes vectors
+local L2_BYTES = 8 * 1024 * 1024 -- a matmul's B beyond this is not kept in the caches
+
+local function pow2_at_least(n)
+  local p = 1
+  while p < n do p = p * 2 end
+  return p
+end
+
+-- Register blocking for a kernel with reductions, in the manner of tinygrad's
+-- hand_coded_optimizations:
+--   1. the output axis contiguous in the store (and contiguous or broadcast in every load) is
+--      upcast by the vector width (a smaller axis whole, padded to a power of two when that
+--      makes it at least half a vector): gcc's SLP vectorizer makes vectors of its copies, which
+--      it finds when they are the innermost;
+--   2. output axes that a load does not depend on (the loaded value is shared by the copies;
+--      a gated load counts twice, being dearer) are upcast by up to 8 while the accumulators fit
+--      VECTORS registers (by up to 4 within SCALARS values when step 1 found no vector);
+--   3. without vectors, the innermost reduce axis gets up to 16 accumulators when it is
+--      contiguous in a load; reduce axes of at most 4 are unrolled whole while the body stays
+--      small;
+--   4. a matmul whose B is larger than L2_BYTES swaps its two output loops (B's slices stay in
+--      the caches).
+-- Kernels without a reduction are left to gcc's loop vectorizer, and small ones (under SMALL
+-- loop iterations) as they are.
+local heuristic
+
+-- Adjacent reduce ranges that every access walks as one (a's step is size(b) times b's) merge
+-- first; the heuristic then works on the merged kernel.
+function H.heuristic(sink)
+  local merges = {}
+  while true do
+    local ranges, reds = opt.ranges(sink), {}
+    for _, r in pairs(ranges) do
+      if r.kind == 1 then
+        if not r.size then return heuristic(sink) end
+        reds[#reds + 1] = r
+      end
+    end
+    table.sort(reds, function(x, y) return x.axis < y.axis end)
+    local found
+    for i = 1, #reds - 1 do
+      local a, b = reds[i], reds[i + 1]
+      local ok = a.size > 1 and b.size > 1
+      for _, acc in ipairs(accesses(sink)) do
+        if not ok then break end
+        local sa, sb = stride(acc.idx.src[2], a, a.size, ranges), stride(acc.idx.src[2], b, b.size, ranges)
+        ok = sa ~= nil and sb ~= nil and sa == b.size * sb
+      end
+      if ok and pcall(opt.merge, sink, a.axis, b.axis) then found = { "merge", a.axis, b.axis } break end
+    end
+    if not found then break end
+    merges[#merges + 1] = found
+    sink = opt.simplify(opt.merge(sink, found[2], found[3]))
+  end
+  local rest = heuristic(sink)
+  for _, o in ipairs(rest) do merges[#merges + 1] = o end
+  return merges
+end
+
+function heuristic(sink)
+  local ranges, outs, reds, work = opt.ranges(sink), {}, {}, 1
+  for _, r in pairs(ranges) do
+    if not r.size then return {} end
+    work = work * r.size
+    if r.kind == 0 then outs[#outs + 1] = r else reds[#reds + 1] = r end
+  end
+  if work < SMALL then return {} end
+  table.sort(outs, function(a, b) return a.axis < b.axis end)
+  table.sort(reds, function(a, b) return a.axis < b.axis end)
+  local acc, nested = nil, false
+  for _, u in ipairs(sink:toposort()) do
+    if u.op == "REDUCE" then
+      acc = acc or u.dtype
+      for _, x in ipairs(u.src[1]:toposort()) do nested = nested or x.op == "REDUCE" end
+    end
+  end
+  -- a reduction inside another (a convolution fused into a pooling) keeps its loops as they are
+  if not acc or nested then return {} end
+  local lanes = math.max(1, 64 // acc.itemsize)
+  local acs, loads, store = accesses(sink), {}, nil
+  for _, a in ipairs(acs) do
+    if a.store then store = store or a else loads[#loads + 1] = a end
+  end
+  if not store then return {} end
+  local strides = {} -- access -> axis -> stride
+  for _, a in ipairs(acs) do
+    strides[a] = {}
+    for _, r in pairs(ranges) do strides[a][r.axis] = stride(a.idx.src[2], r, r.size, ranges) end
+  end
+  local opts, up, total, budget = {}, {}, 1, SCALARS
+  local vec
+  for _, r in ipairs(outs) do
+    local ok = r.size > 1 and strides[store][r.axis] == 1
+    for _, a in ipairs(loads) do ok = ok and (strides[a][r.axis] == 0 or strides[a][r.axis] == 1) end
+    if ok then vec = r end
+  end
+  if vec then
+    local n, amount = vec.size, vec.size
+    if n > lanes then
+      amount = n % (2 * lanes) == 0 and 2 * lanes or lanes
+    elseif 2 * n >= lanes then
+      amount = pow2_at_least(n)
+    end
+    if amount >= lanes then budget = VECTORS * lanes end
+    up[vec.axis], total = true, amount
+    opts[#opts + 1] = { "upcast", vec.axis, amount }
+  end
+  local cands = {}
+  for _, r in ipairs(outs) do
+    if not up[r.axis] and r.size > 1 then
+      local score = 0
+      for _, a in ipairs(loads) do
+        if strides[a][r.axis] == 0 then score = score + (a.idx.src[3] and 2 or 1) end
+      end
+      if score > 0 then cands[#cands + 1] = { r = r, score = score } end
+    end
+  end
+  table.sort(cands, function(a, b)
+    if a.score ~= b.score then return a.score > b.score end
+    return a.r.axis > b.r.axis
+  end)
+  for _, c in ipairs(cands) do
+    local n, best = c.r.size, nil
+    for _, a in ipairs(budget == SCALARS and { 4, 3, 2 } or { 8, 7, 6, 5, 4, 3, 2 }) do
+      if not best and n % a == 0 and total * a <= budget then best = a end
+    end
+    if best then
+      total = total * best
+      opts[#opts + 1] = { "upcast", c.r.axis, best }
+    end
+  end
+  local copies = total
+  local inner = reds[#reds]
+  if inner and budget == SCALARS and inner.size > 4 then
+    local contiguous = false
+    for _, a in ipairs(loads) do contiguous = contiguous or strides[a][inner.axis] == 1 end
+    local amount = inner.size <= 16 and inner.size or nil -- else the largest divisor from 16 to 4
+    for a = 16, 4, -1 do amount = amount or (inner.size % a == 0 and a or nil) end
+    if contiguous and amount then
+      copies = copies * amount
+      opts[#opts + 1] = { "accumulate", inner.axis, amount }
+    end
+  end
+  for i = #reds, 1, -1 do
+    local r = reds[i]
+    if r.size >= 2 and r.size <= 4 and copies * r.size <= 4 * VECTORS * lanes then
+      copies = copies * r.size
+      opts[#opts + 1] = { "unroll", r.axis, r.size }
+    end
+  end
+  -- a matmul whose B (the reduce axis by the vector axis) is larger than the caches: the vector
+  -- axis's loop goes outside, so each slice of B stays cached while every row of A passes
+  if vec and #outs == 2 and outs[2] == vec and #reds == 1 and reds[1].size * vec.size * acc.itemsize > L2_BYTES then
+    opts[#opts + 1] = { "swap", outs[1].axis, outs[2].axis }
+  end
+  return opts
+end
+
+return H
