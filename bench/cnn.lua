@@ -14,15 +14,8 @@ local lg = require "luagrad"
 local nn, T = lg.nn, lg.Tensor
 
 local steps, batch, warmup = tonumber(arg[1]) or 20, tonumber(arg[2]) or 128, tonumber(arg[3]) or 3
-local MEAN, STD = 0.2860, 0.3530
-
-local function model()
-  return nn.Sequential(
-    nn.Conv2d(1, 16, 3, { padding = 1 }), nn.BatchNorm2d(16), T.relu, function(x) return x:max_pool2d(2) end,
-    nn.Conv2d(16, 32, 3, { padding = 1 }), nn.BatchNorm2d(32), T.relu, function(x) return x:max_pool2d(2) end,
-    function(x) return x:flatten(2) end,
-    nn.Linear(32 * 7 * 7, 10))
-end
+local here = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
+local cnn = dofile(here .. "/../examples/fashion_mnist_model.lua") -- the example's model and input
 
 lg.manual_seed(0)
 local batches
@@ -41,13 +34,13 @@ else
     return xb, yb
   end
 end
-local net = model()
+local net = cnn.model()
 local opt = lg.optim.Adam(nn.parameters(net), { lr = 3e-3 })
 T.training = true
 
 local function step(xb, yb)
   local n = xb.shape[1]
-  local loss = net(((xb:float() / 255 - MEAN) / STD):reshape(n, 1, 28, 28)):cross_entropy(yb)
+  local loss = net(cnn.prepare(xb)):cross_entropy(yb)
   opt:zero_grad()
   loss:backward()
   opt:step()

@@ -15,21 +15,9 @@ local out_path = arg and arg[3] or "fashion_mnist.safetensors"
 local epoch_images = tonumber(os.getenv("EPOCH_IMAGES") or "")
 local test_images = tonumber(os.getenv("TEST_IMAGES") or "")
 local clock = lg.core.clock
-local MEAN, STD = 0.2860, 0.3530 -- of the training images' pixels in [0, 1]
-
-local function model()
-  return nn.Sequential(
-    nn.Conv2d(1, 16, 3, { padding = 1 }), nn.BatchNorm2d(16), T.relu, function(x) return x:max_pool2d(2) end,
-    nn.Conv2d(16, 32, 3, { padding = 1 }), nn.BatchNorm2d(32), T.relu, function(x) return x:max_pool2d(2) end,
-    function(x) return x:flatten(2) end,
-    nn.Linear(32 * 7 * 7, 10))
-end
-
--- images (N, 28, 28) uint8 -> normalized (N, 1, 28, 28) float32
-local function prepare(images)
-  local n = images.shape[1]
-  return ((images:float() / 255 - MEAN) / STD):reshape(n, 1, 28, 28)
-end
+local here = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
+local cnn = dofile(here .. "/fashion_mnist_model.lua") -- the model and its input
+local model, prepare = cnn.model, cnn.prepare
 
 -- the share of test images classified right, in batches of 1000 (eval mode)
 local function accuracy(m, images, labels)
