@@ -35,7 +35,6 @@
 #include "device.h"
 #include "pool.h"
 
-typedef void (*cpu_kernel)(void **bufs, const int64_t *ints, int32_t core_id, int32_t ncores);
 
 enum {
   ALIGN = 64,
@@ -68,7 +67,7 @@ typedef struct cpu_state {
 
 typedef struct cpu_program {
   void *lib;
-  cpu_kernel fn;
+  lg_pool_kernel fn;
   const int64_t *split; /* <entry>_split: {iterations, work of one}; NULL in hand-written kernels */
 } cpu_program;
 
@@ -453,7 +452,7 @@ static void cpu_compile_many(lg_device *dev, int32_t n, const char *const *srcs,
 static lg_status cpu_load(lg_device *dev, const char *path, const char *entry, void **prog) {
   void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (!lib) return lg_ctx_fail(dev->ctx, LG_ERR_DEVICE, "CPU: cannot load %s: %s", path, dlerror());
-  cpu_kernel fn = (cpu_kernel)dlsym(lib, entry);
+  lg_pool_kernel fn = (lg_pool_kernel)dlsym(lib, entry);
   char *split_name = malloc(strlen(entry) + sizeof "_split");
   cpu_program *p = fn && split_name ? malloc(sizeof *p) : NULL;
   if (!p) {
@@ -475,37 +474,11 @@ static void cpu_unload(lg_device *dev, void *prog) {
   free(p);
 }
 
-typedef struct launch_job {
-  cpu_kernel fn;
-  void **bufs;
-  const int64_t *ints;
-  int32_t ncores;
-} launch_job;
-
-static void run_core(void *arg, int32_t core, int32_t ntasks) {
-  const launch_job *j = arg;
-  j->fn(j->bufs, j->ints, core, j->ncores);
-}
-
-/* iterations * work of one, saturating */
-static int64_t total_work(const int64_t *split) {
-  return split[1] > 0 && split[0] > INT64_MAX / split[1] ? INT64_MAX : split[0] * split[1];
-}
-
 static lg_status cpu_launch(lg_device *dev, void *prog, void *const *mems, int32_t nbufs, const int64_t *ints,
                             int32_t nints, const lg_launch_dims *dims) {
   cpu_program *p = prog;
   cpu_state *s = dev->impl;
-  int32_t ncores = dims && dims->global[0] > 1 ? dims->global[0]
-                   : p->split ? lg_pool_width(p->split[0], total_work(p->split), lg_pool_threads(s->pool))
-                              : 1;
-  int32_t nrun = dims && dims->sample > 0 && dims->sample < ncores ? dims->sample : ncores;
-  if (nrun == 1) {
-    p->fn((void **)mems, ints, 0, ncores);
-    return LG_OK;
-  }
-  launch_job job = {p->fn, (void **)mems, ints, ncores};
-  lg_pool_run(s->pool, run_core, &job, nrun);
+  lg_pool_launch(s->pool, p->fn, (void **)mems, ints, p->split, dims ? dims->global[0] : 0, dims ? dims->sample : 0);
   return LG_OK;
 }
 

@@ -190,3 +190,33 @@ int32_t lg_pool_thread_count(void) {
   long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
   return n < 1 ? 1 : n > LG_POOL_MAX_THREADS ? LG_POOL_MAX_THREADS : (int32_t)n;
 }
+
+typedef struct launch_job {
+  lg_pool_kernel fn;
+  void **bufs;
+  const int64_t *ints;
+  int32_t ncores;
+} launch_job;
+
+static void run_core(void *arg, int32_t core, int32_t ntasks) {
+  const launch_job *j = arg;
+  j->fn(j->bufs, j->ints, core, j->ncores);
+}
+
+void lg_pool_launch(lg_pool *p, lg_pool_kernel fn, void **bufs, const int64_t *ints, const int64_t *split,
+                    int32_t want, int32_t sample) {
+  int32_t ncores = 1;
+  if (want > 1) {
+    ncores = want;
+  } else if (split) { /* iterations * work of one, saturating */
+    int64_t work = split[1] > 0 && split[0] > INT64_MAX / split[1] ? INT64_MAX : split[0] * split[1];
+    ncores = lg_pool_width(split[0], work, lg_pool_threads(p));
+  }
+  int32_t nrun = sample > 0 && sample < ncores ? sample : ncores;
+  if (nrun == 1) {
+    fn(bufs, ints, 0, ncores);
+    return;
+  }
+  launch_job job = {fn, bufs, ints, ncores};
+  lg_pool_run(p, run_core, &job, nrun);
+}

@@ -44,4 +44,12 @@ enum { LG_POOL_MIN_WORK = 1 << 18, LG_POOL_CHUNKS = 4 };
  * else work / LG_POOL_MIN_WORK, at most threads * LG_POOL_CHUNKS and at most trips. */
 int32_t lg_pool_width(int64_t trips, int64_t work, int32_t threads);
 
+/* A kernel with the CPU calling convention of luagrad.h. */
+typedef void (*lg_pool_kernel)(void **bufs, const int64_t *ints, int32_t core_id, int32_t ncores);
+/* Run a kernel in chunks over the pool: `want` chunks when > 1, else as lg_pool_width decides
+ * from split ({iterations, work of one}, as the renderers export it; NULL: one chunk). With
+ * 0 < sample < chunks, only core_ids [0, sample) run (a probe of part of the work). */
+void lg_pool_launch(lg_pool *p, lg_pool_kernel fn, void **bufs, const int64_t *ints, const int64_t *split,
+                    int32_t want, int32_t sample);
+
 #endif

@@ -45,7 +45,6 @@
 #include "../cpu/pool.h"
 #include "device.h"
 
-typedef void (*llvm_kernel)(void **bufs, const int64_t *ints, int32_t core_id, int32_t ncores);
 
 enum { ALIGN = 64, MAX_MESSAGE = 1500 };
 
@@ -59,7 +58,7 @@ typedef struct llvm_state {
 
 typedef struct llvm_program {
   LLVMOrcLLJITRef jit;
-  llvm_kernel fn;
+  lg_pool_kernel fn;
   const int64_t *split; /* <entry>_split: {iterations, work of one}; NULL in hand-written IR */
   char report[512]; /* the first error ORC reported while linking */
 } llvm_program;
@@ -345,7 +344,7 @@ static lg_status llvm_load(lg_device *dev, const char *path, const char *entry, 
     free(p);
     return st;
   }
-  p->fn = (llvm_kernel)(uintptr_t)addr;
+  p->fn = (lg_pool_kernel)(uintptr_t)addr;
   /* <entry>_split: a kernel of render_llvm.c defines it, hand-written IR may not */
   sprintf(split_name, "%s_split", entry);
   e = api.LLVMOrcLLJITLookup(p->jit, &addr, split_name);
@@ -362,35 +361,11 @@ static void llvm_unload(lg_device *dev, void *prog) {
   free(p);
 }
 
-typedef struct launch_job {
-  llvm_kernel fn;
-  void **bufs;
-  const int64_t *ints;
-} launch_job;
-
-static void run_core(void *arg, int32_t core, int32_t ncores) {
-  const launch_job *j = arg;
-  j->fn(j->bufs, j->ints, core, ncores);
-}
-
-/* iterations * work of one, saturating */
-static int64_t total_work(const int64_t *split) {
-  return split[1] > 0 && split[0] > INT64_MAX / split[1] ? INT64_MAX : split[0] * split[1];
-}
-
 static lg_status llvm_launch(lg_device *dev, void *prog, void *const *mems, int32_t nbufs, const int64_t *ints,
                              int32_t nints, const lg_launch_dims *dims) {
   llvm_program *p = prog;
   llvm_state *s = dev->impl;
-  int32_t ncores = dims && dims->global[0] > 1 ? dims->global[0]
-                   : p->split ? lg_pool_width(p->split[0], total_work(p->split), lg_pool_threads(s->pool))
-                              : 1;
-  if (ncores == 1) {
-    p->fn((void **)mems, ints, 0, 1);
-    return LG_OK;
-  }
-  launch_job job = {p->fn, (void **)mems, ints};
-  lg_pool_run(s->pool, run_core, &job, ncores);
+  lg_pool_launch(s->pool, p->fn, (void **)mems, ints, p->split, dims ? dims->global[0] : 0, dims ? dims->sample : 0);
   return LG_OK;
 }
 
