@@ -154,16 +154,19 @@ static int by_axis(const void *a, const void *b) {
   return x->axis < y->axis ? -1 : x->axis > y->axis ? 1 : (x->pos > y->pos) - (x->pos < y->pos);
 }
 
+/* a RANGE that is a loop: not the vector lanes (kind 2), which renderers compute all at once */
+static bool is_loop(const lg_uop *u) { return u->op == LG_OP_RANGE && u->arg.ints[1] != LG_RANGE_LANES; }
+
 static lg_status number_ranges(lin *L) {
   char d[96], e[96];
-  for (int64_t i = 0; i < L->n; i++) L->nr += L->nodes[i]->op == LG_OP_RANGE;
+  for (int64_t i = 0; i < L->n; i++) L->nr += is_loop(L->nodes[i]);
   axis_pos *ap = malloc(((size_t)L->nr + 1) * sizeof *ap);
   L->rpos = malloc(((size_t)L->nr + 1) * sizeof *L->rpos);
   L->rid = malloc((size_t)L->n * sizeof *L->rid);
   if (!ap || !L->rpos || !L->rid) return free(ap), nomem(L);
   for (int64_t i = 0, k = 0; i < L->n; i++) {
     L->rid[i] = -1;
-    if (L->nodes[i]->op == LG_OP_RANGE) ap[k++] = (axis_pos){L->nodes[i]->arg.ints[0], i};
+    if (is_loop(L->nodes[i])) ap[k++] = (axis_pos){L->nodes[i]->arg.ints[0], i};
   }
   qsort(ap, (size_t)L->nr, sizeof *ap, by_axis);
   for (int32_t r = 0; r < L->nr; r++) {
@@ -216,9 +219,10 @@ static lg_status build_tree(lin *L) {
       const uint64_t *t = set_of(L, L->live, index_of(L, u->src[k]));
       for (int32_t j = 0; j < L->words; j++) s[j] |= t[j];
     }
-    if (u->op == LG_OP_RANGE) add(s, L->rid[i]);
+    if (is_loop(u)) add(s, L->rid[i]);
     if (u->op == LG_OP_REDUCE || u->op == LG_OP_END) {
-      for (int32_t k = 1; k < u->nsrc; k++) add(cl, L->rid[index_of(L, u->src[k])]);
+      for (int32_t k = 1; k < u->nsrc; k++)
+        if (is_loop(u->src[k])) add(cl, L->rid[index_of(L, u->src[k])]);
       for (int32_t j = 0; j < L->words; j++) s[j] &= ~cl[j];
     }
     /* the node's ranges nest; a REDUCE's update is inside its own ranges too */
@@ -350,7 +354,7 @@ static lg_status make_items(lin *L) {
     lg_uop *u = L->nodes[i];
     const uint64_t *live = set_of(L, L->live, i), *cl = set_of(L, L->closes, i);
     L->upd[i] = -1;
-    L->body[i] = (u->op == LG_OP_RANGE ? L->parent[L->rid[i]] : top(L, live)) + 1;
+    L->body[i] = (is_loop(u) ? L->parent[L->rid[i]] : top(L, live)) + 1;
     if (u->op != LG_OP_REDUCE) continue;
     for (int32_t j = 0; j < L->words; j++) both[j] = live[j] | cl[j];
     L->upd[i] = L->n + k;
@@ -417,7 +421,7 @@ static void release(const lin *L, sched *s, int64_t item) {
 
 /* "the loop of RANGE axis 1" or "MUL float32" */
 static const char *item_name(const lin *L, int64_t it, char *buf, size_t size) {
-  if (it < L->n && L->nodes[it]->op == LG_OP_RANGE)
+  if (it < L->n && is_loop(L->nodes[it]))
     snprintf(buf, size, "the loop of RANGE axis %lld", (long long)L->nodes[it]->arg.ints[0]);
   else
     lg_lin_describe(L->nodes[it < L->n ? it : L->owner[it - L->n]], buf, size);
@@ -495,7 +499,7 @@ static lg_status emit(lin *L, lg_linear *out) {
     int64_t it = heap_pop(&s, b);
     s.left[b]--;
     lg_uop *u = L->nodes[it < L->n ? it : L->owner[it - L->n]];
-    if (it < L->n && u->op == LG_OP_RANGE) {
+    if (it < L->n && is_loop(u)) {
       out->inst[out->n++] = (lg_lin_inst){LG_LIN_OPEN, depth, u};
       stack[sp++] = L->rid[it] + 1;
       continue;

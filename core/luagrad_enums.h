@@ -33,4 +33,11 @@ enum lg_op_flag {
   LG_OPF_BOOLOK = 1u << 11
 };
 
+/* the kinds of a kernel RANGE (its arg {axis, kind}; docs/kernel_ir.md) */
+enum lg_range_kind {
+  LG_RANGE_OUTPUT = 0, /* an output loop */
+  LG_RANGE_REDUCE = 1, /* a reduce loop */
+  LG_RANGE_LANES = 2   /* vector lanes: no loop; the values that depend on it are vectors */
+};
+
 #endif

@@ -10,6 +10,10 @@
  *   -Wl,--no-undefined a call of a missing function is a compile error, not a failed dlopen
  *   -ffp-contract=off no fused multiply-add unless the kernel asks: results match other devices
  *   -fno-math-errno   sqrt and friends become instructions (vectorizable), not errno-setting calls
+ *   -fno-tree-loop-vectorize  gcc 12.2's loop vectorizer (on at -O2) miscompiles some of our
+ *                     reductions (three accumulators over a loop of two trips summed wrong;
+ *                     tests/devices/cpu_spec.lua keeps the kernel); the renderer writes vector
+ *                     code itself (vector lanes, opt.vectorize), and the SLP vectorizer stays on
  * then LUAGRAD_CFLAGS, then "-o out.so src.c -lm" (libm for the math functions a kernel calls).
  *
  * Launching: a kernel from devices/cpu/render_c.c exports `<entry>_split`, {iterations of its
@@ -47,7 +51,7 @@ enum {
 #define SPARE_BYTES ((size_t)1 << 30) /* ... and this many bytes */
 
 static const char *const default_flags[] = {"-O2", "-march=native", "-fPIC", "-shared", "-Wl,--no-undefined",
-                                             "-ffp-contract=off", "-fno-math-errno"};
+                                             "-ffp-contract=off", "-fno-math-errno", "-fno-tree-loop-vectorize"};
 
 /* A freed buffer kept for reuse (see cpu_free). */
 typedef struct spare {

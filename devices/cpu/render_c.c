@@ -59,7 +59,7 @@ enum {
 };
 
 /* helpers a kernel may need, emitted once each */
-enum { H_BF16, H_BF16_DOUBLE, H_ODD, H_MAX, H_IDIV, H_MOD, H_SHL, H_SHR, H_FTOI, H_BITCAST };
+enum { H_BF16, H_BF16_DOUBLE, H_ODD, H_MAX, H_IDIV, H_MOD, H_SHL, H_SHR, H_FTOI, H_BITCAST, H_VTYPE, H_VALL, H_VWHERE, H_VMAX };
 
 typedef struct expr {
   char *s;      /* C text; NULL when out of memory */
@@ -91,6 +91,14 @@ typedef struct rnd {
   lg_strbuf pre, body;
   int32_t nval, nalu, nacc;
   int64_t split_open;              /* the split loop's OPEN; -1 when none */
+  const lg_uop *lane;              /* the RANGE of the vector lanes (kind LG_RANGE_LANES), or NULL */
+  int32_t lanes;                   /* its size */
+  bool *vec;                       /* per slot: the node's value is a vector of the lanes */
+  bool *vacc;                      /* per slot: a REDUCE's accumulator is a vector */
+  const lg_uop **finish_at;        /* per slot: a REDUCE over the lanes adds them up after this
+                                      loop's CLOSE (NULL: right after its update) */
+  lg_uop **finishing;              /* the REDUCEs with a finish_at */
+  int64_t nfinishing;
   int64_t split_trips, split_work; /* its iterations, the work of one */
   bool oom;
 } rnd;
@@ -239,7 +247,8 @@ static expr literal(rnd *r, lg_dtype dt, int64_t i, double f) {
 
 static void helper_name(int32_t kind, lg_dtype a, lg_dtype b, char *out, size_t size) {
   static const char *const prefix[] = {[H_MAX] = "max", [H_IDIV] = "idiv", [H_MOD] = "mod",        [H_SHL] = "shl",
-                                       [H_SHR] = "shr", [H_FTOI] = "ftoi", [H_BITCAST] = "bitcast"};
+                                       [H_SHR] = "shr", [H_FTOI] = "ftoi", [H_BITCAST] = "bitcast", [H_VTYPE] = "vec",
+                                       [H_VALL] = "all", [H_VWHERE] = "where", [H_VMAX] = "vmax"};
   if (kind == H_BITCAST)
     snprintf(out, size, "bitcast_%s_%s", sfx(a), sfx(b));
   else
@@ -247,6 +256,7 @@ static void helper_name(int32_t kind, lg_dtype a, lg_dtype b, char *out, size_t 
 }
 
 static void need(rnd *r, int32_t kind, lg_dtype a, lg_dtype b);
+static void vec_helper(rnd *r, int32_t kind, lg_dtype a);
 
 static void bf16_helpers(rnd *r, int32_t kind) {
   lg_strbuf *h = &r->pre;
@@ -349,6 +359,8 @@ static void need(rnd *r, int32_t kind, lg_dtype a, lg_dtype b) {
   helper_name(kind, a, b, name, sizeof name);
   if (kind <= H_ODD) {
     bf16_helpers(r, kind);
+  } else if (kind >= H_VTYPE) {
+    vec_helper(r, kind, a);
   } else if (kind == H_MAX && lg_dt_is_float(a)) {
     const char *t = ctype(a);
     lg_strbuf_put(&r->pre,
@@ -635,6 +647,366 @@ static void reduce_update(rnd *r, const lg_lin_inst *in) {
   free(v.s);
 }
 
+/* ---- vector lanes ----------------------------------------------------------------------------------
+ * A kernel with a RANGE of kind LG_RANGE_LANES (opt.vectorize) computes its W lanes at once: every
+ * value that depends on the lanes is a GCC vector (`f32x16`, vector_size(64)) and bool lanes are
+ * int32 masks (0 or -1, what a vector comparison gives). An access whose index is ADD(base, lane)
+ * (opt.lua writes contiguous ones so) loads or stores a whole vector through an unaligned type
+ * (`f32x16_u`). What C has no vector form for runs as a loop over the lanes, which gcc unrolls:
+ * the libm functions, saturating float-to-int casts, division and shifts that need the helpers,
+ * gathers and scatters, accesses gated per lane. A REDUCE over the lanes keeps a vector
+ * accumulator and adds its lanes up once its loops are done. */
+
+typedef struct vname {
+  char s[16];
+} vname;
+
+static bool is_vec(const rnd *r, const lg_uop *u) { return r->vec[slot_of(r, u)]; }
+static bool is_mask(lg_dtype dt) { return lg_dtype_kind(dt) == 'b'; }
+static lg_dtype lane_dt(lg_dtype dt) { return is_mask(dt) ? LG_DT_INT32 : dt; }
+
+/* the signed or unsigned integer dtype of the size of dt's lanes */
+static lg_dtype int_of(lg_dtype dt, bool sgn) {
+  static const lg_dtype s[9] = {[1] = LG_DT_INT8, [2] = LG_DT_INT16, [4] = LG_DT_INT32, [8] = LG_DT_INT64};
+  static const lg_dtype u[9] = {[1] = LG_DT_UINT8, [2] = LG_DT_UINT16, [4] = LG_DT_UINT32, [8] = LG_DT_UINT64};
+  return (sgn ? s : u)[lg_dtype_itemsize(lane_dt(dt))];
+}
+
+/* the vector type of dt's lanes (f32x16; i32x16 for bool), declared in the kernel once */
+static vname vtype(rnd *r, lg_dtype dt) {
+  vname v;
+  need(r, H_VTYPE, lane_dt(dt), 0);
+  snprintf(v.s, sizeof v.s, "%sx%d", sfx(lane_dt(dt)), (int)r->lanes);
+  return v;
+}
+
+static void vec_helper(rnd *r, int32_t kind, lg_dtype a) {
+  lg_strbuf *h = &r->pre;
+  int32_t w = r->lanes, size = lg_dtype_itemsize(a);
+  if (kind == H_VTYPE) {
+    char t[16];
+    snprintf(t, sizeof t, "%sx%d", sfx(a), (int)w);
+    lg_strbuf_put(h, "typedef %s %s __attribute__((vector_size(%d)));\n", ctype(a), t, w * size);
+    lg_strbuf_put(h, "typedef %s %s_u __attribute__((vector_size(%d), aligned(%d), may_alias)); /* unaligned */\n",
+        ctype(a), t, w * size, size);
+    return;
+  }
+  vname t = vtype(r, a), k = vtype(r, int_of(a, true)), m = vtype(r, LG_DT_BOOL);
+  switch (kind) {
+  case H_VALL:
+    lg_strbuf_put(h, "static inline %s %s_all(%s x) { return (%s){", t.s, t.s, ctype(a), t.s);
+    for (int32_t i = 0; i < w; i++) lg_strbuf_put(h, i ? ", x" : "x");
+    lg_strbuf_put(h, "}; }\n");
+    break;
+  case H_VWHERE: /* a's lanes where the mask is set, b's elsewhere */
+    lg_strbuf_put(h, "static inline %s where_%s(%s m, %s a, %s b) {\n  %s k = __builtin_convertvector(m, %s);\n",
+        t.s, t.s, m.s, t.s, t.s, k.s, k.s);
+    lg_strbuf_put(h, "  return (%s)(((%s)a & k) | ((%s)b & ~k));\n}\n", t.s, k.s, k.s);
+    break;
+  default: /* H_VMAX */
+    lg_strbuf_put(h, "static inline %s max_%s(%s a, %s b) {%s\n", t.s, t.s, t.s, t.s,
+        lg_dt_is_float(a) ? " /* NaN wins; -0.0 < 0.0 */" : "");
+    if (lg_dt_is_float(a))
+      lg_strbuf_put(h, "  %s k = (a > b) | (a != a) | ((a == b) & ((%s)a >= 0));\n", k.s, k.s);
+    else
+      lg_strbuf_put(h, "  %s k = a > b;\n", k.s);
+    lg_strbuf_put(h, "  return (%s)(((%s)a & k) | ((%s)b & ~k));\n}\n", t.s, k.s, k.s);
+  }
+}
+
+/* u as a vector: itself, or a scalar broadcast (a bool as a mask) */
+static expr vop(rnd *r, const lg_uop *u) {
+  const expr *e = ex(r, u);
+  if (is_vec(r, u)) return build(r, e->prec, "$", e, P_ANY);
+  char tm[48];
+  need(r, H_VALL, lane_dt(u->dtype), 0);
+  snprintf(tm, sizeof tm, is_mask(u->dtype) ? "%s_all(-(int32_t)$)" : "%s_all($)", vtype(r, u->dtype).s);
+  return build(r, P_PRIMARY, tm, e, is_mask(u->dtype) ? P_UNARY : P_ANY);
+}
+
+/* u in lane l (a C expression): x[l], a mask's lane as 0 or 1, a scalar as itself */
+static expr lane_of(rnd *r, const lg_uop *u, const char *l) {
+  const expr *e = ex(r, u);
+  char tm[32];
+  if (!is_vec(r, u)) return build(r, e->prec, "$", e, P_ANY);
+  snprintf(tm, sizeof tm, is_mask(u->dtype) ? "$[%s] != 0" : "$[%s]", l);
+  return build(r, is_mask(u->dtype) ? P_EQ : P_PRIMARY, tm, e, P_PRIMARY);
+}
+
+/* an access of whole vectors: index ADD(base, lane) (or the lane: *base NULL), no gate per lane */
+static bool contiguous(const rnd *r, const lg_uop *idx, const lg_uop **base) {
+  const lg_uop *i = idx->src[1];
+  *base = NULL;
+  if (is_mask(lg_dtype_base(idx->src[0]->dtype)) || (idx->nsrc == 3 && is_vec(r, idx->src[2]))) return false;
+  if (i == r->lane) return true;
+  if (i->op != LG_OP_ADD || i->src[1] != r->lane || is_vec(r, i->src[0])) return false;
+  *base = i->src[0];
+  return true;
+}
+
+/* whether vector node u is computed lane by lane */
+static bool lane_loop(const rnd *r, const lg_uop *u) {
+  const lg_uop *base;
+  if (u->op == LG_OP_LOAD || u->op == LG_OP_STORE) return !contiguous(r, u->src[0], &base);
+  lg_dtype dt = u->dtype, from = u->src[0]->dtype;
+  switch (u->op) {
+  case LG_OP_CAST: return lg_dt_is_int(dt) && lg_dt_is_float(from);
+  case LG_OP_BITCAST: return is_mask(dt) || is_mask(from);
+  case LG_OP_SQRT:
+  case LG_OP_EXP2:
+  case LG_OP_LOG2:
+  case LG_OP_SIN:
+  case LG_OP_TRUNC:
+  case LG_OP_POW: return true;
+  case LG_OP_IDIV:
+  case LG_OP_MOD: return !facts_of(u).div_plain || narrow(dt);
+  case LG_OP_SHL:
+  case LG_OP_SHR: return !facts_of(u).shift_plain;
+  default: return false;
+  }
+}
+
+/* an ALU op on vectors of dtype dt (the operands' for comparisons, the values' for WHERE) */
+static expr valu(rnd *r, int32_t op, lg_dtype dt, const expr *a, const expr *b, const expr *c, facts f) {
+  char tm[160];
+  bool mask = is_mask(dt), wrap = lg_dtype_kind(dt) == 'i' && !f.nowrap; /* signed lanes that may overflow */
+  vname t = vtype(r, dt), ut = wrap ? vtype(r, int_of(dt, false)) : t;
+  const char *sym = NULL;
+  int32_t p = P_ADD;
+  switch (op) {
+  case LG_OP_CMPLT:
+    if (mask) return build(r, P_BAND, "~$ & $", a, P_UNARY, b, P_BAND); /* masks: -1 is true */
+    sym = "<";
+    break;
+  case LG_OP_CMPNE: sym = "!="; break;
+  case LG_OP_CMPEQ: sym = "=="; break;
+  case LG_OP_WHERE:
+    need(r, H_VWHERE, lane_dt(dt), 0);
+    snprintf(tm, sizeof tm, "where_%s($, $, $)", t.s);
+    return build(r, P_PRIMARY, tm, a, P_ANY, b, P_ANY, c, P_ANY);
+  case LG_OP_MAX:
+    if (mask) return build(r, P_BOR, "$ | $", a, P_BOR, b, P_BOR);
+    need(r, H_VMAX, dt, 0);
+    snprintf(tm, sizeof tm, "max_%s($, $)", t.s);
+    return build(r, P_PRIMARY, tm, a, P_ANY, b, P_ANY);
+  case LG_OP_NEG:
+    if (!wrap) return build(r, P_UNARY, "-$", a, P_UNARY);
+    snprintf(tm, sizeof tm, "(%s)-(%s)$", t.s, ut.s);
+    return build(r, P_UNARY, tm, a, P_UNARY);
+  case LG_OP_RECIPROCAL:
+    need(r, H_VALL, dt, 0);
+    snprintf(tm, sizeof tm, "%s_all(1) / $", t.s);
+    return build(r, P_MUL, tm, a, P_MUL + 1);
+  case LG_OP_MULACC:
+    if (!wrap) return build(r, P_ADD, "$ * $ + $", a, P_MUL, b, P_MUL + 1, c, P_ADD + 1);
+    snprintf(tm, sizeof tm, "(%s)((%s)$ * (%s)$ + (%s)$)", t.s, ut.s, ut.s, ut.s);
+    return build(r, P_UNARY, tm, a, P_UNARY, b, P_UNARY, c, P_UNARY);
+  case LG_OP_SHL:
+    if (!wrap) return build(r, P_SHIFT, "$ << $", a, P_UNARY, b, P_UNARY);
+    snprintf(tm, sizeof tm, "(%s)((%s)$ << (%s)$)", t.s, ut.s, ut.s);
+    return build(r, P_UNARY, tm, a, P_UNARY, b, P_UNARY);
+  case LG_OP_ADD: sym = mask ? "|" : "+"; break;
+  case LG_OP_SUB: sym = "-"; break;
+  case LG_OP_MUL: sym = mask ? "&" : "*", p = P_MUL; break;
+  case LG_OP_FDIV:
+  case LG_OP_IDIV: sym = "/", p = P_MUL; break;
+  case LG_OP_MOD: sym = "%", p = P_MUL; break;
+  case LG_OP_AND: sym = "&", p = P_BAND; break;
+  case LG_OP_OR: sym = "|", p = P_BOR; break;
+  case LG_OP_XOR: sym = "^", p = P_BXOR; break;
+  default: sym = ">>", p = P_SHIFT; break; /* SHR: arithmetic for signed lanes, as core/alu.c folds */
+  }
+  if (lg_op_has(op, LG_OPF_CMP)) {
+    if (lg_dtype_itemsize(lane_dt(dt)) == 4) {
+      snprintf(tm, sizeof tm, "$ %s $", sym);
+      return build(r, P_EQ, tm, a, P_SHIFT, b, P_SHIFT);
+    }
+    snprintf(tm, sizeof tm, "__builtin_convertvector($ %s $, %s)", sym, vtype(r, LG_DT_BOOL).s);
+    return build(r, P_PRIMARY, tm, a, P_SHIFT, b, P_SHIFT);
+  }
+  if (wrap && (op == LG_OP_ADD || op == LG_OP_SUB || op == LG_OP_MUL)) {
+    snprintf(tm, sizeof tm, "(%s)((%s)$ %s (%s)$)", t.s, ut.s, sym, ut.s);
+    return build(r, P_UNARY, tm, a, P_UNARY, b, P_UNARY);
+  }
+  snprintf(tm, sizeof tm, "$ %s $", sym);
+  return build(r, p, tm, a, p, b, p + 1);
+}
+
+/* a vector CAST or BITCAST that is not computed lane by lane */
+static expr vcast(rnd *r, int32_t op, lg_dtype to, lg_dtype from, const expr *a) {
+  char tm[96];
+  vname t = vtype(r, to);
+  if (to == from) return build(r, a->prec, "$", a, P_ANY);
+  if (op == LG_OP_BITCAST) {
+    snprintf(tm, sizeof tm, "(%s)$", t.s);
+    return build(r, P_UNARY, tm, a, P_UNARY);
+  }
+  if (is_mask(to)) { /* x != 0 */
+    char z[48];
+    need(r, H_VALL, from, 0);
+    snprintf(z, sizeof z, "%s_all(0)", vtype(r, from).s);
+    expr zero = build(r, P_PRIMARY, z), out = valu(r, LG_OP_CMPNE, from, a, &zero, NULL, (facts){0});
+    free(zero.s);
+    return out;
+  }
+  snprintf(tm, sizeof tm, is_mask(from) ? "__builtin_convertvector(-$, %s)" : "__builtin_convertvector($, %s)", t.s);
+  return build(r, P_PRIMARY, tm, a, is_mask(from) ? P_UNARY : P_ANY);
+}
+
+/* `T name;` then a loop over the lanes that sets name[l] = v (a mask's lane to 0 or -1) */
+static void lane_lines(rnd *r, int32_t depth, lg_dtype dt, const char *name, const char *guard, expr v) {
+  line(r, depth, "%s %s;", vtype(r, dt).s, name);
+  line(r, depth, "for (int32_t l = 0; l < %d; l++) %s%s[l] = %s%s%s;", (int)r->lanes, guard, name,
+       is_mask(dt) ? "-(" : "", v.s ? v.s : "", is_mask(dt) ? ")" : "");
+  free(v.s);
+}
+
+/* a scalar access of lane l: data1[i[l]], gated by g[l] */
+static expr lane_access(rnd *r, const lg_uop *idx, expr *gate) {
+  char acc[64];
+  access_tmpl(idx, acc, sizeof acc);
+  expr i = lane_of(r, idx->src[1], "l"), out = build(r, P_PRIMARY, acc, &i, P_ANY);
+  *gate = idx->nsrc == 3 ? lane_of(r, idx->src[2], "l") : (expr){0};
+  free(i.s);
+  return out;
+}
+
+static void vload(rnd *r, const lg_lin_inst *in) {
+  lg_uop *u = in->u, *idx = u->src[0];
+  const lg_uop *base;
+  char name[24], tm[128];
+  snprintf(name, sizeof name, "val%d", r->nval);
+  expr alt = u->nsrc > 1 ? vop(r, u->src[1]) : (expr){0};
+  if (contiguous(r, idx, &base)) {
+    vname t = vtype(r, u->dtype);
+    snprintf(tm, sizeof tm, base ? "*(const %s_u *)(data%lld + $)" : "*(const %s_u *)data%lld", t.s,
+             (long long)idx->src[0]->arg.i);
+    expr v = base ? build(r, P_UNARY, tm, ex(r, base), P_ANY) : build(r, P_UNARY, tm);
+    if (idx->nsrc == 3) { /* a gate for all lanes */
+      if (!alt.s) {
+        char z[48];
+        need(r, H_VALL, u->dtype, 0);
+        snprintf(z, sizeof z, "%s_all(0)", t.s);
+        alt = build(r, P_PRIMARY, z);
+      }
+      snprintf(tm, sizeof tm, "$ ? (%s)$ : $", t.s); /* the aligned type on both sides */
+      expr g = build(r, P_COND, tm, ex(r, idx->src[2]), P_BOR, &v, P_UNARY, &alt, P_BOR);
+      free(v.s), v = g;
+    }
+    line(r, in->depth, "%s %s = %s;", t.s, name, v.s ? v.s : "");
+    free(v.s);
+  } else {
+    expr g, a = lane_access(r, idx, &g), v;
+    if (g.s) {
+      expr al = u->nsrc > 1 ? lane_of(r, u->src[1], "l") : literal(r, u->dtype, 0, 0.0);
+      v = build(r, P_COND, "$ ? $ : $", &g, P_BOR, &a, P_BOR, &al, P_BOR);
+      free(al.s), free(a.s), free(g.s);
+    } else {
+      v = a;
+    }
+    lane_lines(r, in->depth, u->dtype, name, "", v);
+  }
+  free(alt.s);
+  set_name(r, u, "val%lld", r->nval++);
+}
+
+static void vstore(rnd *r, const lg_lin_inst *in) {
+  lg_uop *u = in->u, *idx = u->src[0];
+  const lg_uop *base;
+  const char *g = idx->nsrc == 3 ? ex(r, idx->src[2])->s : NULL;
+  char tm[160];
+  if (contiguous(r, idx, &base)) {
+    expr v = vop(r, u->src[1]);
+    snprintf(tm, sizeof tm, "%s%s%s*(%s_u *)(data%lld%s) = $;", g ? "if (" : "", g ? g : "", g ? ") " : "",
+             vtype(r, u->src[1]->dtype).s, (long long)idx->src[0]->arg.i, base ? " + $" : "");
+    expr s = base ? build(r, P_ANY, tm, ex(r, base), P_ANY, &v, P_ANY) : build(r, P_ANY, tm, &v, P_ANY);
+    line(r, in->depth, "%s", s.s ? s.s : "");
+    free(s.s), free(v.s);
+    return;
+  }
+  expr gate, a = lane_access(r, idx, &gate), v = lane_of(r, u->src[1], "l");
+  expr s = gate.s ? build(r, P_ANY, "if ($) $ = $;", &gate, P_ANY, &a, P_ANY, &v, P_ANY)
+                  : build(r, P_ANY, "$ = $;", &a, P_ANY, &v, P_ANY);
+  line(r, in->depth, "for (int32_t l = 0; l < %d; l++) %s", (int)r->lanes, s.s ? s.s : "");
+  free(s.s), free(v.s), free(a.s), free(gate.s);
+}
+
+/* ALU, CAST, BITCAST on vectors: inline when used once, else a variable */
+static void vvalue(rnd *r, const lg_lin_inst *in) {
+  lg_uop *u = in->u;
+  char name[24];
+  snprintf(name, sizeof name, "alu%d", r->nalu);
+  expr x[3] = {{0}};
+  if (lane_loop(r, u)) {
+    for (int32_t i = 0; i < u->nsrc; i++) x[i] = lane_of(r, u->src[i], "l");
+    expr v = u->op == LG_OP_CAST      ? cast_expr(r, u->dtype, u->src[0]->dtype, &x[0])
+             : u->op == LG_OP_BITCAST ? bitcast_expr(r, u->dtype, u->src[0]->dtype, &x[0])
+                                      : op_expr(r, u->op, u->dtype, &x[0], &x[1], &x[2], facts_of(u));
+    lane_lines(r, in->depth, u->dtype, name, "", v);
+  } else {
+    for (int32_t i = 0; i < u->nsrc; i++) x[i] = vop(r, u->src[i]);
+    lg_dtype dt = u->op == LG_OP_WHERE || lg_op_has(u->op, LG_OPF_CMP) ? u->src[u->nsrc - 1]->dtype : u->dtype;
+    expr v = u->op == LG_OP_CAST || u->op == LG_OP_BITCAST ? vcast(r, u->op, u->dtype, u->src[0]->dtype, &x[0])
+                                                           : valu(r, u->op, dt, &x[0], &x[1], &x[2], facts_of(u));
+    if (r->refs[slot_of(r, u)] <= 1 && v.s && strlen(v.s) <= INLINE_MAX) { /* unused: ADD(base, lane) */
+      for (int32_t i = 0; i < u->nsrc; i++) free(x[i].s);
+      *ex(r, u) = v;
+      return;
+    }
+    line(r, in->depth, "%s %s = %s;", vtype(r, u->dtype).s, name, v.s ? v.s : "");
+    free(v.s);
+  }
+  for (int32_t i = 0; i < u->nsrc; i++) free(x[i].s);
+  set_name(r, u, "alu%lld", r->nalu++);
+}
+
+static void vreduce_init(rnd *r, const lg_lin_inst *in) {
+  lg_uop *u = in->u;
+  lg_dtype dt = u->dtype;
+  int32_t op = lg_lin_reduce_op(u);
+  int64_t lo = 0, hi;
+  if (op == LG_OP_MAX && !lg_dt_is_float(dt)) lg_dt_int_range(dt, &lo, &hi);
+  expr id = op == LG_OP_MAX ? literal(r, dt, lo, -INFINITY) : literal(r, dt, op == LG_OP_MUL, op == LG_OP_MUL);
+  char tm[64];
+  need(r, H_VALL, lane_dt(dt), 0);
+  snprintf(tm, sizeof tm, is_mask(dt) ? "%s_all(-(int32_t)$)" : "%s_all($)", vtype(r, dt).s);
+  expr v = build(r, P_PRIMARY, tm, &id, is_mask(dt) ? P_UNARY : P_ANY);
+  line(r, in->depth, "%s acc%d = %s;", vtype(r, dt).s, r->nacc, v.s ? v.s : "");
+  free(id.s), free(v.s);
+  set_name(r, u, "acc%lld", r->nacc++);
+}
+
+static void vreduce_update(rnd *r, const lg_lin_inst *in) {
+  lg_uop *u = in->u;
+  expr *acc = ex(r, u), x = vop(r, u->src[0]);
+  expr v = valu(r, lg_lin_reduce_op(u), u->dtype, acc, &x, NULL, (facts){0});
+  line(r, in->depth, "%s = %s;", acc->s ? acc->s : "", v.s ? v.s : "");
+  free(v.s), free(x.s);
+}
+
+/* a REDUCE over the lanes, once its loops are done: its accumulator's lanes added up */
+static void vreduce_finish(rnd *r, const lg_uop *u, int32_t depth) {
+  char name[24];
+  snprintf(name, sizeof name, "red%d", r->nacc++);
+  expr *acc = ex(r, u), first = build(r, P_PRIMARY, is_mask(u->dtype) ? "$[0] != 0" : "$[0]", acc, P_PRIMARY);
+  expr lane = build(r, P_PRIMARY, is_mask(u->dtype) ? "$[l] != 0" : "$[l]", acc, P_PRIMARY), self = build(r, P_PRIMARY, name);
+  expr v = op_expr(r, lg_lin_reduce_op(u), u->dtype, &self, &lane, NULL, (facts){0});
+  line(r, depth, "%s %s = %s;", ctype(u->dtype), name, first.s ? first.s : "");
+  line(r, depth, "for (int32_t l = 1; l < %d; l++) %s = %s;", (int)r->lanes, name, v.s ? v.s : "");
+  free(first.s), free(lane.s), free(self.s), free(v.s), free(acc->s);
+  *acc = build(r, P_PRIMARY, name);
+}
+
+/* the lanes' RANGE: their numbers */
+static void lanes_value(rnd *r, const lg_lin_inst *in) {
+  lg_strbuf b = {0};
+  for (int32_t i = 0; i < r->lanes; i++) lg_strbuf_put(&b, i ? ", %d" : "%d", (int)i);
+  line(r, in->depth, "const %s lane = {%s};", vtype(r, in->u->dtype).s, b.p ? b.p : "");
+  r->oom |= b.oom;
+  free(b.p);
+  *ex(r, in->u) = build(r, P_PRIMARY, "lane");
+}
+
 static void loop_open(rnd *r, const lg_lin_inst *in, bool split) {
   lg_uop *u = in->u;
   long long axis = (long long)u->arg.ints[0];
@@ -665,21 +1037,33 @@ static void walk(rnd *r) {
     lg_uop *u = in->u;
     switch (in->kind) {
     case LG_LIN_OPEN: loop_open(r, in, k == r->split_open); break;
-    case LG_LIN_CLOSE: line(r, in->depth, "}"); break;
-    case LG_LIN_INIT: reduce_init(r, in); break;
-    case LG_LIN_UPDATE: reduce_update(r, in); break;
+    case LG_LIN_CLOSE:
+      line(r, in->depth, "}");
+      for (int64_t i = 0; i < r->nfinishing; i++)
+        if (r->finish_at[slot_of(r, r->finishing[i])] == u) vreduce_finish(r, r->finishing[i], in->depth);
+      break;
+    case LG_LIN_INIT: (r->vacc[slot_of(r, u)] ? vreduce_init : reduce_init)(r, in); break;
+    case LG_LIN_UPDATE:
+      if (!r->vacc[slot_of(r, u)]) {
+        reduce_update(r, in);
+        break;
+      }
+      vreduce_update(r, in);
+      if (!is_vec(r, u) && !r->finish_at[slot_of(r, u)]) vreduce_finish(r, u, in->depth);
+      break;
     default:
       switch (u->op) {
       case LG_OP_CONST: *ex(r, u) = literal(r, u->dtype, u->arg.i, u->arg.f); break;
-      case LG_OP_LOAD: load(r, in); break;
-      case LG_OP_STORE: store(r, in); break;
+      case LG_OP_RANGE: lanes_value(r, in); break;
+      case LG_OP_LOAD: (is_vec(r, u) ? vload : load)(r, in); break;
+      case LG_OP_STORE: (is_vec(r, u) ? vstore : store)(r, in); break;
       case LG_OP_DEFINE_GLOBAL: /* named before the walk */
       case LG_OP_DEFINE_VAR:
       case LG_OP_INDEX: /* written by its LOADs and STOREs */
       case LG_OP_END:
       case LG_OP_GROUP:
       case LG_OP_SINK: break;
-      default: value(r, in); break;
+      default: (is_vec(r, u) ? vvalue : value)(r, in); break;
       }
     }
   }
@@ -709,6 +1093,59 @@ static bool is_ident(const char *s) {
 }
 
 static bool has_slot(int32_t kind) { return kind != LG_LIN_CLOSE && kind != LG_LIN_UPDATE; }
+
+/* the vector lanes: which nodes are vectors, which REDUCEs keep a vector accumulator and when
+ * they add its lanes up. Nodes come in loop order, where a REDUCE's INIT may precede its value's
+ * node: repeated until nothing changes. */
+static lg_status lanes_pass(rnd *r) {
+  for (int64_t k = 0; k < r->lin.n; k++) {
+    lg_uop *u = r->lin.inst[k].u;
+    if (r->lin.inst[k].kind != LG_LIN_NODE || u->op != LG_OP_RANGE) continue;
+    if (r->lane) return fail(r, u, "a kernel has one RANGE of vector lanes; this is a second one");
+    int64_t n = u->src[0]->op == LG_OP_CONST ? u->src[0]->arg.i : 0;
+    if (n < 2 || n > 64 || (n & (n - 1)))
+      return fail(r, u, "vector lanes need a constant size, a power of 2 from 2 to 64");
+    r->lane = u, r->lanes = (int32_t)n;
+  }
+  r->vec = calloc((size_t)r->nslots, sizeof *r->vec);
+  r->vacc = calloc((size_t)r->nslots, sizeof *r->vacc);
+  r->finish_at = calloc((size_t)r->nslots, sizeof *r->finish_at);
+  r->finishing = malloc((size_t)r->nslots * sizeof *r->finishing);
+  if (!r->vec || !r->vacc || !r->finish_at || !r->finishing) return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render C: out of memory");
+  if (!r->lane) return LG_OK;
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (int64_t k = 0; k < r->lin.n; k++) {
+      lg_uop *u = r->lin.inst[k].u;
+      if (!has_slot(r->lin.inst[k].kind)) continue;
+      int64_t i = slot_of(r, u);
+      bool v = u == r->lane, acc = false;
+      if (u->op == LG_OP_REDUCE) {
+        bool over = false;
+        const lg_uop *outer = NULL;
+        for (int32_t j = 1; j < u->nsrc; j++) {
+          over |= u->src[j] == r->lane;
+          if (u->src[j] != r->lane && (!outer || u->src[j]->arg.ints[0] < outer->arg.ints[0])) outer = u->src[j];
+        }
+        acc = over || is_vec(r, u->src[0]);
+        v = acc && !over;
+        if (over && outer && !r->finish_at[i]) r->finish_at[i] = outer, r->finishing[r->nfinishing++] = u;
+      } else if (u->op != LG_OP_CONST && u->op != LG_OP_DEFINE_GLOBAL && u->op != LG_OP_DEFINE_VAR) {
+        for (int32_t j = 0; j < u->nsrc; j++) v |= is_vec(r, u->src[j]);
+      }
+      changed |= v != r->vec[i] || acc != r->vacc[i];
+      r->vec[i] = v, r->vacc[i] = acc;
+    }
+  }
+  for (int64_t k = 0; k < r->lin.n; k++) {
+    lg_uop *u = r->lin.inst[k].u;
+    lg_dtype dt = u->op == LG_OP_STORE ? u->src[1]->dtype : u->dtype;
+    if (has_slot(r->lin.inst[k].kind) && (is_vec(r, u) || r->vacc[slot_of(r, u)]) &&
+        (sid(dt) == LG_DT_FLOAT16 || is_bf16(dt)))
+      return fail(r, u, "vector lanes of float16 and bfloat16 are not supported");
+  }
+  return LG_OK;
+}
 
 /* slots, checks, parameters (sorted, named) and how often each node's text is used */
 static lg_status prepass(rnd *r) {
@@ -750,9 +1187,21 @@ static lg_status prepass(rnd *r) {
       set_name(r, r->vars[i], "var%lld", i);
     }
   }
+  lg_status st = lanes_pass(r);
+  if (st) return st;
   for (int64_t k = r->lin.n - 1; k >= 0; k--) {
     lg_uop *u = r->lin.inst[k].u;
     if (!has_slot(r->lin.inst[k].kind)) continue;
+    const lg_uop *base;
+    if (u->op == LG_OP_INDEX && is_vec(r, u) && contiguous(r, u, &base)) { /* the base, not ADD(base, lane) */
+      int64_t w = r->refs[slot_of(r, u)];
+      if (base) r->refs[slot_of(r, base)] += w;
+      if (u->nsrc == 3) r->refs[slot_of(r, u->src[2])] += w;
+      continue;
+    }
+    if (is_vec(r, u) && (u->op == LG_OP_INDEX || (u->op != LG_OP_LOAD && u->op != LG_OP_STORE && lane_loop(r, u))))
+      for (int32_t i = 0; i < u->nsrc; i++) /* used in a loop over the lanes: a variable, computed once */
+        if (is_vec(r, u->src[i])) r->refs[slot_of(r, u->src[i])] += 2;
     bool text = lg_op_has(u->op, LG_OPF_ALU) || u->op == LG_OP_CAST || u->op == LG_OP_BITCAST || u->op == LG_OP_LOAD ||
                 u->op == LG_OP_STORE || u->op == LG_OP_INDEX;
     int32_t uses = u->op == LG_OP_RANGE || u->op == LG_OP_REDUCE ? 1 : text ? u->nsrc : 0;
@@ -804,6 +1253,7 @@ lg_status lg_render_c(lg_ctx *ctx, lg_uop *sink, const char *name, char **src) {
   if (!st) st = lg_lin_split(r.ctx, &r.lin, &r.split_open, &r.split_trips, &r.split_work);
   if (!st) walk(&r), st = assemble(&r, name, src);
   for (int64_t i = 0; r.ex && i < r.nslots; i++) free(r.ex[i].s);
+  free(r.vec), free(r.vacc), free(r.finish_at), free(r.finishing);
   free(r.ex), free(r.refs), free(r.globals), free(r.vars), free(r.helpers), free(r.pre.p), free(r.body.p);
   lg_ptrmap_free(&r.slot);
   lg_ptrmap_free(&r.stored);

@@ -33,6 +33,7 @@ local opt = require "luagrad.opt"
 local M = {}
 
 local AMOUNTS = { 2, 3, 4, 8, 16 }
+local WIDTHS = { 4, 8, 16 } -- vector lanes a candidate may get (one axis per kernel)
 local ROUNDS = 6      -- rounds at most
 local MAX_COPIES = 256 -- copies of the body (product of the amounts) a candidate may have
 local LIMIT = 1.0     -- seconds: a slower first run drops a candidate
@@ -69,11 +70,16 @@ end
 
 -- the single steps that apply to a kernel (its ranges after `opts`)
 local function steps(sink, opts)
-  local ranges, out = {}, {}
-  for _, r in pairs(opt.ranges(sink)) do ranges[#ranges + 1] = r end
+  local ranges, out, lanes = {}, {}, false
+  for _, r in pairs(opt.ranges(sink)) do
+    if r.kind == opt.LANES then lanes = true else ranges[#ranges + 1] = r end
+  end
   table.sort(ranges, function(a, b) return a.axis < b.axis end)
   local copies = copies_of(opts)
   for _, r in ipairs(ranges) do
+    for _, w in ipairs(lanes and {} or WIDTHS) do
+      if r.size % w == 0 then out[#out + 1] = { "vectorize", r.axis, w } end
+    end
     for _, a in ipairs(AMOUNTS) do
       local padded = (r.size + a - 1) // a * a
       if a <= r.size and padded - r.size <= r.size // 4 and copies * a <= MAX_COPIES then
@@ -347,7 +353,7 @@ end
 
 -- ---- the cache ----------------------------------------------------------------------------------
 
-local KINDS = { upcast = true, unroll = true, accumulate = true, pad = true, swap = true }
+local KINDS = { upcast = true, unroll = true, accumulate = true, merge = true, pad = true, swap = true, vectorize = true }
 
 -- the opts list in a cache file, or nil when the file is missing or not one of ours
 local function read_cache(path)

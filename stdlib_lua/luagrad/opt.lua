@@ -13,8 +13,11 @@
 --                               after the loop
 --   merge(sink, a, b)           two ranges walked as one become one range of their sizes' product
 --   swap(sink, a, b)            two ranges of one kind trade axes: their loops trade places
+--   vectorize(sink, axis, w)    a range r of size n becomes a range of n/w and w vector lanes
+--                               (a RANGE of kind 2): r := outer*w + lane; the renderers make
+--                               every value that depends on the lanes a vector of w
 --   apply(sink, opts)           a list of {"upcast" | "unroll" | "accumulate" | "merge" | "pad" |
---                               "swap", x, y}, then the symbolic pass
+--                               "swap" | "vectorize", x, y}, then the symbolic pass
 --   heuristic(sink) -> opts     what optimize applies: a hand-written choice in the manner of
 --                               tinygrad's hand_coded_optimizations (luagrad/opt_heuristic.lua)
 --   optimize(sink)              apply(sink, heuristic(sink))
@@ -27,6 +30,10 @@ local rules = require "luagrad.rules"
 
 local int32, void = core.dtypes.int32, core.dtypes.void
 local M = {}
+
+local LANES = 2 -- the RANGE kind of vector lanes (lg_range_kind in luagrad_enums.h)
+M.LANES = LANES
+M.MAX_LANES = 16
 
 local function iconst(v) return core.const(int32, v) end
 
@@ -49,8 +56,8 @@ end
 local function range_of(sink, axis, kind, what)
   local r = M.ranges(sink)[axis]
   if not r then fail("%s: the kernel has no range of axis %s", what, tostring(axis)) end
-  if kind and r.kind ~= kind then
-    fail("%s: axis %d is a%s range", what, axis, r.kind == 0 and "n output" or " reduce")
+  if r.kind == LANES or (kind and r.kind ~= kind) then
+    fail("%s: axis %d is a%s range", what, axis, ({ [0] = "n output", " reduce", " vector lanes" })[r.kind])
   end
   if not r.size then fail("%s: axis %d has a size that is not a constant", what, axis) end
   return r
@@ -281,6 +288,74 @@ function M.swap(sink, a, b)
   })
 end
 
+-- vectorize(axis, w): r := outer*w + lane, where lane is a RANGE of kind LANES (no loop: the
+-- renderers compute the w lanes at once). The END or REDUCE that closed r closes outer and lane.
+function M.vectorize(sink, axis, width)
+  local r = range_of(sink, axis, nil, "vectorize")
+  if math.type(width) ~= "integer" or width < 2 or width > M.MAX_LANES or width & (width - 1) ~= 0 then
+    fail("vectorize: the width must be a power of 2 from 2 to %d, got %s", M.MAX_LANES, tostring(width))
+  end
+  local last = -1
+  for a, x in pairs(M.ranges(sink)) do
+    if x.kind == LANES then fail("vectorize: the kernel has vector lanes already (axis %d)", a) end
+    last = math.max(last, a)
+  end
+  if r.size % width ~= 0 then
+    sink = M.pad(sink, axis, width)
+    r = range_of(sink, axis, nil, "vectorize")
+  end
+  local lane = core.uop("RANGE", int32, { iconst(width) }, { last + 1, LANES })
+  local outer = r.size > width and core.uop("RANGE", int32, { iconst(r.size // width) }, { axis, r.kind }) or nil
+  local map = {}
+  for _, u in ipairs(closers(sink, r.node, r.kind == 0 and "END" or "REDUCE")) do
+    local srcs = {}
+    for i, s in ipairs(u.src) do
+      if s ~= r.node then srcs[#srcs + 1] = s elseif outer then srcs[#srcs + 1] = outer end
+      if i == #u.src then srcs[#srcs + 1] = lane end
+    end
+    map[u] = u:replace({ src = srcs })
+  end
+  sink = substitute(sink, map)
+  return substitute(sink, { [r.node] = outer and outer * width + lane or lane })
+end
+
+-- the lanes' coefficient in an int node that is affine in them (+, -, * by a constant), or nil
+-- (dep: the nodes that depend on the lanes)
+local function lane_coef(u, lane, dep, memo)
+  if memo[u] ~= nil then return memo[u] or nil end
+  local c
+  if u == lane then
+    c = 1
+  elseif not dep[u] then
+    c = 0
+  elseif u.op == "ADD" or u.op == "SUB" then
+    local a, b = lane_coef(u.src[1], lane, dep, memo), lane_coef(u.src[2], lane, dep, memo)
+    c = a and b and (u.op == "ADD" and a + b or a - b)
+  elseif u.op == "MUL" then
+    local a, b = lane_coef(u.src[1], lane, dep, memo), lane_coef(u.src[2], lane, dep, memo)
+    if a and u.src[2].op == "CONST" then c = a * u.src[2].arg elseif b and u.src[1].op == "CONST" then c = b * u.src[1].arg end
+  end
+  memo[u] = c or false
+  return c
+end
+
+-- Every INDEX whose index is `base + lane` once simplified (a contiguous access) gets exactly
+-- that form, ADD(base, lane), which the renderers turn into one vector load or store.
+local function contiguous_lanes(sink)
+  local lane
+  for _, x in pairs(M.ranges(sink)) do if x.kind == LANES then lane = x.node end end
+  if not lane then return sink end
+  local map, memo, dep = {}, {}, M.dependents(sink, lane)
+  for _, u in ipairs(sink:toposort()) do
+    local i = u.op == "INDEX" and u.src[2]
+    if i and i ~= lane and lane_coef(i, lane, dep, memo) == 1 then
+      local base = M.simplify(substitute(i, { [lane] = iconst(0) }))
+      map[u] = u:replace({ src = { u.src[1], core.uop("ADD", int32, { base, lane }), u.src[3] } })
+    end
+  end
+  return substitute(sink, map)
+end
+
 -- ---- simplification -----------------------------------------------------------------------------
 
 -- the symbolic pass (core/symbolic.c splits coefficients around a divisor: the copies' index math
@@ -288,17 +363,19 @@ end
 function M.simplify(sink) return rules.graph_rewrite(sink, "symbolic") end
 
 local transforms = { upcast = M.upcast, unroll = M.unroll, accumulate = M.accumulate, merge = M.merge, pad = M.pad,
-  swap = M.swap }
+  swap = M.swap, vectorize = M.vectorize }
 
 function M.apply(sink, opts)
   for i, o in ipairs(opts) do
     local f = transforms[o[1]]
-    if not f then fail("apply: step %d is %s; expected upcast, unroll, accumulate, merge, pad or swap", i, tostring(o[1])) end
+    if not f then
+      fail("apply: step %d is %s; expected upcast, unroll, accumulate, merge, pad, swap or vectorize", i, tostring(o[1]))
+    end
     sink = f(sink, o[2], o[3])
     -- a merge's m // s * s + m % s folds back to m before later steps split m again
     if o[1] == "merge" then sink = M.simplify(sink) end
   end
-  return M.simplify(sink)
+  return contiguous_lanes(M.simplify(sink))
 end
 
 -- ---- the heuristic (luagrad/opt_heuristic.lua) ------------------------------------------------

@@ -95,13 +95,14 @@ end
 --   2. output axes that a load does not depend on (the loaded value is shared by the copies;
 --      a gated load counts twice, being dearer) are upcast by up to 8 while the accumulators fit
 --      VECTORS registers (by up to 4 within SCALARS values when step 1 found no vector);
---   3. without vectors, the innermost reduce axis gets up to 16 accumulators when it is
---      contiguous in a load; reduce axes of at most 4 are unrolled whole while the body stays
---      small;
+--   3. without vectors, the innermost reduce axis, when it is contiguous in a load, becomes
+--      vector lanes (a vector accumulator; whole when it is smaller); reduce axes of at most 4
+--      are unrolled whole while the body stays small;
 --   4. a matmul whose B is larger than L2_BYTES swaps its two output loops (B's slices stay in
 --      the caches).
--- Kernels without a reduction are left to gcc's loop vectorizer, and small ones (under SMALL
--- loop iterations) as they are.
+-- A kernel without a reduction gets vector lanes on its output axis that every access walks
+-- contiguously (or not at all). Small kernels (under SMALL loop iterations) stay as they are, and
+-- so do kernels with 16-bit floats, which the renderers do not vectorize.
 local heuristic
 
 -- Adjacent reduce ranges that every access walks as one (a's step is size(b) times b's) merge
@@ -137,6 +138,37 @@ function H.heuristic(sink)
   return merges
 end
 
+-- the lanes of a vector of 64 bytes (an AVX-512 register) of the kernel's widest dtype (16 at
+-- most), or nil
+-- when the kernel has 16-bit floats
+local function vector_width(sink)
+  local widest = 1
+  for _, u in ipairs(sink:toposort()) do
+    local dt = u.op == "STORE" and u.src[2].dtype or u.dtype
+    if dt.kind == "float" and dt.itemsize == 2 then return nil end
+    if dt.kind ~= "void" and not dt.is_ptr then widest = math.max(widest, dt.kind == "bool" and 4 or dt.itemsize) end
+  end
+  return math.min(opt.MAX_LANES, 64 // widest) -- bool lanes are int32 masks
+end
+
+-- vector lanes on the innermost output axis that every access walks with stride 1 or 0
+local function elementwise(sink, ranges, outs)
+  local width = vector_width(sink)
+  if not width then return {} end
+  for i = #outs, 1, -1 do
+    local r, ok, stored = outs[i], true, false
+    for _, a in ipairs(accesses(sink)) do
+      local st = stride(a.idx.src[2], r, r.size, ranges)
+      ok = ok and (st == 1 or (st == 0 and not a.store))
+      stored = stored or a.store
+    end
+    if ok and stored and r.size >= width and (r.size % width == 0 or r.size >= 4 * width) then
+      return { { "vectorize", r.axis, width } }
+    end
+  end
+  return {}
+end
+
 function heuristic(sink)
   local ranges, outs, reds, work = opt.ranges(sink), {}, {}, 1
   for _, r in pairs(ranges) do
@@ -154,8 +186,9 @@ function heuristic(sink)
       for _, x in ipairs(u.src[1]:toposort()) do nested = nested or x.op == "REDUCE" end
     end
   end
+  if not acc then return elementwise(sink, ranges, outs) end
   -- a reduction inside another (a convolution fused into a pooling) keeps its loops as they are
-  if not acc or nested then return {} end
+  if nested then return {} end
   local lanes = math.max(1, 64 // acc.itemsize)
   local acs, loads, store = accesses(sink), {}, nil
   for _, a in ipairs(acs) do
@@ -210,16 +243,12 @@ function heuristic(sink)
     end
   end
   local copies = total
-  local inner = reds[#reds]
-  if inner and budget == SCALARS and inner.size > 4 then
+  local inner, width = reds[#reds], vector_width(sink)
+  if inner and budget == SCALARS and inner.size > 4 and width then
     local contiguous = false
     for _, a in ipairs(loads) do contiguous = contiguous or strides[a][inner.axis] == 1 end
-    local amount = inner.size <= 16 and inner.size or nil -- else the largest divisor from 16 to 4
-    for a = 16, 4, -1 do amount = amount or (inner.size % a == 0 and a or nil) end
-    if contiguous and amount then
-      copies = copies * amount
-      opts[#opts + 1] = { "accumulate", inner.axis, amount }
-    end
+    local amount = math.min(width, pow2_at_least(inner.size) // (inner.size % width == 0 and 1 or 2))
+    if contiguous then opts[#opts + 1] = { "vectorize", inner.axis, amount } end
   end
   for i = #reds, 1, -1 do
     local r = reds[i]

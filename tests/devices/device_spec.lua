@@ -57,6 +57,39 @@ void twice(void **bufs, const int64_t *ints, int32_t core_id, int32_t ncores) {
     assert.are.equal(before.compiles, core.device_stats("CPU").compiles)
   end)
 
+  it("sums right where gcc 12.2's loop vectorizer at -O2 did not (the device turns it off)", function()
+    -- opt.accumulate's kernel for the rows of a 4x8x6 int32 sum: 3 accumulators over 2 trips
+    local src = [[
+#include <stdint.h>
+void acc3(void **bufs, const int64_t *ints, int32_t core_id, int32_t ncores) {
+  int32_t *restrict data0 = (int32_t *)bufs[0];
+  const int32_t *restrict data1 = (const int32_t *)bufs[1];
+  for (int32_t ridx0 = 0; ridx0 < 4; ridx0++) {
+    for (int32_t ridx1 = 0; ridx1 < 8; ridx1++) {
+      int32_t alu0 = ridx0 * 48 + ridx1 * 6;
+      int32_t acc0 = 0, acc1 = 0, acc2 = 0;
+      for (int32_t ridx2 = 0; ridx2 < 2; ridx2++) {
+        int32_t alu1 = ridx2 * 3;
+        acc0 = (int32_t)((uint32_t)acc0 + (uint32_t)data1[alu0 + alu1]);
+        acc1 = (int32_t)((uint32_t)acc1 + (uint32_t)data1[alu1 + alu0 + 1]);
+        acc2 = (int32_t)((uint32_t)acc2 + (uint32_t)data1[alu1 + alu0 + 2]);
+      }
+      data0[ridx0 * 8 + ridx1] = (int32_t)((uint32_t)(int32_t)((uint32_t)acc0 + (uint32_t)acc1) + (uint32_t)acc2);
+    }
+  }
+}]]
+    local vals, want = {}, {}
+    for i = 1, 192 do vals[i] = (i * 37) % 200 - 100 end
+    for r = 1, 32 do
+      want[r] = 0
+      for j = 1, 6 do want[r] = want[r] + vals[(r - 1) * 6 + j] end
+    end
+    local x, y = core.buffer("CPU", lg.int32, 192), core.buffer("CPU", lg.int32, 32)
+    x:write(vals)
+    core.program("CPU", src, "acc3"):launch({ y, x })
+    assert.are.same(want, y:read())
+  end)
+
   it("reports compile errors with the offending line, and bad arguments", function()
     local ok, err = pcall(core.program, "CPU", "void broken(void) { return nothing; }", "broken")
     assert.is_false(ok)

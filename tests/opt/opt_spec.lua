@@ -174,7 +174,7 @@ describe("opt transformations", function()
     assert.has_error(function() opt.pad(k.sink, 0, 1.5) end, "opt: pad: the multiple must be an integer >= 1, got 1.5")
     assert.has_error(function() opt.swap(k.sink, 0, 2) end, "opt: swap: axes 0 and 2 are ranges of different kinds")
     assert.has_error(function() opt.apply(k.sink, { { "tile", 0, 2 } }) end,
-      "opt: apply: step 1 is tile; expected upcast, unroll, accumulate, merge, pad or swap")
+      "opt: apply: step 1 is tile; expected upcast, unroll, accumulate, merge, pad, swap or vectorize")
     local empty = kernel_of(T.ones(3, 0):sum(2))
     assert.has_error(function() opt.unroll(empty.sink, 1, 2) end, "opt: unroll: axis 1 has size 0")
   end)
@@ -199,10 +199,16 @@ describe("opt heuristic", function()
     same(run(k, k.sink), run(k, opt.optimize(k.sink)), 1e-5, "matmul")
   end)
 
-  it("leaves elementwise and small kernels as they are", function()
+  it("gives elementwise kernels and row reductions vector lanes, and leaves small kernels alone", function()
     local rng = lcg(4)
-    local k = kernel_of(mat(rng, { 64, 64 }, lg.float32) + 1)
-    assert.are.same({}, opt.heuristic(k.sink))
+    local x = mat(rng, { 64, 64 }, lg.float32)
+    local k = kernel_of(x + 1)
+    assert.are.same({ { "vectorize", 1, 16 } }, opt.heuristic(k.sink))
+    assert.are.same({ { "vectorize", 1, 8 } }, opt.heuristic(kernel_of(x:double() * 2).sink))
+    assert.are.same({}, opt.heuristic(kernel_of(x:half() * 2).sink))
+    k = kernel_of(x:max(2))
+    assert.are.same({ { "vectorize", 1, 16 } }, opt.heuristic(k.sink))
+    same(run(k, k.sink), run(k, opt.optimize(k.sink)), nil, "row max")
     k = kernel_of(mat(rng, { 8, 8 }, lg.float32):matmul(mat(rng, { 8, 8 }, lg.float32)))
     assert.are.same({}, opt.heuristic(k.sink))
   end)
@@ -226,7 +232,7 @@ local DTYPES = { lg.float32, lg.int32, lg.float16, lg.int8, lg.uint8, lg.float64
 local function random_case(rng)
   local dt = DTYPES[rng(#DTYPES)]
   local m, n, p = rng(6) + 1, rng(7) + 1, rng(5) + 1
-  local kind = rng(6)
+  local kind = rng(7)
   if kind == 1 then -- elementwise with broadcasting
     return mat(rng, { m, n }, dt) * mat(rng, { 1, n }, dt) + mat(rng, { m, 1 }, dt), "elementwise " .. tostring(dt)
   elseif kind == 2 then -- a reduction over one or two axes
@@ -248,23 +254,34 @@ local function random_case(rng)
   elseif kind == 5 then -- a reduction broadcast against another input
     local x, y = mat(rng, { m, 1, p }, dt), mat(rng, { 1, n, p }, dt)
     return (x * y):max(3), "broadcast max " .. tostring(dt)
+  elseif kind == 6 then -- comparisons, bool logic, where, casts, division
+    local x, y = mat(rng, { m, n }, dt), mat(rng, { m, n }, dt)
+    local c = x:lt(y):logical_and(y:ne(0)):logical_or(x:eq(y * 2)):logical_xor(x:gt(1))
+    local q = dt.kind == "float" and x / (y * y + 1) or x:idiv(y:abs() + 1) + x:mod(3)
+    return c:where(q, y:maximum(x)):cast(lg.int32):cast(lg.float32) + c:float() + x:cast(lg.float64):float(),
+      "logic " .. tostring(dt)
   end
   local x, w = mat(rng, { 1, 2, m + 2, n + 2 }, lg.float32), mat(rng, { 2, 2, 3, 3 }, lg.float32)
   return C.conv2d(x, w, rng(2) - 1), "conv"
 end
 
 -- a random transformation of a kernel that keeps the number of copies of its body small
-local function random_opts(rng, sink)
+-- (vector lanes on one range, when `lanes`)
+local function random_opts(rng, sink, lanes)
   local opts, copies = {}, 1
   for _ = 1, rng(3) do
     local rs, list = opt.ranges(sink), {}
-    for _, r in pairs(rs) do list[#list + 1] = r end
+    for _, r in pairs(rs) do
+      if r.kind == opt.LANES then lanes = false else list[#list + 1] = r end
+    end
     table.sort(list, function(x, y) return x.axis < y.axis end)
     if #list == 0 then break end
     local r = list[rng(#list)]
-    local what = rng(4)
+    local what = rng(5)
     local o
-    if what <= 2 then
+    if what == 5 then
+      if lanes then o = { "vectorize", r.axis, 1 << rng(3) } end
+    elseif what <= 2 then
       local amount = rng(math.min(r.size + 1, 8) - 1) + 1 -- 2..8, at most one more than the size
       if copies * amount <= 64 then
         o = { r.kind == 0 and "upcast" or (rng(2) == 1 and "unroll" or "accumulate"), r.axis, amount }
@@ -287,17 +304,38 @@ end
 describe("opt fuzzer", function()
   it("keeps the results of random kernels under random transformations", function()
     local rng = lcg(12345)
-    for case = 1, 40 do
+    for case = 1, 60 do
       local t, what = random_case(rng)
       local k = kernel_of(t)
       local want = run(k, k.sink)
-      local opts, sink = random_opts(rng, k.sink)
+      local opts, sink = random_opts(rng, k.sink, not what:find("float16"))
       local desc = {}
       for i, o in ipairs(opts) do desc[i] = table.concat(o, " ") end
       local label = ("case %d (%s; %s)"):format(case, what, table.concat(desc, ", "))
       local reduces = count_op(k.sink, "REDUCE") > 0
       local tol = k.output.dtype.kind == "float" and reduces and (k.output.dtype == lg.float16 and 1e-2 or 1e-5) or nil
       same(want, run(k, sink), tol, label)
+    end
+  end)
+
+  it("keeps the results of random kernels with vector lanes on a random range", function()
+    local rng = lcg(777)
+    for case = 1, 40 do
+      local t, what = random_case(rng)
+      if not what:find("float16") then
+        local k = kernel_of(t)
+        local list = {}
+        for _, r in pairs(opt.ranges(k.sink)) do list[#list + 1] = r end
+        table.sort(list, function(x, y) return x.axis < y.axis end)
+        local o = { "vectorize", list[rng(#list)].axis, 1 << rng(4) }
+        local opts, sink = random_opts(rng, opt.apply(k.sink, { o }), false)
+        table.insert(opts, 1, o)
+        local desc = {}
+        for i, x in ipairs(opts) do desc[i] = table.concat(x, " ") end
+        local label = ("case %d (%s; %s)"):format(case, what, table.concat(desc, ", "))
+        local tol = k.output.dtype.kind == "float" and count_op(k.sink, "REDUCE") > 0 and 1e-5 or nil
+        same(run(k, k.sink), run(k, sink), tol, label)
+      end
     end
   end)
 end)
