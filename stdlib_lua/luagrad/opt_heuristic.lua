@@ -106,13 +106,18 @@ end
 local heuristic
 
 -- Adjacent reduce ranges that every access walks as one (a's step is size(b) times b's) merge
--- first; the heuristic then works on the merged kernel.
+-- first, and so do output ranges of a kernel without reductions (an elementwise kernel over
+-- 128x16x28x28 gets one loop that vector lanes divide); the heuristic then works on the merged
+-- kernel. (Output ranges of a reduction stay apart: a convolution's padding gates would need
+-- the merged index's quotient and remainder.)
 function H.heuristic(sink)
-  local merges = {}
+  local merges, reduces = {}, false
+  for _, u in ipairs(sink:toposort()) do reduces = reduces or u.op == "REDUCE" end
+  local kind = reduces and 1 or 0
   while true do
     local ranges, reds = opt.ranges(sink), {}
     for _, r in pairs(ranges) do
-      if r.kind == 1 then
+      if r.kind == kind then
         if not r.size then return heuristic(sink) end
         reds[#reds + 1] = r
       end
