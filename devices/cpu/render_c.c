@@ -59,7 +59,7 @@ enum {
 };
 
 /* helpers a kernel may need, emitted once each */
-enum { H_BF16, H_BF16_DOUBLE, H_ODD, H_MAX, H_IDIV, H_MOD, H_SHL, H_SHR, H_FTOI, H_BITCAST, H_VTYPE, H_VALL, H_VWHERE, H_VMAX };
+enum { H_BF16, H_BF16_DOUBLE, H_ODD, H_MAX, H_IDIV, H_MOD, H_SHL, H_SHR, H_FTOI, H_BITCAST, H_VTYPE, H_VALL, H_VWHERE, H_VMAX, H_VLOAD, H_VSTORE, H_VINTRIN };
 
 typedef struct expr {
   char *s;      /* C text; NULL when out of memory */
@@ -248,7 +248,8 @@ static expr literal(rnd *r, lg_dtype dt, int64_t i, double f) {
 static void helper_name(int32_t kind, lg_dtype a, lg_dtype b, char *out, size_t size) {
   static const char *const prefix[] = {[H_MAX] = "max", [H_IDIV] = "idiv", [H_MOD] = "mod",        [H_SHL] = "shl",
                                        [H_SHR] = "shr", [H_FTOI] = "ftoi", [H_BITCAST] = "bitcast", [H_VTYPE] = "vec",
-                                       [H_VALL] = "all", [H_VWHERE] = "where", [H_VMAX] = "vmax"};
+                                       [H_VALL] = "all", [H_VWHERE] = "where", [H_VMAX] = "vmax",
+                                       [H_VLOAD] = "vload", [H_VSTORE] = "vstore", [H_VINTRIN] = "intrin"};
   if (kind == H_BITCAST)
     snprintf(out, size, "bitcast_%s_%s", sfx(a), sfx(b));
   else
@@ -683,6 +684,10 @@ static vname vtype(rnd *r, lg_dtype dt) {
 static void vec_helper(rnd *r, int32_t kind, lg_dtype a) {
   lg_strbuf *h = &r->pre;
   int32_t w = r->lanes, size = lg_dtype_itemsize(a);
+  if (kind == H_VINTRIN) {
+    lg_strbuf_put(h, "#if defined(__AVX512F__) && defined(__AVX512VL__)\n#include <immintrin.h>\n#endif\n");
+    return;
+  }
   if (kind == H_VTYPE) {
     char t[16];
     snprintf(t, sizeof t, "%sx%d", sfx(a), (int)w);
@@ -703,6 +708,32 @@ static void vec_helper(rnd *r, int32_t kind, lg_dtype a) {
         t.s, t.s, m.s, t.s, t.s, k.s, k.s);
     lg_strbuf_put(h, "  return (%s)(((%s)a & k) | ((%s)b & ~k));\n}\n", t.s, k.s, k.s);
     break;
+  case H_VLOAD:
+  case H_VSTORE: { /* AVX-512 masked accesses: the lanes off the gate touch no memory */
+    int32_t bytes = w * size;
+    const char *pre = bytes == 64 ? "_mm512" : bytes == 32 ? "_mm256" : "_mm",
+               *mpre = w == 16 ? "_mm512" : w == 8 ? "_mm256" : "_mm",
+               *suf = lg_dt_is_float(a) ? (size == 4 ? "ps" : "pd") : (size == 4 ? "epi32" : "epi64");
+    char it[16];
+    snprintf(it, sizeof it, "__m%d%s", 8 * bytes, lg_dt_is_float(a) ? (size == 4 ? "" : "d") : "i");
+    need(r, H_VINTRIN, 0, 0);
+    if (kind == H_VLOAD) {
+      lg_strbuf_put(h, "/* the lanes of p where g is set, of alt elsewhere; the others touch no memory */\n"
+                       "static inline %s load_%s(const %s *p, %s g, %s alt) {\n", t.s, t.s, ctype(a), m.s, t.s);
+      lg_strbuf_put(h, "#if defined(__AVX512F__) && defined(__AVX512VL__)\n"
+                       "  return (%s)%s_mask_loadu_%s((%s)alt, %s_test_epi32_mask((__m%di)g, (__m%di)g), p);\n#else\n",
+          t.s, pre, suf, it, mpre, 32 * w, 32 * w);
+      lg_strbuf_put(h, "  for (int32_t l = 0; l < %d; l++)\n    if (g[l]) alt[l] = p[l];\n  return alt;\n#endif\n}\n", w);
+    } else {
+      lg_strbuf_put(h, "/* v's lanes where g is set stored at p; the others touch no memory */\n"
+                       "static inline void store_%s(%s *p, %s g, %s v) {\n", t.s, ctype(a), m.s, t.s);
+      lg_strbuf_put(h, "#if defined(__AVX512F__) && defined(__AVX512VL__)\n"
+                       "  %s_mask_storeu_%s(p, %s_test_epi32_mask((__m%di)g, (__m%di)g), (%s)v);\n#else\n",
+          pre, suf, mpre, 32 * w, 32 * w, it);
+      lg_strbuf_put(h, "  for (int32_t l = 0; l < %d; l++)\n    if (g[l]) p[l] = v[l];\n#endif\n}\n", w);
+    }
+    break;
+  }
   default: /* H_VMAX */
     lg_strbuf_put(h, "static inline %s max_%s(%s a, %s b) {%s\n", t.s, t.s, t.s, t.s,
         lg_dt_is_float(a) ? " /* NaN wins; -0.0 < 0.0 */" : "");
@@ -733,11 +764,19 @@ static expr lane_of(rnd *r, const lg_uop *u, const char *l) {
   return build(r, is_mask(u->dtype) ? P_EQ : P_PRIMARY, tm, e, P_PRIMARY);
 }
 
-/* an access of whole vectors: index ADD(base, lane) (or the lane: *base NULL), no gate per lane */
+/* whether a vector of dt's lanes has masked loads and stores (helpers H_VLOAD, H_VSTORE) */
+static bool maskable(const rnd *r, lg_dtype dt) {
+  int32_t bytes = r->lanes * lg_dtype_itemsize(dt);
+  return !is_mask(dt) && lg_dtype_itemsize(dt) >= 4 && r->lanes >= 4 && r->lanes <= 16 && bytes >= 16 && bytes <= 64;
+}
+
+/* an access of whole vectors: index ADD(base, lane) (or the lane: *base NULL), under a gate for
+ * all lanes or, where masked loads and stores exist, a gate per lane */
 static bool contiguous(const rnd *r, const lg_uop *idx, const lg_uop **base) {
   const lg_uop *i = idx->src[1];
+  lg_dtype dt = lg_dtype_base(idx->src[0]->dtype);
   *base = NULL;
-  if (is_mask(lg_dtype_base(idx->src[0]->dtype)) || (idx->nsrc == 3 && is_vec(r, idx->src[2]))) return false;
+  if (is_mask(dt) || (idx->nsrc == 3 && is_vec(r, idx->src[2]) && !maskable(r, dt))) return false;
   if (i == r->lane) return true;
   if (i->op != LG_OP_ADD || i->src[1] != r->lane || is_vec(r, i->src[0])) return false;
   *base = i->src[0];
@@ -871,6 +910,13 @@ static expr lane_access(rnd *r, const lg_uop *idx, expr *gate) {
   return out;
 }
 
+static expr zero_vec(rnd *r, lg_dtype dt) {
+  char z[48];
+  need(r, H_VALL, dt, 0);
+  snprintf(z, sizeof z, "%s_all(0)", vtype(r, dt).s);
+  return build(r, P_PRIMARY, z);
+}
+
 static void vload(rnd *r, const lg_lin_inst *in) {
   lg_uop *u = in->u, *idx = u->src[0];
   const lg_uop *base;
@@ -882,13 +928,16 @@ static void vload(rnd *r, const lg_lin_inst *in) {
     snprintf(tm, sizeof tm, base ? "*(const %s_u *)(data%lld + $)" : "*(const %s_u *)data%lld", t.s,
              (long long)idx->src[0]->arg.i);
     expr v = base ? build(r, P_UNARY, tm, ex(r, base), P_ANY) : build(r, P_UNARY, tm);
-    if (idx->nsrc == 3) { /* a gate for all lanes */
-      if (!alt.s) {
-        char z[48];
-        need(r, H_VALL, u->dtype, 0);
-        snprintf(z, sizeof z, "%s_all(0)", t.s);
-        alt = build(r, P_PRIMARY, z);
-      }
+    if (idx->nsrc == 3 && is_vec(r, idx->src[2])) { /* a gate per lane: a masked load */
+      if (!alt.s) alt = zero_vec(r, u->dtype);
+      need(r, H_VLOAD, u->dtype, 0);
+      snprintf(tm, sizeof tm, base ? "load_%s(data%lld + $, $, $)" : "load_%s(data%lld, $, $)", t.s,
+               (long long)idx->src[0]->arg.i);
+      expr g = base ? build(r, P_PRIMARY, tm, ex(r, base), P_ADD, ex(r, idx->src[2]), P_ANY, &alt, P_ANY)
+                    : build(r, P_PRIMARY, tm, ex(r, idx->src[2]), P_ANY, &alt, P_ANY);
+      free(v.s), v = g;
+    } else if (idx->nsrc == 3) { /* a gate for all lanes */
+      if (!alt.s) alt = zero_vec(r, u->dtype);
       snprintf(tm, sizeof tm, "$ ? (%s)$ : $", t.s); /* the aligned type on both sides */
       expr g = build(r, P_COND, tm, ex(r, idx->src[2]), P_BOR, &v, P_UNARY, &alt, P_BOR);
       free(v.s), v = g;
@@ -915,6 +964,17 @@ static void vstore(rnd *r, const lg_lin_inst *in) {
   const lg_uop *base;
   const char *g = idx->nsrc == 3 ? ex(r, idx->src[2])->s : NULL;
   char tm[160];
+  if (contiguous(r, idx, &base) && g && is_vec(r, idx->src[2])) { /* a gate per lane: a masked store */
+    expr v = vop(r, u->src[1]);
+    need(r, H_VSTORE, u->src[1]->dtype, 0);
+    snprintf(tm, sizeof tm, base ? "store_%s(data%lld + $, $, $);" : "store_%s(data%lld, $, $);",
+             vtype(r, u->src[1]->dtype).s, (long long)idx->src[0]->arg.i);
+    expr s = base ? build(r, P_ANY, tm, ex(r, base), P_ADD, ex(r, idx->src[2]), P_ANY, &v, P_ANY)
+                  : build(r, P_ANY, tm, ex(r, idx->src[2]), P_ANY, &v, P_ANY);
+    line(r, in->depth, "%s", s.s ? s.s : "");
+    free(s.s), free(v.s);
+    return;
+  }
   if (contiguous(r, idx, &base)) {
     expr v = vop(r, u->src[1]);
     snprintf(tm, sizeof tm, "%s%s%s*(%s_u *)(data%lld%s) = $;", g ? "if (" : "", g ? g : "", g ? ") " : "",

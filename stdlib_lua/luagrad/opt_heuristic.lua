@@ -221,7 +221,12 @@ function heuristic(sink)
     end
     if amount >= lanes then budget = VECTORS * lanes end
     up[vec.axis], total = true, amount
-    opts[#opts + 1] = { "upcast", vec.axis, amount }
+    if amount >= lanes and vector_width(sink) then
+      opts[#opts + 1] = { "vectorize", vec.axis, lanes }
+      if amount > lanes then opts[#opts + 1] = { "upcast", vec.axis, amount // lanes } end
+    else
+      opts[#opts + 1] = { "upcast", vec.axis, amount }
+    end
   end
   local cands = {}
   for _, r in ipairs(outs) do

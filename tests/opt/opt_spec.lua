@@ -202,10 +202,11 @@ describe("opt heuristic", function()
   it("gives elementwise kernels and row reductions vector lanes, and leaves small kernels alone", function()
     local rng = lcg(4)
     local x = mat(rng, { 64, 64 }, lg.float32)
-    local k = kernel_of(x + 1)
-    assert.are.same({ { "vectorize", 1, 16 } }, opt.heuristic(k.sink))
-    assert.are.same({ { "vectorize", 1, 8 } }, opt.heuristic(kernel_of(x:double() * 2).sink))
-    assert.are.same({}, opt.heuristic(kernel_of(x:half() * 2).sink))
+    local k = kernel_of(x + 1) -- the two ranges merge into one of 4096
+    assert.are.same({ { "merge", 0, 1 }, { "vectorize", 0, 16 } }, opt.heuristic(k.sink))
+    local row = mat(rng, { 1, 64 }, lg.float64) -- broadcast along axis 1: no merge
+    assert.are.same({ { "vectorize", 1, 8 } }, opt.heuristic(kernel_of(x:double() * row).sink))
+    assert.are.same({ { "merge", 0, 1 } }, opt.heuristic(kernel_of(x:half() * 2).sink)) -- no float16 lanes
     k = kernel_of(x:max(2))
     assert.are.same({ { "vectorize", 1, 16 } }, opt.heuristic(k.sink))
     same(run(k, k.sink), run(k, opt.optimize(k.sink)), nil, "row max")
