@@ -48,22 +48,26 @@ local function evaluate(u, env, memo)
 end
 
 -- how the address `idx` moves when range r steps: 0 when it does not depend on r, the stride
--- when two samples agree, nil otherwise
+-- when the steps from the first 17 values of r (the other ranges at 0, then at 1) agree, nil
+-- otherwise (a merged (ci, kh, kw) axis steps by 1 along kw only)
 local function stride(idx, r, size, ranges)
   local dep = opt.dependents(idx, r.node)
   if not dep[idx] then return 0 end
-  local diffs = {}
-  for k, base in ipairs({ 0, 1 }) do
+  if size < 2 then return nil end
+  local step
+  for base = 0, 1 do
     local env = {}
     for _, o in pairs(ranges) do env[o.node] = math.min(base, (o.size or 1) - 1) end
-    local v0 = evaluate(idx, env, {})
-    env[r.node] = env[r.node] + 1
-    if env[r.node] >= size then return nil end
-    local v1 = evaluate(idx, env, {})
-    if not v0 or not v1 then return nil end
-    diffs[k] = v1 - v0
+    env[r.node] = 0
+    local prev = evaluate(idx, env, {})
+    for v = 1, math.min(size - 1, 16) do
+      env[r.node] = v
+      local cur = evaluate(idx, env, {})
+      if not prev or not cur or (step and cur - prev ~= step) then return nil end
+      step, prev = cur - prev, cur
+    end
   end
-  return diffs[1] == diffs[2] and diffs[1] or nil
+  return step
 end
 
 -- the kernel's memory accesses: {idx = INDEX node, store = bool}
@@ -105,38 +109,63 @@ end
 -- so do kernels with 16-bit floats, which the renderers do not vectorize.
 local heuristic
 
--- Adjacent reduce ranges that every access walks as one (a's step is size(b) times b's) merge
--- first, and so do output ranges of a kernel without reductions (an elementwise kernel over
--- 128x16x28x28 gets one loop that vector lanes divide); the heuristic then works on the merged
--- kernel. (Output ranges of a reduction stay apart: a convolution's padding gates would need
--- the merged index's quotient and remainder.)
+-- whether ranges a and b (adjacent, of one kind) can merge: every access walks them as one
+-- (a's step is size(b) times b's) and no gate depends on them (a padded convolution's gates
+-- would need the merged index's quotient and remainder)
+local function mergeable(sink, ranges, a, b)
+  if a.size < 2 or b.size < 2 then return false end
+  local da, db = opt.dependents(sink, a.node), opt.dependents(sink, b.node)
+  for _, acc in ipairs(accesses(sink)) do
+    local gate = acc.idx.src[3]
+    if gate and (da[gate] or db[gate]) then return false end
+    local sa, sb = stride(acc.idx.src[2], a, a.size, ranges), stride(acc.idx.src[2], b, b.size, ranges)
+    if sa == nil or sb == nil or sa ~= b.size * sb then return false end
+  end
+  return true
+end
+
+-- no quotient or remainder of range `axis` is left once merged and simplified
+local function folded(sink, axis)
+  local dep = opt.dependents(sink, opt.ranges(sink)[axis].node)
+  for _, u in ipairs(sink:toposort()) do
+    if (u.op == "IDIV" or u.op == "MOD") and dep[u] then return false end
+  end
+  return true
+end
+
+-- Adjacent ranges of one kind that can merge do, reduce ranges first (a batch norm's sum over
+-- H and W gets one loop), then output ranges (an elementwise kernel over 128x16x28x28 gets one
+-- loop that vector lanes divide); the heuristic then works on the merged kernel.
 function H.heuristic(sink)
-  local merges, reduces = {}, false
-  for _, u in ipairs(sink:toposort()) do reduces = reduces or u.op == "REDUCE" end
-  local kind = reduces and 1 or 0
-  while true do
-    local ranges, reds = opt.ranges(sink), {}
-    for _, r in pairs(ranges) do
-      if r.kind == kind then
-        if not r.size then return heuristic(sink) end
-        reds[#reds + 1] = r
+  local merges = {}
+  for _, kind in ipairs({ 1, 0 }) do
+    local tried = {}
+    while true do
+      local ranges, list = opt.ranges(sink), {}
+      for _, r in pairs(ranges) do
+        if r.kind == kind then
+          if not r.size then return heuristic(sink) end
+          list[#list + 1] = r
+        end
       end
-    end
-    table.sort(reds, function(x, y) return x.axis < y.axis end)
-    local found
-    for i = 1, #reds - 1 do
-      local a, b = reds[i], reds[i + 1]
-      local ok = a.size > 1 and b.size > 1
-      for _, acc in ipairs(accesses(sink)) do
-        if not ok then break end
-        local sa, sb = stride(acc.idx.src[2], a, a.size, ranges), stride(acc.idx.src[2], b, b.size, ranges)
-        ok = sa ~= nil and sb ~= nil and sa == b.size * sb
+      table.sort(list, function(x, y) return x.axis < y.axis end)
+      local found
+      for i = 1, #list - 1 do
+        local a, b = list[i], list[i + 1]
+        local key = a.axis .. " " .. b.axis .. " " .. a.size .. " " .. b.size
+        if not tried[key] and mergeable(sink, ranges, a, b) then
+          tried[key] = true
+          local ok, merged = pcall(opt.merge, sink, a.axis, b.axis)
+          merged = ok and opt.simplify(merged)
+          if merged and folded(merged, a.axis) then
+            found, sink = { "merge", a.axis, b.axis }, merged
+            break
+          end
+        end
       end
-      if ok and pcall(opt.merge, sink, a.axis, b.axis) then found = { "merge", a.axis, b.axis } break end
+      if not found then break end
+      merges[#merges + 1] = found
     end
-    if not found then break end
-    merges[#merges + 1] = found
-    sink = opt.simplify(opt.merge(sink, found[2], found[3]))
   end
   local rest = heuristic(sink)
   for _, o in ipairs(rest) do merges[#merges + 1] = o end
@@ -257,7 +286,7 @@ function heuristic(sink)
   if inner and budget == SCALARS and inner.size > 4 and width then
     local contiguous = false
     for _, a in ipairs(loads) do contiguous = contiguous or strides[a][inner.axis] == 1 end
-    local amount = math.min(width, pow2_at_least(inner.size) // (inner.size % width == 0 and 1 or 2))
+    local amount = math.min(width, pow2_at_least(inner.size)) -- 14 takes 16 lanes, 2 of them masked
     if contiguous then opts[#opts + 1] = { "vectorize", inner.axis, amount } end
   end
   for i = #reds, 1, -1 do

@@ -167,20 +167,16 @@ end
 
 -- the gradient of a conv2d's weight (Cout, Cin/groups, k...) for input x and output gradient g
 -- (N, Cout, oh, ow): the windows of x times g, summed over the batch and the positions (windows
--- past g's size, which a transposed convolution's output padding makes, left out)
+-- past g's size, which a transposed convolution's output padding makes, left out). One kernel:
+-- its innermost loop walks a row of g and of a window, both contiguous, as masked vector lanes.
 local function conv2d_dw(x, g, k, stride, dilation, padding, groups)
   local bs, cout, cin, o = x.shape[1], g.shape[2], x.shape[2] // groups, { g.shape[3], g.shape[4] }
   local rcout = cout // groups
   local p = pool(pad_last(x, symmetric(padding)), k, stride, dilation) -- (bs, groups*cin, oh', ow', kh, kw)
   if p.shape[3] ~= o[1] or p.shape[4] ~= o[2] then p = p:shrink({ {}, {}, { 1, o[1] }, { 1, o[2] }, {}, {} }) end
-  -- the windows in a buffer of their own, (groups, bs, oh*ow, cin*kh*kw): the product below is
-  -- then a matmul whose rows are contiguous in memory (the kernel optimizer blocks it well)
-  local nc, ohw = cin * k[1] * k[2], o[1] * o[2]
-  local cols = p:reshape(bs, groups, cin, o[1], o[2], k[1], k[2]):permute(2, 1, 4, 5, 3, 6, 7):contiguous()
-  cols = cols:reshape(groups, 1, bs, ohw, nc)
-  local gr = g:reshape(bs, groups, rcout, ohw):permute(2, 3, 1, 4):reshape(groups, rcout, bs, ohw, 1)
-  local dw = (gr * cols):sum({ 3, 4 }) -- (groups, rcout, cin*kh*kw)
-  return dw:reshape(cout, cin, k[1], k[2])
+  local gr = g:reshape(bs, groups, rcout, 1, o[1], o[2], 1, 1)
+  local pw = p:reshape(bs, groups, 1, cin, o[1], o[2], k[1], k[2])
+  return (gr * pw):sum({ 1, 5, 6 }):reshape(cout, cin, k[1], k[2])
 end
 
 local function conv_params(params)

@@ -192,10 +192,10 @@ describe("opt simplification", function()
 end)
 
 describe("opt heuristic", function()
-  it("blocks a matmul in registers: the contiguous axis by 32, the other by 8", function()
+  it("blocks a matmul in registers: the contiguous axis by 2 vectors of 16, the other by 8", function()
     local rng = lcg(3)
     local k = kernel_of(mat(rng, { 64, 16 }, lg.float32):matmul(mat(rng, { 16, 64 }, lg.float32)))
-    assert.are.same({ { "upcast", 1, 32 }, { "upcast", 0, 8 } }, opt.heuristic(k.sink))
+    assert.are.same({ { "vectorize", 1, 16 }, { "upcast", 1, 2 }, { "upcast", 0, 8 } }, opt.heuristic(k.sink))
     same(run(k, k.sink), run(k, opt.optimize(k.sink)), 1e-5, "matmul")
   end)
 
