@@ -59,7 +59,7 @@ enum {
 };
 
 /* helpers a kernel may need, emitted once each */
-enum { H_BF16, H_BF16_DOUBLE, H_ODD, H_MAX, H_IDIV, H_MOD, H_SHL, H_SHR, H_FTOI, H_BITCAST, H_VTYPE, H_VALL, H_VWHERE, H_VMAX, H_VLOAD, H_VSTORE, H_VINTRIN };
+enum { H_BF16, H_BF16_DOUBLE, H_ODD, H_MAX, H_IDIV, H_MOD, H_SHL, H_SHR, H_FTOI, H_BITCAST, H_VTYPE, H_VALL, H_VWHERE, H_VMAX, H_VLOAD, H_VSTORE, H_VINTRIN, H_VGATHER };
 
 typedef struct expr {
   char *s;      /* C text; NULL when out of memory */
@@ -249,7 +249,7 @@ static void helper_name(int32_t kind, lg_dtype a, lg_dtype b, char *out, size_t 
   static const char *const prefix[] = {[H_MAX] = "max", [H_IDIV] = "idiv", [H_MOD] = "mod",        [H_SHL] = "shl",
                                        [H_SHR] = "shr", [H_FTOI] = "ftoi", [H_BITCAST] = "bitcast", [H_VTYPE] = "vec",
                                        [H_VALL] = "all", [H_VWHERE] = "where", [H_VMAX] = "vmax",
-                                       [H_VLOAD] = "vload", [H_VSTORE] = "vstore", [H_VINTRIN] = "intrin"};
+                                       [H_VLOAD] = "vload", [H_VSTORE] = "vstore", [H_VINTRIN] = "intrin", [H_VGATHER] = "gather"};
   if (kind == H_BITCAST)
     snprintf(out, size, "bitcast_%s_%s", sfx(a), sfx(b));
   else
@@ -734,6 +734,17 @@ static void vec_helper(rnd *r, int32_t kind, lg_dtype a) {
     }
     break;
   }
+  case H_VGATHER: { /* AVX-512 gathers of 4-byte lanes */
+    const char *pre = w == 16 ? "_mm512_mask" : "_mm256_mmask", *suf = lg_dt_is_float(a) ? "ps" : "epi32";
+    need(r, H_VINTRIN, 0, 0);
+    lg_strbuf_put(h, "/* lane l: p[i[l]] where g is set, alt's elsewhere; the others touch no memory */\n"
+                     "static inline %s gather_%s(const %s *p, %s i, %s g, %s alt) {\n", t.s, t.s, ctype(a), m.s, m.s, t.s);
+    lg_strbuf_put(h, "#if defined(__AVX512F__) && defined(__AVX512VL__)\n"
+                     "  return (%s)%s_i32gather_%s((__m%d%s)alt, %s_test_epi32_mask((__m%di)g, (__m%di)g), (__m%di)i, p, %d);\n#else\n",
+        t.s, pre, suf, 32 * w, lg_dt_is_float(a) ? "" : "i", w == 16 ? "_mm512" : "_mm256", 32 * w, 32 * w, 32 * w, size);
+    lg_strbuf_put(h, "  for (int32_t l = 0; l < %d; l++)\n    if (g[l]) alt[l] = p[i[l]];\n  return alt;\n#endif\n}\n", w);
+    break;
+  }
   default: /* H_VMAX */
     lg_strbuf_put(h, "static inline %s max_%s(%s a, %s b) {%s\n", t.s, t.s, t.s, t.s,
         lg_dt_is_float(a) ? " /* NaN wins; -0.0 < 0.0 */" : "");
@@ -781,6 +792,11 @@ static bool contiguous(const rnd *r, const lg_uop *idx, const lg_uop **base) {
   if (i->op != LG_OP_ADD || i->src[1] != r->lane || is_vec(r, i->src[0])) return false;
   *base = i->src[0];
   return true;
+}
+
+/* whether loads of dt's lanes can gather (helper H_VGATHER) */
+static bool gatherable(const rnd *r, lg_dtype dt) {
+  return !is_mask(dt) && lg_dtype_itemsize(dt) == 4 && (r->lanes == 8 || r->lanes == 16);
 }
 
 /* whether vector node u is computed lane by lane */
@@ -944,6 +960,18 @@ static void vload(rnd *r, const lg_lin_inst *in) {
     }
     line(r, in->depth, "%s %s = %s;", t.s, name, v.s ? v.s : "");
     free(v.s);
+  } else if (gatherable(r, u->dtype) && is_vec(r, idx->src[1])) { /* a hardware gather */
+    vname t = vtype(r, u->dtype);
+    char all[48];
+    need(r, H_VGATHER, u->dtype, 0);
+    need(r, H_VALL, LG_DT_INT32, 0);
+    snprintf(all, sizeof all, "%s_all(-1)", vtype(r, LG_DT_BOOL).s);
+    expr i = vop(r, idx->src[1]), g = idx->nsrc == 3 ? vop(r, idx->src[2]) : build(r, P_PRIMARY, all);
+    if (!alt.s) alt = zero_vec(r, u->dtype);
+    snprintf(tm, sizeof tm, "gather_%s(data%lld, $, $, $)", t.s, (long long)idx->src[0]->arg.i);
+    expr v = build(r, P_PRIMARY, tm, &i, P_ANY, &g, P_ANY, &alt, P_ANY);
+    line(r, in->depth, "%s %s = %s;", t.s, name, v.s ? v.s : "");
+    free(v.s), free(i.s), free(g.s);
   } else {
     expr g, a = lane_access(r, idx, &g), v;
     if (g.s) {

@@ -185,19 +185,30 @@ local function vector_width(sink)
   return math.min(opt.MAX_LANES, 64 // widest) -- bool lanes are int32 masks
 end
 
--- vector lanes on the innermost output axis that every access walks with stride 1 or 0
+-- the lanes for an axis of n elements: the widest (down to 4) that pads n by at most a quarter
+local function lanes_for(n, width)
+  local w = width
+  while w >= 4 do
+    if (n + w - 1) // w * w <= n + n // 4 then return w end
+    w = w // 2
+  end
+end
+
+-- vector lanes on the innermost output axis that the store walks contiguously, preferably one
+-- that every load walks with stride 1 or 0 too (other loads gather their lanes one by one)
 local function elementwise(sink, ranges, outs)
   local width = vector_width(sink)
   if not width then return {} end
-  for i = #outs, 1, -1 do
-    local r, ok, stored = outs[i], true, false
-    for _, a in ipairs(accesses(sink)) do
-      local st = stride(a.idx.src[2], r, r.size, ranges)
-      ok = ok and (st == 1 or (st == 0 and not a.store))
-      stored = stored or a.store
-    end
-    if ok and stored and r.size >= width and (r.size % width == 0 or r.size >= 4 * width) then
-      return { { "vectorize", r.axis, width } }
+  for _, strict in ipairs({ true, false }) do
+    for i = #outs, 1, -1 do
+      local r, ok, stored = outs[i], true, false
+      for _, a in ipairs(accesses(sink)) do
+        local st = stride(a.idx.src[2], r, r.size, ranges)
+        ok = ok and (a.store and st == 1 or not a.store and (not strict or st == 0 or st == 1))
+        stored = stored or a.store
+      end
+      local w = ok and stored and lanes_for(r.size, width)
+      if w then return { { "vectorize", r.axis, w } } end
     end
   end
   return {}
@@ -235,12 +246,24 @@ function heuristic(sink)
     for _, r in pairs(ranges) do strides[a][r.axis] = stride(a.idx.src[2], r, r.size, ranges) end
   end
   local opts, up, total, budget = {}, {}, 1, SCALARS
-  local vec
+  local vec, gather
   for _, r in ipairs(outs) do
     local ok = r.size > 1 and strides[store][r.axis] == 1
+    if ok then gather = r end
     for _, a in ipairs(loads) do ok = ok and (strides[a][r.axis] == 0 or strides[a][r.axis] == 1) end
     if ok then vec = r end
   end
+  -- else the store's contiguous axis, with loads that gather (a pooling's stride-2 windows),
+  -- unless a long reduce axis is contiguous in a load (it takes the lanes in step 3)
+  local inner = reds[#reds]
+  local inner_contiguous = false
+  for _, a in ipairs(loads) do inner_contiguous = inner_contiguous or strides[a][inner.axis] == 1 end
+  local long_inner = inner.size > 4 and inner_contiguous
+  if not vec and gather and gather.size * 2 >= lanes and not long_inner then vec = gather end
+  if vec and vec.size * 2 < lanes and long_inner then vec = nil end -- too short for the lanes
+  local width = vector_width(sink)
+  local reduce_lanes = not vec and long_inner and width
+  if reduce_lanes then budget = VECTORS end -- each accumulator below is a vector
   if vec then
     local n, amount = vec.size, vec.size
     if n > lanes then
@@ -250,7 +273,7 @@ function heuristic(sink)
     end
     if amount >= lanes then budget = VECTORS * lanes end
     up[vec.axis], total = true, amount
-    if amount >= lanes and vector_width(sink) then
+    if amount >= lanes and width then
       opts[#opts + 1] = { "vectorize", vec.axis, lanes }
       if amount > lanes then opts[#opts + 1] = { "upcast", vec.axis, amount // lanes } end
     else
@@ -273,7 +296,7 @@ function heuristic(sink)
   end)
   for _, c in ipairs(cands) do
     local n, best = c.r.size, nil
-    for _, a in ipairs(budget == SCALARS and { 4, 3, 2 } or { 8, 7, 6, 5, 4, 3, 2 }) do
+    for _, a in ipairs((budget == SCALARS or reduce_lanes) and { 4, 3, 2 } or { 8, 7, 6, 5, 4, 3, 2 }) do
       if not best and n % a == 0 and total * a <= budget then best = a end
     end
     if best then
@@ -282,12 +305,9 @@ function heuristic(sink)
     end
   end
   local copies = total
-  local inner, width = reds[#reds], vector_width(sink)
-  if inner and budget == SCALARS and inner.size > 4 and width then
-    local contiguous = false
-    for _, a in ipairs(loads) do contiguous = contiguous or strides[a][inner.axis] == 1 end
+  if reduce_lanes then
     local amount = math.min(width, pow2_at_least(inner.size)) -- 14 takes 16 lanes, 2 of them masked
-    if contiguous then opts[#opts + 1] = { "vectorize", inner.axis, amount } end
+    opts[#opts + 1] = { "vectorize", inner.axis, amount }
   end
   for i = #reds, 1, -1 do
     local r = reds[i]
