@@ -37,7 +37,9 @@
  *     would narrow the float operation between them into a `half` one, and LLVM 14 scalarizes
  *     vectors of those (half a second of codegen for a 4096-element loop). A double goes to
  *     float16 or bfloat16 through float rounded to odd, so it rounds once;
- *   - bool is i1 in registers and one byte in memory (loaded as `!= 0`). */
+ *   - bool is i1 in registers and one byte in memory (loaded as `!= 0`).
+ * Vector lanes (a RANGE of kind LG_RANGE_LANES, opt.vectorize) are LLVM vectors: see the section
+ * "vector lanes". */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -220,7 +220,7 @@ describe("LLVM device", function()
       args[i + 1]:write_bytes(b:read_bytes())
     end
     core.program(device, src, name):launch(args)
-    return args[1]:read(), src
+    return args[1]:read(), src, args[1]:read_bytes()
   end
 
   local function same(want, got, tol, what)
@@ -251,7 +251,11 @@ describe("LLVM device", function()
     add(rows:sum(2), "row sum", true)
     add(rows:max(2), "row max", true)
     add(rows:min(2), "row min", true)
+    add((rows / 8 + 1):prod(2), "row prod", true)
     add(mat(rng, { 7, 40 }, lg.int32):max(2), "int row max")
+    add(mat(rng, { 7, 40 }, lg.uint8):max(2), "uint8 row max")
+    add(mat(rng, { 7, 40 }, lg.int32):prod(2), "int row prod")
+    add(b:any(2), "any")
     add(mat(rng, { 16 }, lg.float32):sum(), "sum of 16", true)
     add(mat(rng, { 5, 12 }, lg.float32):matmul(mat(rng, { 12, 9 }, lg.float32)), "matmul", true)
     local v = mat(rng, { 6, 10 }, lg.float32):pad({ { 1, 2 }, { 3, 0 } })
@@ -306,6 +310,20 @@ describe("LLVM device", function()
     local eir = select(2, run("LLVM", e, opt.apply(e.sink, { { "vectorize", 1, 8 } })))
     assert.matches("store <8 x float> ", eir, 1, true)
     assert.is_nil(eir:find("masked.scatter", 1, true))
+  end)
+
+  it("keeps NaN and -0.0 in vector MAX as the scalar MAX does: the same bytes as the CPU device", function()
+    local nan, inf = 0 / 0, math.huge
+    local vals = { -0.0, 0.0, 0.0, -0.0, -0.0, -0.0, nan, 1, -inf, -inf, -1, -0.0, 2, nan, -0.0, 0.0 }
+    local x = T(vals):reshape({ 4, 4 }):realize()
+    local y = T(vals):flip(1):reshape({ 4, 4 }):realize()
+    for _, t in ipairs({ x:max(2), x:max(1), x:maximum(y), x:max() }) do
+      local k = kernel_of(t)
+      local want = select(3, run("CPU", k, k.sink))
+      for axis in pairs(opt.ranges(k.sink)) do
+        assert.are.equal(want, select(3, run("LLVM", k, opt.apply(k.sink, { { "vectorize", axis, 4 } }))))
+      end
+    end
   end)
 
   it("rejects vector lanes of float16 and bfloat16", function()
