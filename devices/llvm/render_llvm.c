@@ -226,7 +226,7 @@ typedef struct tname {
 } tname;
 
 /* the IR type of a value of dtype dt: float, or <16 x float> */
-static tname T(const rnd *r, lg_dtype dt) {
+static tname wty(const rnd *r, lg_dtype dt) {
   tname t;
   if (r->w)
     snprintf(t.s, sizeof t.s, "<%d x %s>", (int)r->w, ty(dt));
@@ -235,13 +235,13 @@ static tname T(const rnd *r, lg_dtype dt) {
   return t;
 }
 
-static tname B(const rnd *r) { return T(r, LG_DT_BOOL); }
+static tname wbool(const rnd *r) { return wty(r, LG_DT_BOOL); }
 
 /* the suffix of an intrinsic's name for a scalar of dtype dt: f32, i8, i1 */
 static const char *sfx(lg_dtype dt) { return lg_dt_is_float(dt) ? (is_f64(dt) ? "f64" : "f32") : ty(dt); }
 
-/* ... and for type T(r, dt): f32, v16f32, v16i1 */
-static tname S(const rnd *r, lg_dtype dt) {
+/* ... and for type wty(r, dt): f32, v16f32, v16i1 */
+static tname wsfx(const rnd *r, lg_dtype dt) {
   tname t;
   if (r->w)
     snprintf(t.s, sizeof t.s, "v%d%s", (int)r->w, sfx(dt));
@@ -259,7 +259,7 @@ static val splat(rnd *r, lg_dtype dt, val x) {
 }
 
 /* a constant of dtype dt (literal()) at the width being written */
-static val K(rnd *r, lg_dtype dt, int64_t i, double f) {
+static val wconst(rnd *r, lg_dtype dt, int64_t i, double f) {
   val c = literal(dt, i, f);
   if (!r->w) return c;
   if (!strcmp(c.s, "0") || !strcmp(c.s, "false") || !strcmp(c.s, "0x0000000000000000")) return text("zeroinitializer");
@@ -397,7 +397,7 @@ static val round_to(rnd *r, lg_dtype dt, val v) {
 /* llvm.<fn> on float operands of dtype dt; float16 and bfloat16 run it in float and round once
  * (as C's sinf on a _Float16), TRUNC is exact in every dtype */
 static val math_call(rnd *r, const char *fn, lg_dtype dt, int32_t n, val a, val b) {
-  tname t = T(r, dt), s = S(r, dt);
+  tname t = wty(r, dt), s = wsfx(r, dt);
   char name[40], args[64];
   snprintf(name, sizeof name, "llvm.%s.%s", fn, s.s);
   snprintf(args, sizeof args, n == 2 ? "%s, %s" : "%s", t.s, t.s);
@@ -409,26 +409,26 @@ static val math_call(rnd *r, const char *fn, lg_dtype dt, int32_t n, val a, val 
 
 /* MAX of floats: NaN when a side is NaN (the quiet NaN of C's NAN), -0.0 below 0.0 */
 static val float_max(rnd *r, lg_dtype dt, val a, val b) {
-  tname t = T(r, dt), it = T(r, ibits(dt)), c = B(r);
+  tname t = wty(r, dt), it = wty(r, ibits(dt)), c = wbool(r);
   val uno = inst(r, "fcmp uno %s %s, %s", t.s, a.s, b.s), gt = inst(r, "fcmp ogt %s %s, %s", t.s, a.s, b.s),
       eq = inst(r, "fcmp oeq %s %s, %s", t.s, a.s, b.s), ab = inst(r, "bitcast %s %s to %s", t.s, a.s, it.s),
-      pos = inst(r, "icmp sgt %s %s, %s", it.s, ab.s, K(r, ibits(dt), -1, 0).s),
+      pos = inst(r, "icmp sgt %s %s, %s", it.s, ab.s, wconst(r, ibits(dt), -1, 0).s),
       eqpos = inst(r, "and %s %s, %s", c.s, eq.s, pos.s), pick = inst(r, "or %s %s, %s", c.s, gt.s, eqpos.s),
       m = inst(r, "select %s %s, %s %s, %s %s", c.s, pick.s, t.s, a.s, t.s, b.s);
-  return inst(r, "select %s %s, %s %s, %s %s", c.s, uno.s, t.s, K(r, dt, 0, NAN).s, t.s, m.s);
+  return inst(r, "select %s %s, %s %s, %s %s", c.s, uno.s, t.s, wconst(r, dt, 0, NAN).s, t.s, m.s);
 }
 
 static val float_op(rnd *r, int32_t op, lg_dtype dt, val a, val b, val c) {
   static const char *const fn[LG_OP__COUNT] = {[LG_OP_SQRT] = "sqrt", [LG_OP_EXP2] = "exp2", [LG_OP_LOG2] = "log2",
                                                [LG_OP_SIN] = "sin",   [LG_OP_TRUNC] = "trunc"};
-  tname t = T(r, dt);
+  tname t = wty(r, dt);
   switch (op) {
   case LG_OP_ADD: return round_to(r, dt, inst(r, "fadd %s %s, %s", t.s, a.s, b.s));
   case LG_OP_SUB: return round_to(r, dt, inst(r, "fsub %s %s, %s", t.s, a.s, b.s));
   case LG_OP_MUL: return round_to(r, dt, inst(r, "fmul %s %s, %s", t.s, a.s, b.s));
   case LG_OP_FDIV: return round_to(r, dt, inst(r, "fdiv %s %s, %s", t.s, a.s, b.s));
   case LG_OP_NEG: return inst(r, "fneg %s %s", t.s, a.s);
-  case LG_OP_RECIPROCAL: return round_to(r, dt, inst(r, "fdiv %s %s, %s", t.s, K(r, dt, 1, 1.0).s, a.s));
+  case LG_OP_RECIPROCAL: return round_to(r, dt, inst(r, "fdiv %s %s, %s", t.s, wconst(r, dt, 1, 1.0).s, a.s));
   case LG_OP_MAX: return float_max(r, dt, a, b);
   case LG_OP_MULACC: {
     val m = round_to(r, dt, inst(r, "fmul %s %s, %s", t.s, a.s, b.s));
@@ -441,34 +441,34 @@ static val float_op(rnd *r, int32_t op, lg_dtype dt, val a, val b, val c) {
 
 /* IDIV, MOD: a division by 0 gives 0, INT_MIN / -1 wraps */
 static val divide(rnd *r, int32_t op, lg_dtype dt, val a, val b, bool plain) {
-  tname t = T(r, dt), c = B(r);
+  tname t = wty(r, dt), c = wbool(r);
   bool sgn = is_signed(dt);
   if (sgn && narrow(dt)) { /* C divides int8 and int16 in int: no overflow there */
-    tname t32 = T(r, LG_DT_INT32);
+    tname t32 = wty(r, LG_DT_INT32);
     val a32 = inst(r, "sext %s %s to %s", t.s, a.s, t32.s), b32 = inst(r, "sext %s %s to %s", t.s, b.s, t32.s);
     val q = divide(r, op, LG_DT_INT32, a32, b32, plain);
     return inst(r, "trunc %s %s to %s", t32.s, q.s, t.s);
   }
   const char *ins = op == LG_OP_IDIV ? (sgn ? "sdiv" : "udiv") : (sgn ? "srem" : "urem");
   if (plain) return inst(r, "%s %s %s, %s", ins, t.s, a.s, b.s);
-  val zero = inst(r, "icmp eq %s %s, %s", t.s, b.s, K(r, dt, 0, 0).s), bad = zero, minus = {{0}};
+  val zero = inst(r, "icmp eq %s %s, %s", t.s, b.s, wconst(r, dt, 0, 0).s), bad = zero, minus = {{0}};
   if (sgn) {
-    minus = inst(r, "icmp eq %s %s, %s", t.s, b.s, K(r, dt, -1, 0).s);
+    minus = inst(r, "icmp eq %s %s, %s", t.s, b.s, wconst(r, dt, -1, 0).s);
     bad = inst(r, "or %s %s, %s", c.s, zero.s, minus.s);
   }
-  val safe = inst(r, "select %s %s, %s %s, %s %s", c.s, bad.s, t.s, K(r, dt, 1, 0).s, t.s, b.s);
+  val safe = inst(r, "select %s %s, %s %s, %s %s", c.s, bad.s, t.s, wconst(r, dt, 1, 0).s, t.s, b.s);
   val q = inst(r, "%s %s %s, %s", ins, t.s, a.s, safe.s);
   if (op == LG_OP_MOD) return q; /* x % 1 is 0: right for 0 and -1 */
   if (sgn) {
-    val neg = inst(r, "sub %s %s, %s", t.s, K(r, dt, 0, 0).s, a.s);
+    val neg = inst(r, "sub %s %s, %s", t.s, wconst(r, dt, 0, 0).s, a.s);
     q = inst(r, "select %s %s, %s %s, %s %s", c.s, minus.s, t.s, neg.s, t.s, q.s);
   }
-  return inst(r, "select %s %s, %s %s, %s %s", c.s, zero.s, t.s, K(r, dt, 0, 0).s, t.s, q.s);
+  return inst(r, "select %s %s, %s %s, %s %s", c.s, zero.s, t.s, wconst(r, dt, 0, 0).s, t.s, q.s);
 }
 
 /* SHL, SHR by an amount of dtype bdt: outside [0, bits) SHL gives 0, SHR 0 or -1 (negative) */
 static val shift(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, bool plain) {
-  tname t = T(r, dt), bt = T(r, bdt), c = B(r);
+  tname t = wty(r, dt), bt = wty(r, bdt), c = wbool(r);
   int32_t n = bits(dt), nb = bits(bdt);
   val amt = b; /* used only when it is in [0, n): then truncating or zero-extending keeps it */
   if (nb > n) amt = inst(r, "trunc %s %s to %s", bt.s, b.s, t.s);
@@ -476,22 +476,22 @@ static val shift(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, bo
   const char *ins = op == LG_OP_SHL ? "shl" : is_signed(dt) ? "ashr" : "lshr";
   if (plain) return inst(r, "%s %s %s, %s", ins, t.s, a.s, amt.s);
   /* a negative amount is a large unsigned one */
-  val ok = inst(r, "icmp ult %s %s, %s", bt.s, b.s, K(r, bdt, n, 0).s);
-  val safe = inst(r, "select %s %s, %s %s, %s %s", c.s, ok.s, t.s, amt.s, t.s, K(r, dt, 0, 0).s);
+  val ok = inst(r, "icmp ult %s %s, %s", bt.s, b.s, wconst(r, bdt, n, 0).s);
+  val safe = inst(r, "select %s %s, %s %s, %s %s", c.s, ok.s, t.s, amt.s, t.s, wconst(r, dt, 0, 0).s);
   val v = inst(r, "%s %s %s, %s", ins, t.s, a.s, safe.s);
-  val out = K(r, dt, 0, 0);
-  if (op == LG_OP_SHR && is_signed(dt)) out = inst(r, "ashr %s %s, %s", t.s, a.s, K(r, dt, n - 1, 0).s);
+  val out = wconst(r, dt, 0, 0);
+  if (op == LG_OP_SHR && is_signed(dt)) out = inst(r, "ashr %s %s, %s", t.s, a.s, wconst(r, dt, n - 1, 0).s);
   return inst(r, "select %s %s, %s %s, %s %s", c.s, ok.s, t.s, v.s, t.s, out.s);
 }
 
 static val int_op(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, val c, facts f) {
-  tname t = T(r, dt);
+  tname t = wty(r, dt);
   const char *nsw = is_signed(dt) && f.nowrap ? " nsw" : "";
   switch (op) {
   case LG_OP_ADD: return inst(r, "add%s %s %s, %s", nsw, t.s, a.s, b.s);
   case LG_OP_SUB: return inst(r, "sub%s %s %s, %s", nsw, t.s, a.s, b.s);
   case LG_OP_MUL: return inst(r, "mul%s %s %s, %s", nsw, t.s, a.s, b.s);
-  case LG_OP_NEG: return inst(r, "sub%s %s %s, %s", nsw, t.s, K(r, dt, 0, 0).s, a.s);
+  case LG_OP_NEG: return inst(r, "sub%s %s %s, %s", nsw, t.s, wconst(r, dt, 0, 0).s, a.s);
   case LG_OP_MULACC: {
     val m = inst(r, "mul %s %s, %s", t.s, a.s, b.s);
     return inst(r, "add %s %s, %s", t.s, m.s, c.s);
@@ -500,7 +500,7 @@ static val int_op(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, v
   case LG_OP_MOD: return divide(r, op, dt, a, b, f.div_plain);
   case LG_OP_MAX: {
     val gt = inst(r, "icmp %s %s %s, %s", is_signed(dt) ? "sgt" : "ugt", t.s, a.s, b.s);
-    return inst(r, "select %s %s, %s %s, %s %s", B(r).s, gt.s, t.s, a.s, t.s, b.s);
+    return inst(r, "select %s %s, %s %s, %s %s", wbool(r).s, gt.s, t.s, a.s, t.s, b.s);
   }
   case LG_OP_AND: return inst(r, "and %s %s, %s", t.s, a.s, b.s);
   case LG_OP_OR: return inst(r, "or %s %s, %s", t.s, a.s, b.s);
@@ -512,7 +512,7 @@ static val int_op(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, v
 /* an ALU op; dt is the operands' dtype (the result's, except for comparisons), bdt the second
  * operand's (a shift amount may have its own) */
 static val op_value(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, val c, facts f) {
-  tname t = T(r, dt);
+  tname t = wty(r, dt);
   char k = lg_dtype_kind(dt);
   switch (op) {
   case LG_OP_CMPLT:
@@ -521,8 +521,8 @@ static val op_value(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b,
   case LG_OP_CMPNE: return inst(r, k == 'f' ? "fcmp une %s %s, %s" : "icmp ne %s %s, %s", t.s, a.s, b.s);
   case LG_OP_CMPEQ: return inst(r, k == 'f' ? "fcmp oeq %s %s, %s" : "icmp eq %s %s, %s", t.s, a.s, b.s);
   case LG_OP_WHERE: {
-    tname bt = T(r, bdt);
-    return inst(r, "select %s %s, %s %s, %s %s", B(r).s, a.s, bt.s, b.s, bt.s, c.s);
+    tname bt = wty(r, bdt);
+    return inst(r, "select %s %s, %s %s, %s %s", wbool(r).s, a.s, bt.s, b.s, bt.s, c.s);
   }
   default: break;
   }
@@ -537,7 +537,7 @@ static val op_value(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b,
 
 /* float -> integer: saturating, NaN is 0 */
 static val float_to_int(rnd *r, lg_dtype to, lg_dtype from, val a) {
-  tname tt = T(r, to), ft = T(r, from), ts = S(r, to), fs = S(r, from);
+  tname tt = wty(r, to), ft = wty(r, from), ts = wsfx(r, to), fs = wsfx(r, from);
   char name[64];
   snprintf(name, sizeof name, "llvm.fpto%ci.sat.%s.%s", is_signed(to) ? 's' : 'u', ts.s, fs.s);
   declare(r, tt.s, name, ft.s);
@@ -548,7 +548,7 @@ static val float_to_int(rnd *r, lg_dtype to, lg_dtype from, val a) {
 static val int_to_float(rnd *r, lg_dtype to, lg_dtype from, val a) {
   const char *conv = is_signed(from) ? "sitofp" : "uitofp", *ft = ty(from);
   if (sid(to) == LG_DT_FLOAT32 || is_f64(to)) {
-    tname f = T(r, from), t = T(r, to);
+    tname f = wty(r, from), t = wty(r, to);
     return inst(r, "%s %s %s to %s", conv, f.s, a.s, t.s);
   }
   if (is_f16(to)) /* exact in float below 2^24, and from there on float16 is inf anyway */
@@ -570,7 +570,7 @@ static val int_to_float(rnd *r, lg_dtype to, lg_dtype from, val a) {
 
 /* float -> float: from float16 or bfloat16 (float registers) widening is exact */
 static val float_to_float(rnd *r, lg_dtype to, lg_dtype from, val a) {
-  tname f = T(r, LG_DT_FLOAT32), d = T(r, LG_DT_FLOAT64);
+  tname f = wty(r, LG_DT_FLOAT32), d = wty(r, LG_DT_FLOAT64);
   if (is_f64(to)) return inst(r, "fpext %s %s to %s", f.s, a.s, d.s);
   if (sid(to) == LG_DT_FLOAT32) return is_f64(from) ? inst(r, "fptrunc %s %s to %s", d.s, a.s, f.s) : a;
   if (!is_f64(from)) return round_to(r, to, a);
@@ -585,10 +585,10 @@ static val float_to_float(rnd *r, lg_dtype to, lg_dtype from, val a) {
 static val cast_value(rnd *r, lg_dtype to, lg_dtype from, val a) {
   if (to == from) return a;
   char kt = lg_dtype_kind(to), kf = lg_dtype_kind(from);
-  tname t = T(r, to), f = T(r, from);
+  tname t = wty(r, to), f = wty(r, from);
   if (kt == 'b')
-    return kf == 'f' ? inst(r, "fcmp une %s %s, %s", f.s, a.s, K(r, from, 0, 0.0).s)
-                     : inst(r, "icmp ne %s %s, %s", f.s, a.s, K(r, from, 0, 0).s);
+    return kf == 'f' ? inst(r, "fcmp une %s %s, %s", f.s, a.s, wconst(r, from, 0, 0.0).s)
+                     : inst(r, "icmp ne %s %s, %s", f.s, a.s, wconst(r, from, 0, 0).s);
   if (kt != 'f' && kf == 'f') return float_to_int(r, to, from, a);
   if (kt == 'f') return kf == 'f' ? float_to_float(r, to, from, a) : int_to_float(r, to, from, a);
   if (bits(to) == bits(from) && kf != 'b') return a; /* the same register */
@@ -601,14 +601,14 @@ static val cast_value(rnd *r, lg_dtype to, lg_dtype from, val a) {
 static val to_bits(rnd *r, lg_dtype dt, val a) {
   if (is_bf16(dt)) return need(r, H_BF16), inst(r, "call i16 @float_to_bf16(float %s)", a.s);
   if (is_f16(dt)) return f16_bits(r, a);
-  if (lg_dt_is_float(dt)) return inst(r, "bitcast %s %s to %s", T(r, dt).s, a.s, T(r, ibits(dt)).s);
+  if (lg_dt_is_float(dt)) return inst(r, "bitcast %s %s to %s", wty(r, dt).s, a.s, wty(r, ibits(dt)).s);
   return a;
 }
 
 static val from_bits(rnd *r, lg_dtype dt, val a) {
   if (is_bf16(dt)) return need(r, H_BF16), inst(r, "call float @bf16_to_float(i16 %s)", a.s);
   if (is_f16(dt)) return f16_value(r, "alu", a);
-  if (lg_dt_is_float(dt)) return inst(r, "bitcast %s %s to %s", T(r, ibits(dt)).s, a.s, T(r, dt).s);
+  if (lg_dt_is_float(dt)) return inst(r, "bitcast %s %s to %s", wty(r, ibits(dt)).s, a.s, wty(r, dt).s);
   return a;
 }
 
@@ -670,9 +670,9 @@ static int64_t key_neg_inf(lg_dtype dt) {
 /* the key of a float's bits b, or the bits of a key b: both flip the magnitude bits of negatives */
 static val key_flip(rnd *r, lg_dtype dt, val b) {
   lg_dtype kt = ibits(dt);
-  tname t = T(r, kt);
-  val sign = inst(r, "ashr %s %s, %s", t.s, b.s, K(r, kt, bits(kt) - 1, 0).s);
-  val mag = inst(r, "and %s %s, %s", t.s, sign.s, K(r, kt, key_top(dt), 0).s);
+  tname t = wty(r, kt);
+  val sign = inst(r, "ashr %s %s, %s", t.s, b.s, wconst(r, kt, bits(kt) - 1, 0).s);
+  val mag = inst(r, "and %s %s, %s", t.s, sign.s, wconst(r, kt, key_top(dt), 0).s);
   return inst(r, "xor %s %s, %s", t.s, b.s, mag.s);
 }
 
@@ -683,12 +683,12 @@ static val operand(rnd *r, const lg_uop *u) {
   int32_t w = r->w;
   r->w = is_vec(r, u) ? r->lanes : 0;
   lg_dtype dt = u->dtype, kt = ibits(dt);
-  tname t = T(r, acc_dt(u)), ft = T(r, dt);
+  tname t = wty(r, acc_dt(u)), ft = wty(r, dt);
   val v = inst(r, "load %s, %s* %s", t.s, t.s, vl(r, u)->s);
   if (keyed(u)) {
     val f = inst(r, "bitcast %s %s to %s", t.s, key_flip(r, dt, v).s, ft.s);
-    val nan = inst(r, "icmp eq %s %s, %s", t.s, v.s, K(r, kt, key_top(dt), 0).s);
-    v = inst(r, "select %s %s, %s %s, %s %s", B(r).s, nan.s, ft.s, K(r, dt, 0, NAN).s, ft.s, f.s);
+    val nan = inst(r, "icmp eq %s %s, %s", t.s, v.s, wconst(r, kt, key_top(dt), 0).s);
+    v = inst(r, "select %s %s, %s %s, %s %s", wbool(r).s, nan.s, ft.s, wconst(r, dt, 0, NAN).s, ft.s, f.s);
   }
   r->w = w;
   return v;
@@ -757,7 +757,7 @@ static void load(rnd *r, const lg_lin_inst *in) {
 
 /* the value of a STORE as its element in memory */
 static val to_memory(rnd *r, lg_dtype dt, val v) {
-  if (sid(dt) == LG_DT_BOOL) return inst(r, "zext %s %s to %s", B(r).s, v.s, T(r, LG_DT_INT8).s);
+  if (sid(dt) == LG_DT_BOOL) return inst(r, "zext %s %s to %s", wbool(r).s, v.s, wty(r, LG_DT_INT8).s);
   if (is_bf16(dt)) return need(r, H_BF16), inst(r, "call i16 @float_to_bf16(float %s)", v.s);
   if (is_f16(dt)) return f16_bits(r, v);
   return v;
@@ -800,10 +800,10 @@ static void reduce_init(rnd *r, const lg_lin_inst *in) {
   int32_t op = lg_lin_reduce_op(u);
   int64_t lo = 0, hi; /* MAX starts at the lowest value: -inf, INT32_MIN, 0 (uint64 too: left as is) */
   if (op == LG_OP_MAX && !lg_dt_is_float(dt)) lg_dt_int_range(dt, &lo, &hi);
-  tname t = T(r, acc_dt(u));
-  val id = keyed(u)            ? K(r, ibits(dt), key_neg_inf(dt), 0)
-           : op == LG_OP_MAX ? K(r, dt, lo, -INFINITY)
-                             : K(r, dt, op == LG_OP_MUL, op == LG_OP_MUL);
+  tname t = wty(r, acc_dt(u));
+  val id = keyed(u)            ? wconst(r, ibits(dt), key_neg_inf(dt), 0)
+           : op == LG_OP_MAX ? wconst(r, dt, lo, -INFINITY)
+                             : wconst(r, dt, op == LG_OP_MUL, op == LG_OP_MUL);
   new_acc(r, u, t.s);
   emit(r, "store %s %s, %s* %s", t.s, id.s, t.s, vl(r, u)->s);
 }
@@ -812,11 +812,11 @@ static void reduce_update(rnd *r, const lg_lin_inst *in) {
   lg_uop *u = in->u;
   lg_dtype dt = u->dtype, kt = ibits(dt);
   val x = r->w ? vop(r, u->src[0]) : operand(r, u->src[0]), v;
-  tname t = T(r, acc_dt(u)), ft = T(r, dt), c = B(r);
+  tname t = wty(r, acc_dt(u)), ft = wty(r, dt), c = wbool(r);
   val cur = inst(r, "load %s, %s* %s", t.s, t.s, vl(r, u)->s);
   if (keyed(u)) {
     val kx = key_flip(r, dt, inst(r, "bitcast %s %s to %s", ft.s, x.s, t.s)), nan = inst(r, "fcmp uno %s %s, %s", ft.s, x.s, x.s);
-    kx = inst(r, "select %s %s, %s %s, %s %s", c.s, nan.s, t.s, K(r, kt, key_top(dt), 0).s, t.s, kx.s);
+    kx = inst(r, "select %s %s, %s %s, %s %s", c.s, nan.s, t.s, wconst(r, kt, key_top(dt), 0).s, t.s, kx.s);
     val gt = inst(r, "icmp sgt %s %s, %s", t.s, cur.s, kx.s);
     v = inst(r, "select %s %s, %s %s, %s %s", c.s, gt.s, t.s, cur.s, t.s, kx.s);
   } else {
@@ -868,15 +868,15 @@ static val lane_addresses(rnd *r, const lg_uop *idx, val *mask) {
   const lg_uop *buf = idx->src[0];
   lg_dtype it = idx->src[1]->dtype;
   const char *mt = mty(lg_dtype_base(buf->dtype));
-  tname t = T(r, it);
+  tname t = wty(r, it);
   val i = vop(r, idx->src[1]);
-  *mask = K(r, LG_DT_BOOL, 1, 0);
+  *mask = wconst(r, LG_DT_BOOL, 1, 0);
   if (idx->nsrc == 3) {
     *mask = vop(r, idx->src[2]);
-    i = inst(r, "select %s %s, %s %s, %s zeroinitializer", B(r).s, mask->s, t.s, i.s, t.s);
+    i = inst(r, "select %s %s, %s %s, %s zeroinitializer", wbool(r).s, mask->s, t.s, i.s, t.s);
   }
   if (lg_dt_is_unsigned(it) && bits(it) < 64) {
-    tname wide = T(r, LG_DT_INT64);
+    tname wide = wty(r, LG_DT_INT64);
     i = inst(r, "zext %s %s to %s", t.s, i.s, wide.s);
     t = wide;
   }
@@ -886,7 +886,7 @@ static val lane_addresses(rnd *r, const lg_uop *idx, val *mask) {
 /* the name of llvm.masked.<op> for elements of dtype dt in memory: llvm.masked.gather.v16f32.v16p0f32 */
 static void masked_name(const rnd *r, const char *op, lg_dtype dt, char *out, size_t size) {
   lg_dtype m = sid(dt) == LG_DT_BOOL ? LG_DT_INT8 : dt;
-  snprintf(out, size, "llvm.masked.%s.%s.v%dp0%s", op, S(r, m).s, (int)r->lanes, sfx(m));
+  snprintf(out, size, "llvm.masked.%s.%s.v%dp0%s", op, wsfx(r, m).s, (int)r->lanes, sfx(m));
 }
 
 static void vload(rnd *r, const lg_lin_inst *in) {
@@ -896,9 +896,9 @@ static void vload(rnd *r, const lg_lin_inst *in) {
   const char *mt = mty(dt);
   int w = (int)r->lanes, align = (int)lg_dtype_itemsize(dt);
   bool mask = sid(dt) == LG_DT_BOOL;
-  tname t = T(r, dt), m = T(r, LG_DT_INT8);
+  tname t = wty(r, dt), m = wty(r, LG_DT_INT8);
   if (!mask) m = t;
-  val alt = u->nsrc > 1 ? vop(r, u->src[1]) : K(r, dt, 0, 0.0), v;
+  val alt = u->nsrc > 1 ? vop(r, u->src[1]) : wconst(r, dt, 0, 0.0), v;
   if (contiguous(r, idx, &base)) {
     int32_t k = -1;
     char from[32];
@@ -913,10 +913,10 @@ static void vload(rnd *r, const lg_lin_inst *in) {
     char name[64], args[96];
     val g, p = lane_addresses(r, idx, &g);
     masked_name(r, "gather", dt, name, sizeof name);
-    snprintf(args, sizeof args, "<%d x %s*>, i32, %s, %s", w, mt, B(r).s, m.s);
+    snprintf(args, sizeof args, "<%d x %s*>, i32, %s, %s", w, mt, wbool(r).s, m.s);
     declare(r, m.s, name, args);
     val pass = to_memory(r, dt, alt);
-    v = inst(r, "call %s @%s(<%d x %s*> %s, i32 %d, %s %s, %s %s)", m.s, name, w, mt, p.s, align, B(r).s, g.s, m.s, pass.s);
+    v = inst(r, "call %s @%s(<%d x %s*> %s, i32 %d, %s %s, %s %s)", m.s, name, w, mt, p.s, align, wbool(r).s, g.s, m.s, pass.s);
     if (mask) v = inst(r, "icmp ne %s %s, zeroinitializer", m.s, v.s);
   }
   *vl(r, u) = v;
@@ -928,7 +928,7 @@ static void vstore(rnd *r, const lg_lin_inst *in) {
   const lg_uop *base;
   const char *mt = mty(dt);
   int w = (int)r->lanes, align = (int)lg_dtype_itemsize(dt);
-  tname m = T(r, sid(dt) == LG_DT_BOOL ? LG_DT_INT8 : dt);
+  tname m = wty(r, sid(dt) == LG_DT_BOOL ? LG_DT_INT8 : dt);
   val v = to_memory(r, dt, vop(r, u->src[1]));
   if (contiguous(r, idx, &base)) {
     int32_t k = -1;
@@ -941,10 +941,10 @@ static void vstore(rnd *r, const lg_lin_inst *in) {
   char name[64], args[96];
   val g, p = lane_addresses(r, idx, &g);
   masked_name(r, "scatter", dt, name, sizeof name);
-  snprintf(args, sizeof args, "%s, <%d x %s*>, i32, %s", m.s, w, mt, B(r).s);
+  snprintf(args, sizeof args, "%s, <%d x %s*>, i32, %s", m.s, w, mt, wbool(r).s);
   declare(r, "void", name, args);
   /* lanes that store to one address store in lane order: the last one's value stays */
-  emit(r, "call void @%s(%s %s, <%d x %s*> %s, i32 %d, %s %s)", name, m.s, v.s, w, mt, p.s, align, B(r).s, g.s);
+  emit(r, "call void @%s(%s %s, <%d x %s*> %s, i32 %d, %s %s)", name, m.s, v.s, w, mt, p.s, align, wbool(r).s, g.s);
 }
 
 /* a REDUCE over the lanes, once its loops are done: its vector accumulator's lanes reduced, kept
@@ -954,7 +954,7 @@ static void reduce_finish(rnd *r, const lg_uop *u) {
   lg_dtype at = acc_dt(u);
   int32_t op = lg_lin_reduce_op(u);
   r->w = r->lanes;
-  tname vt = T(r, at), s = S(r, at);
+  tname vt = wty(r, at), s = wsfx(r, at);
   r->w = 0;
   const char *t = ty(at);
   val acc = inst(r, "load %s, %s* %s", vt.s, vt.s, vl(r, u)->s), v;
