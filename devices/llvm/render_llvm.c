@@ -37,7 +37,9 @@
  *     would narrow the float operation between them into a `half` one, and LLVM 14 scalarizes
  *     vectors of those (half a second of codegen for a 4096-element loop). A double goes to
  *     float16 or bfloat16 through float rounded to odd, so it rounds once;
- *   - bool is i1 in registers and one byte in memory (loaded as `!= 0`). */
+ *   - bool is i1 in registers and one byte in memory (loaded as `!= 0`).
+ * Vector lanes (a RANGE of kind LG_RANGE_LANES, opt.vectorize) are LLVM vectors: see the section
+ * "vector lanes". */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -87,6 +89,15 @@ typedef struct rnd {
   char block[32]; /* the basic block instructions go into now */
   int64_t split_open;              /* the split loop's OPEN; -1 when none */
   int64_t split_trips, split_work; /* its iterations, the work of one */
+  int32_t w;                       /* the width of the value being written: 0 (a scalar) or lanes */
+  const lg_uop *lane;              /* the RANGE of the vector lanes (kind LG_RANGE_LANES), or NULL */
+  int32_t lanes;                   /* its size */
+  bool *vec;                       /* per slot: the node's value is a vector of the lanes */
+  bool *vacc;                      /* per slot: a REDUCE's accumulator is a vector */
+  const lg_uop **finish_at;        /* per slot: a REDUCE over the lanes reduces them after this
+                                      loop's CLOSE (NULL: right after its update) */
+  lg_uop **finishing;              /* the REDUCEs with a finish_at */
+  int64_t nfinishing;
   bool oom;
 } rnd;
 
@@ -209,6 +220,52 @@ static val literal(lg_dtype dt, int64_t i, double f) {
   return v;
 }
 
+/* Types and constants at the width being written (r->w): scalars, or vectors of the lanes. */
+typedef struct tname {
+  char s[24];
+} tname;
+
+/* the IR type of a value of dtype dt: float, or <16 x float> */
+static tname wty(const rnd *r, lg_dtype dt) {
+  tname t;
+  if (r->w)
+    snprintf(t.s, sizeof t.s, "<%d x %s>", (int)r->w, ty(dt));
+  else
+    snprintf(t.s, sizeof t.s, "%s", ty(dt));
+  return t;
+}
+
+static tname wbool(const rnd *r) { return wty(r, LG_DT_BOOL); }
+
+/* the suffix of an intrinsic's name for a scalar of dtype dt: f32, i8, i1 */
+static const char *sfx(lg_dtype dt) { return lg_dt_is_float(dt) ? (is_f64(dt) ? "f64" : "f32") : ty(dt); }
+
+/* ... and for type wty(r, dt): f32, v16f32, v16i1 */
+static tname wsfx(const rnd *r, lg_dtype dt) {
+  tname t;
+  if (r->w)
+    snprintf(t.s, sizeof t.s, "v%d%s", (int)r->w, sfx(dt));
+  else
+    snprintf(t.s, sizeof t.s, "%s", sfx(dt));
+  return t;
+}
+
+/* a scalar x of dtype dt in every lane */
+static val splat(rnd *r, lg_dtype dt, val x) {
+  const char *t = ty(dt);
+  int w = (int)r->lanes;
+  val one = inst(r, "insertelement <%d x %s> poison, %s %s, i32 0", w, t, t, x.s);
+  return inst(r, "shufflevector <%d x %s> %s, <%d x %s> poison, <%d x i32> zeroinitializer", w, t, one.s, w, t, w);
+}
+
+/* a constant of dtype dt (literal()) at the width being written */
+static val wconst(rnd *r, lg_dtype dt, int64_t i, double f) {
+  val c = literal(dt, i, f);
+  if (!r->w) return c;
+  if (!strcmp(c.s, "0") || !strcmp(c.s, "false") || !strcmp(c.s, "0x0000000000000000")) return text("zeroinitializer");
+  return splat(r, dt, c);
+}
+
 /* ---- helpers emitted into the module ------------------------------------------------------------ */
 
 /* Emit helper `kind` and what it needs, once. */
@@ -313,7 +370,10 @@ static void declare(rnd *r, const char *ret, const char *name, const char *args)
   if (!r->pre.p || !strstr(r->pre.p, line)) lg_strbuf_put(&r->pre, "%s", line);
 }
 
-/* ---- operations ---------------------------------------------------------------------------------- */
+/* ---- operations ----------------------------------------------------------------------------------
+ * Each works at the width being written (r->w): LLVM's instructions and the intrinsics' vector
+ * forms work lane by lane, so one text serves scalars and vectors. float16 and bfloat16 are
+ * scalars only (their vector lanes are rejected). */
 
 /* float16 bits of a float register, to nearest even, and the float of float16 bits */
 static val f16_bits(rnd *r, val x) {
@@ -337,40 +397,42 @@ static val round_to(rnd *r, lg_dtype dt, val v) {
 /* llvm.<fn> on float operands of dtype dt; float16 and bfloat16 run it in float and round once
  * (as C's sinf on a _Float16), TRUNC is exact in every dtype */
 static val math_call(rnd *r, const char *fn, lg_dtype dt, int32_t n, val a, val b) {
-  const char *t = ty(dt), *sfx = is_f64(dt) ? "f64" : "f32";
-  char name[32], args[32];
-  snprintf(name, sizeof name, "llvm.%s.%s", fn, sfx);
-  snprintf(args, sizeof args, n == 2 ? "%s, %s" : "%s", t, t);
-  declare(r, t, name, args);
-  val v = n == 2 ? inst(r, "call %s @%s(%s %s, %s %s)", t, name, t, a.s, t, b.s) : inst(r, "call %s @%s(%s %s)", t, name, t, a.s);
+  tname t = wty(r, dt), s = wsfx(r, dt);
+  char name[40], args[64];
+  snprintf(name, sizeof name, "llvm.%s.%s", fn, s.s);
+  snprintf(args, sizeof args, n == 2 ? "%s, %s" : "%s", t.s, t.s);
+  declare(r, t.s, name, args);
+  val v = n == 2 ? inst(r, "call %s @%s(%s %s, %s %s)", t.s, name, t.s, a.s, t.s, b.s)
+                 : inst(r, "call %s @%s(%s %s)", t.s, name, t.s, a.s);
   return strcmp(fn, "trunc") == 0 ? v : round_to(r, dt, v);
 }
 
 /* MAX of floats: NaN when a side is NaN (the quiet NaN of C's NAN), -0.0 below 0.0 */
 static val float_max(rnd *r, lg_dtype dt, val a, val b) {
-  const char *t = ty(dt), *it = ty(ibits(dt));
-  val uno = inst(r, "fcmp uno %s %s, %s", t, a.s, b.s), gt = inst(r, "fcmp ogt %s %s, %s", t, a.s, b.s),
-      eq = inst(r, "fcmp oeq %s %s, %s", t, a.s, b.s), ab = inst(r, "bitcast %s %s to %s", t, a.s, it),
-      pos = inst(r, "icmp sgt %s %s, -1", it, ab.s), eqpos = inst(r, "and i1 %s, %s", eq.s, pos.s),
-      pick = inst(r, "or i1 %s, %s", gt.s, eqpos.s), m = inst(r, "select i1 %s, %s %s, %s %s", pick.s, t, a.s, t, b.s);
-  return inst(r, "select i1 %s, %s %s, %s %s", uno.s, t, literal(dt, 0, NAN).s, t, m.s);
+  tname t = wty(r, dt), it = wty(r, ibits(dt)), c = wbool(r);
+  val uno = inst(r, "fcmp uno %s %s, %s", t.s, a.s, b.s), gt = inst(r, "fcmp ogt %s %s, %s", t.s, a.s, b.s),
+      eq = inst(r, "fcmp oeq %s %s, %s", t.s, a.s, b.s), ab = inst(r, "bitcast %s %s to %s", t.s, a.s, it.s),
+      pos = inst(r, "icmp sgt %s %s, %s", it.s, ab.s, wconst(r, ibits(dt), -1, 0).s),
+      eqpos = inst(r, "and %s %s, %s", c.s, eq.s, pos.s), pick = inst(r, "or %s %s, %s", c.s, gt.s, eqpos.s),
+      m = inst(r, "select %s %s, %s %s, %s %s", c.s, pick.s, t.s, a.s, t.s, b.s);
+  return inst(r, "select %s %s, %s %s, %s %s", c.s, uno.s, t.s, wconst(r, dt, 0, NAN).s, t.s, m.s);
 }
 
 static val float_op(rnd *r, int32_t op, lg_dtype dt, val a, val b, val c) {
   static const char *const fn[LG_OP__COUNT] = {[LG_OP_SQRT] = "sqrt", [LG_OP_EXP2] = "exp2", [LG_OP_LOG2] = "log2",
                                                [LG_OP_SIN] = "sin",   [LG_OP_TRUNC] = "trunc"};
-  const char *t = ty(dt);
+  tname t = wty(r, dt);
   switch (op) {
-  case LG_OP_ADD: return round_to(r, dt, inst(r, "fadd %s %s, %s", t, a.s, b.s));
-  case LG_OP_SUB: return round_to(r, dt, inst(r, "fsub %s %s, %s", t, a.s, b.s));
-  case LG_OP_MUL: return round_to(r, dt, inst(r, "fmul %s %s, %s", t, a.s, b.s));
-  case LG_OP_FDIV: return round_to(r, dt, inst(r, "fdiv %s %s, %s", t, a.s, b.s));
-  case LG_OP_NEG: return inst(r, "fneg %s %s", t, a.s);
-  case LG_OP_RECIPROCAL: return round_to(r, dt, inst(r, "fdiv %s %s, %s", t, literal(dt, 1, 1.0).s, a.s));
+  case LG_OP_ADD: return round_to(r, dt, inst(r, "fadd %s %s, %s", t.s, a.s, b.s));
+  case LG_OP_SUB: return round_to(r, dt, inst(r, "fsub %s %s, %s", t.s, a.s, b.s));
+  case LG_OP_MUL: return round_to(r, dt, inst(r, "fmul %s %s, %s", t.s, a.s, b.s));
+  case LG_OP_FDIV: return round_to(r, dt, inst(r, "fdiv %s %s, %s", t.s, a.s, b.s));
+  case LG_OP_NEG: return inst(r, "fneg %s %s", t.s, a.s);
+  case LG_OP_RECIPROCAL: return round_to(r, dt, inst(r, "fdiv %s %s, %s", t.s, wconst(r, dt, 1, 1.0).s, a.s));
   case LG_OP_MAX: return float_max(r, dt, a, b);
   case LG_OP_MULACC: {
-    val m = round_to(r, dt, inst(r, "fmul %s %s, %s", t, a.s, b.s));
-    return round_to(r, dt, inst(r, "fadd %s %s, %s", t, m.s, c.s));
+    val m = round_to(r, dt, inst(r, "fmul %s %s, %s", t.s, a.s, b.s));
+    return round_to(r, dt, inst(r, "fadd %s %s, %s", t.s, m.s, c.s));
   }
   case LG_OP_POW: return math_call(r, "pow", dt, 2, a, b);
   default: return math_call(r, fn[op], dt, 1, a, b);
@@ -379,67 +441,70 @@ static val float_op(rnd *r, int32_t op, lg_dtype dt, val a, val b, val c) {
 
 /* IDIV, MOD: a division by 0 gives 0, INT_MIN / -1 wraps */
 static val divide(rnd *r, int32_t op, lg_dtype dt, val a, val b, bool plain) {
-  const char *t = ty(dt);
+  tname t = wty(r, dt), c = wbool(r);
   bool sgn = is_signed(dt);
   if (sgn && narrow(dt)) { /* C divides int8 and int16 in int: no overflow there */
-    val a32 = inst(r, "sext %s %s to i32", t, a.s), b32 = inst(r, "sext %s %s to i32", t, b.s);
+    tname t32 = wty(r, LG_DT_INT32);
+    val a32 = inst(r, "sext %s %s to %s", t.s, a.s, t32.s), b32 = inst(r, "sext %s %s to %s", t.s, b.s, t32.s);
     val q = divide(r, op, LG_DT_INT32, a32, b32, plain);
-    return inst(r, "trunc i32 %s to %s", q.s, t);
+    return inst(r, "trunc %s %s to %s", t32.s, q.s, t.s);
   }
   const char *ins = op == LG_OP_IDIV ? (sgn ? "sdiv" : "udiv") : (sgn ? "srem" : "urem");
-  if (plain) return inst(r, "%s %s %s, %s", ins, t, a.s, b.s);
-  val zero = inst(r, "icmp eq %s %s, 0", t, b.s), bad = zero, minus = {{0}};
+  if (plain) return inst(r, "%s %s %s, %s", ins, t.s, a.s, b.s);
+  val zero = inst(r, "icmp eq %s %s, %s", t.s, b.s, wconst(r, dt, 0, 0).s), bad = zero, minus = {{0}};
   if (sgn) {
-    minus = inst(r, "icmp eq %s %s, -1", t, b.s);
-    bad = inst(r, "or i1 %s, %s", zero.s, minus.s);
+    minus = inst(r, "icmp eq %s %s, %s", t.s, b.s, wconst(r, dt, -1, 0).s);
+    bad = inst(r, "or %s %s, %s", c.s, zero.s, minus.s);
   }
-  val safe = inst(r, "select i1 %s, %s 1, %s %s", bad.s, t, t, b.s);
-  val q = inst(r, "%s %s %s, %s", ins, t, a.s, safe.s);
+  val safe = inst(r, "select %s %s, %s %s, %s %s", c.s, bad.s, t.s, wconst(r, dt, 1, 0).s, t.s, b.s);
+  val q = inst(r, "%s %s %s, %s", ins, t.s, a.s, safe.s);
   if (op == LG_OP_MOD) return q; /* x % 1 is 0: right for 0 and -1 */
   if (sgn) {
-    val neg = inst(r, "sub %s 0, %s", t, a.s);
-    q = inst(r, "select i1 %s, %s %s, %s %s", minus.s, t, neg.s, t, q.s);
+    val neg = inst(r, "sub %s %s, %s", t.s, wconst(r, dt, 0, 0).s, a.s);
+    q = inst(r, "select %s %s, %s %s, %s %s", c.s, minus.s, t.s, neg.s, t.s, q.s);
   }
-  return inst(r, "select i1 %s, %s 0, %s %s", zero.s, t, t, q.s);
+  return inst(r, "select %s %s, %s %s, %s %s", c.s, zero.s, t.s, wconst(r, dt, 0, 0).s, t.s, q.s);
 }
 
 /* SHL, SHR by an amount of dtype bdt: outside [0, bits) SHL gives 0, SHR 0 or -1 (negative) */
 static val shift(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, bool plain) {
-  const char *t = ty(dt), *bt = ty(bdt);
+  tname t = wty(r, dt), bt = wty(r, bdt), c = wbool(r);
   int32_t n = bits(dt), nb = bits(bdt);
   val amt = b; /* used only when it is in [0, n): then truncating or zero-extending keeps it */
-  if (nb > n) amt = inst(r, "trunc %s %s to %s", bt, b.s, t);
-  if (nb < n) amt = inst(r, "zext %s %s to %s", bt, b.s, t);
+  if (nb > n) amt = inst(r, "trunc %s %s to %s", bt.s, b.s, t.s);
+  if (nb < n) amt = inst(r, "zext %s %s to %s", bt.s, b.s, t.s);
   const char *ins = op == LG_OP_SHL ? "shl" : is_signed(dt) ? "ashr" : "lshr";
-  if (plain) return inst(r, "%s %s %s, %s", ins, t, a.s, amt.s);
-  val ok = inst(r, "icmp ult %s %s, %d", bt, b.s, (int)n); /* a negative amount is a large unsigned one */
-  val safe = inst(r, "select i1 %s, %s %s, %s 0", ok.s, t, amt.s, t);
-  val v = inst(r, "%s %s %s, %s", ins, t, a.s, safe.s);
-  val out = text("0");
-  if (op == LG_OP_SHR && is_signed(dt)) out = inst(r, "ashr %s %s, %d", t, a.s, (int)n - 1);
-  return inst(r, "select i1 %s, %s %s, %s %s", ok.s, t, v.s, t, out.s);
+  if (plain) return inst(r, "%s %s %s, %s", ins, t.s, a.s, amt.s);
+  /* a negative amount is a large unsigned one */
+  val ok = inst(r, "icmp ult %s %s, %s", bt.s, b.s, wconst(r, bdt, n, 0).s);
+  val safe = inst(r, "select %s %s, %s %s, %s %s", c.s, ok.s, t.s, amt.s, t.s, wconst(r, dt, 0, 0).s);
+  val v = inst(r, "%s %s %s, %s", ins, t.s, a.s, safe.s);
+  val out = wconst(r, dt, 0, 0);
+  if (op == LG_OP_SHR && is_signed(dt)) out = inst(r, "ashr %s %s, %s", t.s, a.s, wconst(r, dt, n - 1, 0).s);
+  return inst(r, "select %s %s, %s %s, %s %s", c.s, ok.s, t.s, v.s, t.s, out.s);
 }
 
 static val int_op(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, val c, facts f) {
-  const char *t = ty(dt), *nsw = is_signed(dt) && f.nowrap ? " nsw" : "";
+  tname t = wty(r, dt);
+  const char *nsw = is_signed(dt) && f.nowrap ? " nsw" : "";
   switch (op) {
-  case LG_OP_ADD: return inst(r, "add%s %s %s, %s", nsw, t, a.s, b.s);
-  case LG_OP_SUB: return inst(r, "sub%s %s %s, %s", nsw, t, a.s, b.s);
-  case LG_OP_MUL: return inst(r, "mul%s %s %s, %s", nsw, t, a.s, b.s);
-  case LG_OP_NEG: return inst(r, "sub%s %s 0, %s", nsw, t, a.s);
+  case LG_OP_ADD: return inst(r, "add%s %s %s, %s", nsw, t.s, a.s, b.s);
+  case LG_OP_SUB: return inst(r, "sub%s %s %s, %s", nsw, t.s, a.s, b.s);
+  case LG_OP_MUL: return inst(r, "mul%s %s %s, %s", nsw, t.s, a.s, b.s);
+  case LG_OP_NEG: return inst(r, "sub%s %s %s, %s", nsw, t.s, wconst(r, dt, 0, 0).s, a.s);
   case LG_OP_MULACC: {
-    val m = inst(r, "mul %s %s, %s", t, a.s, b.s);
-    return inst(r, "add %s %s, %s", t, m.s, c.s);
+    val m = inst(r, "mul %s %s, %s", t.s, a.s, b.s);
+    return inst(r, "add %s %s, %s", t.s, m.s, c.s);
   }
   case LG_OP_IDIV:
   case LG_OP_MOD: return divide(r, op, dt, a, b, f.div_plain);
   case LG_OP_MAX: {
-    val gt = inst(r, "icmp %s %s %s, %s", is_signed(dt) ? "sgt" : "ugt", t, a.s, b.s);
-    return inst(r, "select i1 %s, %s %s, %s %s", gt.s, t, a.s, t, b.s);
+    val gt = inst(r, "icmp %s %s %s, %s", is_signed(dt) ? "sgt" : "ugt", t.s, a.s, b.s);
+    return inst(r, "select %s %s, %s %s, %s %s", wbool(r).s, gt.s, t.s, a.s, t.s, b.s);
   }
-  case LG_OP_AND: return inst(r, "and %s %s, %s", t, a.s, b.s);
-  case LG_OP_OR: return inst(r, "or %s %s, %s", t, a.s, b.s);
-  case LG_OP_XOR: return inst(r, "xor %s %s, %s", t, a.s, b.s);
+  case LG_OP_AND: return inst(r, "and %s %s, %s", t.s, a.s, b.s);
+  case LG_OP_OR: return inst(r, "or %s %s, %s", t.s, a.s, b.s);
+  case LG_OP_XOR: return inst(r, "xor %s %s, %s", t.s, a.s, b.s);
   default: return shift(r, op, dt, bdt, a, b, f.shift_plain); /* SHL, SHR */
   }
 }
@@ -447,39 +512,45 @@ static val int_op(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, v
 /* an ALU op; dt is the operands' dtype (the result's, except for comparisons), bdt the second
  * operand's (a shift amount may have its own) */
 static val op_value(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, val c, facts f) {
-  const char *t = ty(dt);
+  tname t = wty(r, dt);
   char k = lg_dtype_kind(dt);
   switch (op) {
   case LG_OP_CMPLT:
-    if (k == 'f') return inst(r, "fcmp olt %s %s, %s", t, a.s, b.s);
-    return inst(r, "icmp %s %s %s, %s", is_signed(dt) ? "slt" : "ult", t, a.s, b.s);
-  case LG_OP_CMPNE: return inst(r, k == 'f' ? "fcmp une %s %s, %s" : "icmp ne %s %s, %s", t, a.s, b.s);
-  case LG_OP_CMPEQ: return inst(r, k == 'f' ? "fcmp oeq %s %s, %s" : "icmp eq %s %s, %s", t, a.s, b.s);
-  case LG_OP_WHERE: return inst(r, "select i1 %s, %s %s, %s %s", a.s, ty(bdt), b.s, ty(bdt), c.s);
+    if (k == 'f') return inst(r, "fcmp olt %s %s, %s", t.s, a.s, b.s);
+    return inst(r, "icmp %s %s %s, %s", is_signed(dt) ? "slt" : "ult", t.s, a.s, b.s);
+  case LG_OP_CMPNE: return inst(r, k == 'f' ? "fcmp une %s %s, %s" : "icmp ne %s %s, %s", t.s, a.s, b.s);
+  case LG_OP_CMPEQ: return inst(r, k == 'f' ? "fcmp oeq %s %s, %s" : "icmp eq %s %s, %s", t.s, a.s, b.s);
+  case LG_OP_WHERE: {
+    tname bt = wty(r, bdt);
+    return inst(r, "select %s %s, %s %s, %s %s", wbool(r).s, a.s, bt.s, b.s, bt.s, c.s);
+  }
   default: break;
   }
   if (k == 'f') return float_op(r, op, dt, a, b, c);
   if (k != 'b') return int_op(r, op, dt, bdt, a, b, c, f);
   switch (op) { /* bool: MAX is OR */
-  case LG_OP_AND: return inst(r, "and i1 %s, %s", a.s, b.s);
-  case LG_OP_XOR: return inst(r, "xor i1 %s, %s", a.s, b.s);
-  default: return inst(r, "or i1 %s, %s", a.s, b.s);
+  case LG_OP_AND: return inst(r, "and %s %s, %s", t.s, a.s, b.s);
+  case LG_OP_XOR: return inst(r, "xor %s %s, %s", t.s, a.s, b.s);
+  default: return inst(r, "or %s %s, %s", t.s, a.s, b.s);
   }
 }
 
 /* float -> integer: saturating, NaN is 0 */
 static val float_to_int(rnd *r, lg_dtype to, lg_dtype from, val a) {
-  const char *ft = ty(from), *fs = is_f64(from) ? "f64" : "f32";
-  char name[48];
-  snprintf(name, sizeof name, "llvm.fpto%ci.sat.%s.%s", is_signed(to) ? 's' : 'u', ty(to), fs);
-  declare(r, ty(to), name, ft);
-  return inst(r, "call %s @%s(%s %s)", ty(to), name, ft, a.s);
+  tname tt = wty(r, to), ft = wty(r, from), ts = wsfx(r, to), fs = wsfx(r, from);
+  char name[64];
+  snprintf(name, sizeof name, "llvm.fpto%ci.sat.%s.%s", is_signed(to) ? 's' : 'u', ts.s, fs.s);
+  declare(r, tt.s, name, ft.s);
+  return inst(r, "call %s @%s(%s %s)", tt.s, name, ft.s, a.s);
 }
 
 /* integer (or bool) -> float dtype `to`, rounding once */
 static val int_to_float(rnd *r, lg_dtype to, lg_dtype from, val a) {
   const char *conv = is_signed(from) ? "sitofp" : "uitofp", *ft = ty(from);
-  if (sid(to) == LG_DT_FLOAT32 || is_f64(to)) return inst(r, "%s %s %s to %s", conv, ft, a.s, ty(to));
+  if (sid(to) == LG_DT_FLOAT32 || is_f64(to)) {
+    tname f = wty(r, from), t = wty(r, to);
+    return inst(r, "%s %s %s to %s", conv, f.s, a.s, t.s);
+  }
   if (is_f16(to)) /* exact in float below 2^24, and from there on float16 is inf anyway */
     return round_to(r, to, inst(r, "%s %s %s to float", conv, ft, a.s));
   if (bits(from) <= 16) { /* exact in float */
@@ -499,8 +570,9 @@ static val int_to_float(rnd *r, lg_dtype to, lg_dtype from, val a) {
 
 /* float -> float: from float16 or bfloat16 (float registers) widening is exact */
 static val float_to_float(rnd *r, lg_dtype to, lg_dtype from, val a) {
-  if (is_f64(to)) return inst(r, "fpext float %s to double", a.s);
-  if (sid(to) == LG_DT_FLOAT32) return is_f64(from) ? inst(r, "fptrunc double %s to float", a.s) : a;
+  tname f = wty(r, LG_DT_FLOAT32), d = wty(r, LG_DT_FLOAT64);
+  if (is_f64(to)) return inst(r, "fpext %s %s to %s", f.s, a.s, d.s);
+  if (sid(to) == LG_DT_FLOAT32) return is_f64(from) ? inst(r, "fptrunc %s %s to %s", d.s, a.s, f.s) : a;
   if (!is_f64(from)) return round_to(r, to, a);
   if (is_bf16(to)) {
     need(r, H_BF16_DOUBLE);
@@ -513,14 +585,15 @@ static val float_to_float(rnd *r, lg_dtype to, lg_dtype from, val a) {
 static val cast_value(rnd *r, lg_dtype to, lg_dtype from, val a) {
   if (to == from) return a;
   char kt = lg_dtype_kind(to), kf = lg_dtype_kind(from);
+  tname t = wty(r, to), f = wty(r, from);
   if (kt == 'b')
-    return kf == 'f' ? inst(r, "fcmp une %s %s, %s", ty(from), a.s, literal(from, 0, 0.0).s)
-                     : inst(r, "icmp ne %s %s, 0", ty(from), a.s);
+    return kf == 'f' ? inst(r, "fcmp une %s %s, %s", f.s, a.s, wconst(r, from, 0, 0.0).s)
+                     : inst(r, "icmp ne %s %s, %s", f.s, a.s, wconst(r, from, 0, 0).s);
   if (kt != 'f' && kf == 'f') return float_to_int(r, to, from, a);
   if (kt == 'f') return kf == 'f' ? float_to_float(r, to, from, a) : int_to_float(r, to, from, a);
   if (bits(to) == bits(from) && kf != 'b') return a; /* the same register */
-  if (kf != 'b' && bits(to) < bits(from)) return inst(r, "trunc %s %s to %s", ty(from), a.s, ty(to));
-  return inst(r, "%s %s %s to %s", is_signed(from) ? "sext" : "zext", ty(from), a.s, ty(to));
+  if (kf != 'b' && bits(to) < bits(from)) return inst(r, "trunc %s %s to %s", f.s, a.s, t.s);
+  return inst(r, "%s %s %s to %s", is_signed(from) ? "sext" : "zext", f.s, a.s, t.s);
 }
 
 /* the bits of a value as in memory: float16 and bfloat16 as their 16 bits, floats reinterpreted,
@@ -528,14 +601,14 @@ static val cast_value(rnd *r, lg_dtype to, lg_dtype from, val a) {
 static val to_bits(rnd *r, lg_dtype dt, val a) {
   if (is_bf16(dt)) return need(r, H_BF16), inst(r, "call i16 @float_to_bf16(float %s)", a.s);
   if (is_f16(dt)) return f16_bits(r, a);
-  if (lg_dt_is_float(dt)) return inst(r, "bitcast %s %s to %s", ty(dt), a.s, ty(ibits(dt)));
+  if (lg_dt_is_float(dt)) return inst(r, "bitcast %s %s to %s", wty(r, dt).s, a.s, wty(r, ibits(dt)).s);
   return a;
 }
 
 static val from_bits(rnd *r, lg_dtype dt, val a) {
   if (is_bf16(dt)) return need(r, H_BF16), inst(r, "call float @bf16_to_float(i16 %s)", a.s);
   if (is_f16(dt)) return f16_value(r, "alu", a);
-  if (lg_dt_is_float(dt)) return inst(r, "bitcast %s %s to %s", ty(ibits(dt)), a.s, ty(dt));
+  if (lg_dt_is_float(dt)) return inst(r, "bitcast %s %s to %s", wty(r, ibits(dt)).s, a.s, wty(r, dt).s);
   return a;
 }
 
@@ -552,7 +625,12 @@ static int64_t slot_of(const rnd *r, const lg_uop *u) {
   return (int64_t)(intptr_t)v - 1;
 }
 
+/* whether a linearized item has a slot: CLOSE and UPDATE belong to their OPEN's and INIT's */
+static bool has_slot(int32_t kind) { return kind != LG_LIN_CLOSE && kind != LG_LIN_UPDATE; }
+
 static val *vl(const rnd *r, const lg_uop *u) { return &r->vals[slot_of(r, u)]; }
+
+static bool is_vec(const rnd *r, const lg_uop *u) { return r->vec[slot_of(r, u)]; }
 
 /* what the operands' bounds prove about an integer op */
 static facts facts_of(const lg_uop *u) {
@@ -573,8 +651,12 @@ static facts facts_of(const lg_uop *u) {
 /* A float MAX accumulates integer keys: the bits of x, its magnitude bits flipped when negative,
  * and the largest key for any NaN. Keys order as the floats do, with -0.0 below 0.0 and NaN on
  * top, so the update is an integer max, which the vectorizer knows as a reduction (the selects
- * of float_max chain each update on the last one). */
+ * of float_max chain each update on the last one), and the lanes of a vector of keys reduce
+ * with llvm.vector.reduce.smax. */
 static bool keyed(const lg_uop *u) { return lg_lin_reduce_op(u) == LG_OP_MAX && lg_dt_is_float(u->dtype); }
+
+/* the dtype an accumulator holds: the REDUCE's, or the keys' */
+static lg_dtype acc_dt(const lg_uop *u) { return keyed(u) ? ibits(u->dtype) : u->dtype; }
 
 /* the largest key: all bits but the sign */
 static int64_t key_top(lg_dtype dt) { return (int64_t)((UINT64_C(1) << (bits(ibits(dt)) - 1)) - 1); }
@@ -588,20 +670,34 @@ static int64_t key_neg_inf(lg_dtype dt) {
 /* the key of a float's bits b, or the bits of a key b: both flip the magnitude bits of negatives */
 static val key_flip(rnd *r, lg_dtype dt, val b) {
   lg_dtype kt = ibits(dt);
-  val sign = inst(r, "ashr %s %s, %d", ty(kt), b.s, (int)bits(kt) - 1);
-  val mag = inst(r, "and %s %s, %s", ty(kt), sign.s, literal(kt, key_top(dt), 0).s);
-  return inst(r, "xor %s %s, %s", ty(kt), b.s, mag.s);
+  tname t = wty(r, kt);
+  val sign = inst(r, "ashr %s %s, %s", t.s, b.s, wconst(r, kt, bits(kt) - 1, 0).s);
+  val mag = inst(r, "and %s %s, %s", t.s, sign.s, wconst(r, kt, key_top(dt), 0).s);
+  return inst(r, "xor %s %s, %s", t.s, b.s, mag.s);
 }
 
-/* a node's value where it is used: a REDUCE's is its accumulator's, loaded there */
+/* a node's value where it is used: a REDUCE's is its accumulator's, loaded there (a vector when
+ * the REDUCE's value is one) */
 static val operand(rnd *r, const lg_uop *u) {
   if (u->op != LG_OP_REDUCE) return *vl(r, u);
+  int32_t w = r->w;
+  r->w = is_vec(r, u) ? r->lanes : 0;
   lg_dtype dt = u->dtype, kt = ibits(dt);
-  if (!keyed(u)) return inst(r, "load %s, %s* %s", ty(dt), ty(dt), vl(r, u)->s);
-  const char *it = ty(kt);
-  val k = inst(r, "load %s, %s* %s", it, it, vl(r, u)->s), f = inst(r, "bitcast %s %s to %s", it, key_flip(r, dt, k).s, ty(dt));
-  val nan = inst(r, "icmp eq %s %s, %s", it, k.s, literal(kt, key_top(dt), 0).s);
-  return inst(r, "select i1 %s, %s %s, %s %s", nan.s, ty(dt), literal(dt, 0, NAN).s, ty(dt), f.s);
+  tname t = wty(r, acc_dt(u)), ft = wty(r, dt);
+  val v = inst(r, "load %s, %s* %s", t.s, t.s, vl(r, u)->s);
+  if (keyed(u)) {
+    val f = inst(r, "bitcast %s %s to %s", t.s, key_flip(r, dt, v).s, ft.s);
+    val nan = inst(r, "icmp eq %s %s, %s", t.s, v.s, wconst(r, kt, key_top(dt), 0).s);
+    v = inst(r, "select %s %s, %s %s, %s %s", wbool(r).s, nan.s, ft.s, wconst(r, dt, 0, NAN).s, ft.s, f.s);
+  }
+  r->w = w;
+  return v;
+}
+
+/* u as an operand of a vector op: a scalar is put in every lane */
+static val vop(rnd *r, const lg_uop *u) {
+  val x = operand(r, u);
+  return is_vec(r, u) ? x : splat(r, u->dtype, x);
 }
 
 /* the address of an INDEX's element: a getelementptr into the buffer */
@@ -629,6 +725,20 @@ static val load_at(rnd *r, lg_dtype dt, val p, const char *prefix) {
   return define(r, prefix, "load %s, %s* %s, align %d", mt, mt, p.s, (int)align);
 }
 
+/* Branch around code under a scalar gate: gate_open, the gated code, gate_close. */
+static int32_t gate_open(rnd *r, val gate, const char *what, char *from, size_t size) {
+  int32_t k = r->nlabel++;
+  snprintf(from, size, "%s", r->block);
+  emit(r, "br i1 %s, label %%gate%d.%s, label %%gate%d.done", gate.s, (int)k, what, (int)k);
+  block(r, "gate", k, what[0] == 'l' ? ".load" : ".store");
+  return k;
+}
+
+static void gate_close(rnd *r, int32_t k) {
+  emit(r, "br label %%gate%d.done", (int)k);
+  block(r, "gate", k, ".done");
+}
+
 static void load(rnd *r, const lg_lin_inst *in) {
   lg_uop *u = in->u, *idx = u->src[0];
   val i = operand(r, idx->src[1]);
@@ -639,48 +749,49 @@ static void load(rnd *r, const lg_lin_inst *in) {
   /* gated: the address is only formed and read under the gate */
   val gate = operand(r, idx->src[2]), alt = u->nsrc > 1 ? operand(r, u->src[1]) : literal(u->dtype, 0, 0.0);
   char from[32];
-  int32_t k = r->nlabel++;
-  snprintf(from, sizeof from, "%s", r->block);
-  emit(r, "br i1 %s, label %%gate%d.load, label %%gate%d.done", gate.s, (int)k, (int)k);
-  block(r, "gate", k, ".load");
+  int32_t k = gate_open(r, gate, "load", from, sizeof from);
   val v = load_at(r, u->dtype, address(r, idx, i), "alu");
-  emit(r, "br label %%gate%d.done", (int)k);
-  block(r, "gate", k, ".done");
-  const char *t = ty(u->dtype);
-  *vl(r, u) = define(r, "val", "phi %s [ %s, %%gate%d.load ], [ %s, %%%s ]", t, v.s, (int)k, alt.s, from);
+  gate_close(r, k);
+  *vl(r, u) = define(r, "val", "phi %s [ %s, %%gate%d.load ], [ %s, %%%s ]", ty(u->dtype), v.s, (int)k, alt.s, from);
+}
+
+/* the value of a STORE as its element in memory */
+static val to_memory(rnd *r, lg_dtype dt, val v) {
+  if (sid(dt) == LG_DT_BOOL) return inst(r, "zext %s %s to %s", wbool(r).s, v.s, wty(r, LG_DT_INT8).s);
+  if (is_bf16(dt)) return need(r, H_BF16), inst(r, "call i16 @float_to_bf16(float %s)", v.s);
+  if (is_f16(dt)) return f16_bits(r, v);
+  return v;
 }
 
 static void store(rnd *r, const lg_lin_inst *in) {
   lg_uop *u = in->u, *idx = u->src[0];
   lg_dtype dt = u->src[1]->dtype;
-  val v = operand(r, u->src[1]), i = operand(r, idx->src[1]);
-  if (sid(dt) == LG_DT_BOOL) v = inst(r, "zext i1 %s to i8", v.s);
-  if (is_bf16(dt)) need(r, H_BF16), v = inst(r, "call i16 @float_to_bf16(float %s)", v.s);
-  if (is_f16(dt)) v = f16_bits(r, v);
+  val v = to_memory(r, dt, operand(r, u->src[1])), i = operand(r, idx->src[1]);
   int32_t k = -1;
-  if (idx->nsrc == 3) { /* gated: the address is only formed and written under the gate */
-    val gate = operand(r, idx->src[2]);
-    k = r->nlabel++;
-    emit(r, "br i1 %s, label %%gate%d.store, label %%gate%d.done", gate.s, (int)k, (int)k);
-    block(r, "gate", k, ".store");
-  }
+  char from[32];
+  if (idx->nsrc == 3) k = gate_open(r, operand(r, idx->src[2]), "store", from, sizeof from);
   const char *mt = mty(dt);
   val p = address(r, idx, i);
   emit(r, "store %s %s, %s* %s, align %d", mt, v.s, mt, p.s, (int)lg_dtype_itemsize(dt));
-  if (k >= 0) {
-    emit(r, "br label %%gate%d.done", (int)k);
-    block(r, "gate", k, ".done");
-  }
+  if (k >= 0) gate_close(r, k);
 }
 
-/* ALU, CAST, BITCAST */
+/* ALU, CAST, BITCAST (of vectors: scalar operands put in every lane) */
 static void value(rnd *r, const lg_lin_inst *in) {
   lg_uop *u = in->u;
-  val a = operand(r, u->src[0]), b = u->nsrc > 1 ? operand(r, u->src[1]) : a, c = u->nsrc > 2 ? operand(r, u->src[2]) : a;
+  val (*get)(rnd *, const lg_uop *) = r->w ? vop : operand;
+  val a = get(r, u->src[0]), b = u->nsrc > 1 ? get(r, u->src[1]) : a, c = u->nsrc > 2 ? get(r, u->src[2]) : a;
   lg_dtype odt = lg_op_has(u->op, LG_OPF_CMP) ? u->src[0]->dtype : u->dtype;
   *vl(r, u) = u->op == LG_OP_CAST      ? cast_value(r, u->dtype, u->src[0]->dtype, a)
               : u->op == LG_OP_BITCAST ? bitcast_value(r, u->dtype, u->src[0]->dtype, a)
                                        : op_value(r, u->op, odt, u->nsrc > 1 ? u->src[1]->dtype : odt, a, b, c, facts_of(u));
+}
+
+/* a new accumulator of type t: an alloca in the entry block */
+static void new_acc(rnd *r, const lg_uop *u, const char *t) {
+  val *acc = vl(r, u);
+  snprintf(acc->s, sizeof acc->s, "%%acc%d", r->nname++);
+  lg_strbuf_put(&r->allocas, "  %s = alloca %s\n", acc->s, t);
 }
 
 static void reduce_init(rnd *r, const lg_lin_inst *in) {
@@ -689,32 +800,184 @@ static void reduce_init(rnd *r, const lg_lin_inst *in) {
   int32_t op = lg_lin_reduce_op(u);
   int64_t lo = 0, hi; /* MAX starts at the lowest value: -inf, INT32_MIN, 0 (uint64 too: left as is) */
   if (op == LG_OP_MAX && !lg_dt_is_float(dt)) lg_dt_int_range(dt, &lo, &hi);
-  val id = op == LG_OP_MAX ? literal(dt, lo, -INFINITY) : literal(dt, op == LG_OP_MUL, op == LG_OP_MUL);
-  const char *t = ty(dt);
-  if (keyed(u)) t = ty(ibits(dt)), id = literal(ibits(dt), key_neg_inf(dt), 0);
-  val *acc = vl(r, u);
-  snprintf(acc->s, sizeof acc->s, "%%acc%d", r->nname++);
-  lg_strbuf_put(&r->allocas, "  %s = alloca %s\n", acc->s, t);
-  emit(r, "store %s %s, %s* %s", t, id.s, t, acc->s);
+  tname t = wty(r, acc_dt(u));
+  val id = keyed(u)            ? wconst(r, ibits(dt), key_neg_inf(dt), 0)
+           : op == LG_OP_MAX ? wconst(r, dt, lo, -INFINITY)
+                             : wconst(r, dt, op == LG_OP_MUL, op == LG_OP_MUL);
+  new_acc(r, u, t.s);
+  emit(r, "store %s %s, %s* %s", t.s, id.s, t.s, vl(r, u)->s);
 }
 
 static void reduce_update(rnd *r, const lg_lin_inst *in) {
   lg_uop *u = in->u;
-  lg_dtype dt = u->dtype;
-  val x = operand(r, u->src[0]);
+  lg_dtype dt = u->dtype, kt = ibits(dt);
+  val x = r->w ? vop(r, u->src[0]) : operand(r, u->src[0]), v;
+  tname t = wty(r, acc_dt(u)), ft = wty(r, dt), c = wbool(r);
+  val cur = inst(r, "load %s, %s* %s", t.s, t.s, vl(r, u)->s);
   if (keyed(u)) {
-    lg_dtype kt = ibits(dt);
-    const char *it = ty(kt), *acc = vl(r, u)->s;
-    val kx = key_flip(r, dt, inst(r, "bitcast %s %s to %s", ty(dt), x.s, it)), nan = inst(r, "fcmp uno %s %s, %s", ty(dt), x.s, x.s);
-    kx = inst(r, "select i1 %s, %s %s, %s %s", nan.s, it, literal(kt, key_top(dt), 0).s, it, kx.s);
-    val cur = inst(r, "load %s, %s* %s", it, it, acc), gt = inst(r, "icmp sgt %s %s, %s", it, cur.s, kx.s);
-    emit(r, "store %s %s, %s* %s", it, inst(r, "select i1 %s, %s %s, %s %s", gt.s, it, cur.s, it, kx.s).s, it, acc);
-    return;
+    val kx = key_flip(r, dt, inst(r, "bitcast %s %s to %s", ft.s, x.s, t.s)), nan = inst(r, "fcmp uno %s %s, %s", ft.s, x.s, x.s);
+    kx = inst(r, "select %s %s, %s %s, %s %s", c.s, nan.s, t.s, wconst(r, kt, key_top(dt), 0).s, t.s, kx.s);
+    val gt = inst(r, "icmp sgt %s %s, %s", t.s, cur.s, kx.s);
+    v = inst(r, "select %s %s, %s %s, %s %s", c.s, gt.s, t.s, cur.s, t.s, kx.s);
+  } else {
+    v = op_value(r, lg_lin_reduce_op(u), dt, dt, cur, x, x, (facts){0});
   }
-  val cur = operand(r, u), v = op_value(r, lg_lin_reduce_op(u), dt, dt, cur, x, x, (facts){0});
-  emit(r, "store %s %s, %s* %s", ty(dt), v.s, ty(dt), vl(r, u)->s);
+  emit(r, "store %s %s, %s* %s", t.s, v.s, t.s, vl(r, u)->s);
 }
 
+/* ---- vector lanes ----------------------------------------------------------------------------------
+ * A kernel with a RANGE of kind LG_RANGE_LANES (opt.vectorize) computes its W lanes at once, as
+ * render_c does: every value that depends on the lanes is an LLVM vector (<16 x float>, <16 x i1>
+ * for bool), the RANGE's value is <0, 1, ..., W-1>, scalar operands are put in every lane. An
+ * access whose index is ADD(base, lane) (opt.lua writes contiguous ones so) and whose gate, if
+ * any, is one for all lanes is one vector load or store; any other is a masked gather or scatter
+ * (llvm.masked.*) whose lanes with a false gate read and write nothing and index element 0. A
+ * REDUCE over the lanes keeps a vector accumulator and reduces its lanes (floats added in lane
+ * order, as render_c does) once its loops are done, into a scalar accumulator. */
+
+/* the lanes' RANGE: their numbers */
+static void lanes_value(rnd *r, const lg_lin_inst *in) {
+  lg_strbuf b = {0};
+  const char *t = ty(in->u->dtype);
+  for (int32_t i = 0; i < r->lanes; i++) lg_strbuf_put(&b, i ? ", %s %d" : "%s %d", t, (int)i);
+  *vl(r, in->u) = define(r, "lane", "add <%d x %s> zeroinitializer, <%s>", (int)r->lanes, t, b.p ? b.p : "");
+  r->oom |= b.oom;
+  free(b.p);
+}
+
+/* an access of whole vectors: index ADD(base, lane) (or the lane: *base NULL), no gate per lane */
+static bool contiguous(const rnd *r, const lg_uop *idx, const lg_uop **base) {
+  const lg_uop *i = idx->src[1];
+  *base = NULL;
+  if (idx->nsrc == 3 && is_vec(r, idx->src[2])) return false;
+  if (i == r->lane) return true;
+  if (i->op != LG_OP_ADD || i->src[1] != r->lane || is_vec(r, i->src[0])) return false;
+  *base = i->src[0];
+  return true;
+}
+
+/* the address of a contiguous access's first element, as a pointer to a vector */
+static val vector_address(rnd *r, const lg_uop *idx, const lg_uop *base, lg_dtype dt) {
+  const char *mt = mty(dt);
+  val p = address(r, idx, base ? operand(r, base) : text("0"));
+  return inst(r, "bitcast %s* %s to <%d x %s>*", mt, p.s, (int)r->lanes, mt);
+}
+
+/* a gather's or scatter's addresses and mask: lanes whose gate is false index element 0 */
+static val lane_addresses(rnd *r, const lg_uop *idx, val *mask) {
+  const lg_uop *buf = idx->src[0];
+  lg_dtype it = idx->src[1]->dtype;
+  const char *mt = mty(lg_dtype_base(buf->dtype));
+  tname t = wty(r, it);
+  val i = vop(r, idx->src[1]);
+  *mask = wconst(r, LG_DT_BOOL, 1, 0);
+  if (idx->nsrc == 3) {
+    *mask = vop(r, idx->src[2]);
+    i = inst(r, "select %s %s, %s %s, %s zeroinitializer", wbool(r).s, mask->s, t.s, i.s, t.s);
+  }
+  if (lg_dt_is_unsigned(it) && bits(it) < 64) {
+    tname wide = wty(r, LG_DT_INT64);
+    i = inst(r, "zext %s %s to %s", t.s, i.s, wide.s);
+    t = wide;
+  }
+  return inst(r, "getelementptr inbounds %s, %s* %s, %s %s", mt, mt, vl(r, buf)->s, t.s, i.s);
+}
+
+/* the name of llvm.masked.<op> for elements of dtype dt in memory: llvm.masked.gather.v16f32.v16p0f32 */
+static void masked_name(const rnd *r, const char *op, lg_dtype dt, char *out, size_t size) {
+  lg_dtype m = sid(dt) == LG_DT_BOOL ? LG_DT_INT8 : dt;
+  snprintf(out, size, "llvm.masked.%s.%s.v%dp0%s", op, wsfx(r, m).s, (int)r->lanes, sfx(m));
+}
+
+static void vload(rnd *r, const lg_lin_inst *in) {
+  lg_uop *u = in->u, *idx = u->src[0];
+  lg_dtype dt = u->dtype;
+  const lg_uop *base;
+  const char *mt = mty(dt);
+  int w = (int)r->lanes, align = (int)lg_dtype_itemsize(dt);
+  bool mask = sid(dt) == LG_DT_BOOL;
+  tname t = wty(r, dt), m = wty(r, LG_DT_INT8);
+  if (!mask) m = t;
+  val alt = u->nsrc > 1 ? vop(r, u->src[1]) : wconst(r, dt, 0, 0.0), v;
+  if (contiguous(r, idx, &base)) {
+    int32_t k = -1;
+    char from[32];
+    if (idx->nsrc == 3) k = gate_open(r, operand(r, idx->src[2]), "load", from, sizeof from);
+    v = inst(r, "load %s, %s* %s, align %d", m.s, m.s, vector_address(r, idx, base, dt).s, align);
+    if (mask) v = inst(r, "icmp ne %s %s, zeroinitializer", m.s, v.s);
+    if (k >= 0) {
+      gate_close(r, k);
+      v = inst(r, "phi %s [ %s, %%gate%d.load ], [ %s, %%%s ]", t.s, v.s, (int)k, alt.s, from);
+    }
+  } else {
+    char name[64], args[96];
+    val g, p = lane_addresses(r, idx, &g);
+    masked_name(r, "gather", dt, name, sizeof name);
+    snprintf(args, sizeof args, "<%d x %s*>, i32, %s, %s", w, mt, wbool(r).s, m.s);
+    declare(r, m.s, name, args);
+    val pass = to_memory(r, dt, alt);
+    v = inst(r, "call %s @%s(<%d x %s*> %s, i32 %d, %s %s, %s %s)", m.s, name, w, mt, p.s, align, wbool(r).s, g.s, m.s, pass.s);
+    if (mask) v = inst(r, "icmp ne %s %s, zeroinitializer", m.s, v.s);
+  }
+  *vl(r, u) = v;
+}
+
+static void vstore(rnd *r, const lg_lin_inst *in) {
+  lg_uop *u = in->u, *idx = u->src[0];
+  lg_dtype dt = u->src[1]->dtype;
+  const lg_uop *base;
+  const char *mt = mty(dt);
+  int w = (int)r->lanes, align = (int)lg_dtype_itemsize(dt);
+  tname m = wty(r, sid(dt) == LG_DT_BOOL ? LG_DT_INT8 : dt);
+  val v = to_memory(r, dt, vop(r, u->src[1]));
+  if (contiguous(r, idx, &base)) {
+    int32_t k = -1;
+    char from[32];
+    if (idx->nsrc == 3) k = gate_open(r, operand(r, idx->src[2]), "store", from, sizeof from);
+    emit(r, "store %s %s, %s* %s, align %d", m.s, v.s, m.s, vector_address(r, idx, base, dt).s, align);
+    if (k >= 0) gate_close(r, k);
+    return;
+  }
+  char name[64], args[96];
+  val g, p = lane_addresses(r, idx, &g);
+  masked_name(r, "scatter", dt, name, sizeof name);
+  snprintf(args, sizeof args, "%s, <%d x %s*>, i32, %s", m.s, w, mt, wbool(r).s);
+  declare(r, "void", name, args);
+  /* lanes that store to one address store in lane order: the last one's value stays */
+  emit(r, "call void @%s(%s %s, <%d x %s*> %s, i32 %d, %s %s)", name, m.s, v.s, w, mt, p.s, align, wbool(r).s, g.s);
+}
+
+/* a REDUCE over the lanes, once its loops are done: its vector accumulator's lanes reduced, kept
+ * in a scalar accumulator from here on. Floats add and multiply in lane order, as render_c does;
+ * a float MAX reduces keys (integers, in any order). */
+static void reduce_finish(rnd *r, const lg_uop *u) {
+  lg_dtype at = acc_dt(u);
+  int32_t op = lg_lin_reduce_op(u);
+  r->w = r->lanes;
+  tname vt = wty(r, at), s = wsfx(r, at);
+  r->w = 0;
+  const char *t = ty(at);
+  val acc = inst(r, "load %s, %s* %s", vt.s, vt.s, vl(r, u)->s), v;
+  char name[64], args[64];
+  if (lg_dt_is_float(at)) { /* ADD or MUL: from -0.0 (x + -0.0 is x) or 1.0 */
+    snprintf(name, sizeof name, "llvm.vector.reduce.f%s.%s", op == LG_OP_MUL ? "mul" : "add", s.s);
+    snprintf(args, sizeof args, "%s, %s", t, vt.s);
+    declare(r, t, name, args);
+    val start = literal(at, 0, op == LG_OP_MUL ? 1.0 : -0.0);
+    v = inst(r, "call %s @%s(%s %s, %s %s)", t, name, t, start.s, vt.s, acc.s);
+  } else {
+    const char *how = lg_dtype_kind(at) == 'b' ? "or" /* MAX */
+                      : op == LG_OP_ADD        ? "add"
+                      : op == LG_OP_MUL        ? "mul"
+                      : is_signed(at)          ? "smax"
+                                               : "umax";
+    snprintf(name, sizeof name, "llvm.vector.reduce.%s.%s", how, s.s);
+    declare(r, t, name, vt.s);
+    v = inst(r, "call %s @%s(%s %s)", t, name, vt.s, acc.s);
+  }
+  new_acc(r, u, t);
+  emit(r, "store %s %s, %s* %s", t, v.s, t, vl(r, u)->s);
+}
 /* The split loop's part on this core, as render_c computes it: n * core_id / ncores (which = 0)
  * or n * (core_id + 1) / ncores (which = 1) in int64, n widened as C converts it. */
 static val core_bound(rnd *r, lg_dtype dt, val n, int which) {
@@ -763,16 +1026,26 @@ static void walk(rnd *r) {
   for (int64_t k = 0; k < r->lin.n; k++) {
     const lg_lin_inst *in = &r->lin.inst[k];
     lg_uop *u = in->u;
+    bool acc = in->kind == LG_LIN_INIT || in->kind == LG_LIN_UPDATE, vacc = acc && r->vacc[slot_of(r, u)];
+    r->w = vacc || (in->kind == LG_LIN_NODE && is_vec(r, u)) ? r->lanes : 0;
     switch (in->kind) {
     case LG_LIN_OPEN: loop_open(r, in, k == r->split_open); break;
-    case LG_LIN_CLOSE: loop_close(r, in); break;
+    case LG_LIN_CLOSE:
+      loop_close(r, in);
+      for (int64_t i = 0; i < r->nfinishing; i++)
+        if (r->finish_at[slot_of(r, r->finishing[i])] == u) reduce_finish(r, r->finishing[i]);
+      break;
     case LG_LIN_INIT: reduce_init(r, in); break;
-    case LG_LIN_UPDATE: reduce_update(r, in); break;
+    case LG_LIN_UPDATE:
+      reduce_update(r, in);
+      if (vacc && !is_vec(r, u) && !r->finish_at[slot_of(r, u)]) reduce_finish(r, u);
+      break;
     default:
       switch (u->op) {
       case LG_OP_CONST: *vl(r, u) = literal(u->dtype, u->arg.i, u->arg.f); break;
-      case LG_OP_LOAD: load(r, in); break;
-      case LG_OP_STORE: store(r, in); break;
+      case LG_OP_RANGE: lanes_value(r, in); break;
+      case LG_OP_LOAD: (r->w ? vload : load)(r, in); break;
+      case LG_OP_STORE: (r->w ? vstore : store)(r, in); break;
       case LG_OP_DEFINE_GLOBAL: /* named before the walk */
       case LG_OP_DEFINE_VAR:
       case LG_OP_INDEX: /* formed by its LOADs and STOREs */
@@ -808,7 +1081,57 @@ static bool is_ident(const char *s) {
   return true;
 }
 
-static bool has_slot(int32_t kind) { return kind != LG_LIN_CLOSE && kind != LG_LIN_UPDATE; }
+/* the vector lanes, as render_c's lanes_pass: which nodes are vectors, which REDUCEs keep a vector
+ * accumulator and when they reduce its lanes. Nodes come in loop order, where a REDUCE's INIT
+ * may precede its value's node: repeated until nothing changes. */
+static lg_status lanes_pass(rnd *r) {
+  for (int64_t k = 0; k < r->lin.n; k++) {
+    lg_uop *u = r->lin.inst[k].u;
+    if (r->lin.inst[k].kind != LG_LIN_NODE || u->op != LG_OP_RANGE) continue;
+    if (r->lane) return fail(r, u, "a kernel has one RANGE of vector lanes; this is a second one");
+    int64_t n = u->src[0]->op == LG_OP_CONST ? u->src[0]->arg.i : 0;
+    if (n < 2 || n > 64 || (n & (n - 1))) return fail(r, u, "vector lanes need a constant size, a power of 2 from 2 to 64");
+    r->lane = u, r->lanes = (int32_t)n;
+  }
+  r->vec = calloc((size_t)r->nslots + 1, sizeof *r->vec);
+  r->vacc = calloc((size_t)r->nslots + 1, sizeof *r->vacc);
+  r->finish_at = calloc((size_t)r->nslots + 1, sizeof *r->finish_at);
+  r->finishing = malloc(((size_t)r->nslots + 1) * sizeof *r->finishing);
+  if (!r->vec || !r->vacc || !r->finish_at || !r->finishing)
+    return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render LLVM: out of memory");
+  if (!r->lane) return LG_OK;
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (int64_t k = 0; k < r->lin.n; k++) {
+      lg_uop *u = r->lin.inst[k].u;
+      if (!has_slot(r->lin.inst[k].kind)) continue;
+      int64_t i = slot_of(r, u);
+      bool v = u == r->lane, acc = false;
+      if (u->op == LG_OP_REDUCE) {
+        bool over = false;
+        const lg_uop *outer = NULL;
+        for (int32_t j = 1; j < u->nsrc; j++) {
+          over |= u->src[j] == r->lane;
+          if (u->src[j] != r->lane && (!outer || u->src[j]->arg.ints[0] < outer->arg.ints[0])) outer = u->src[j];
+        }
+        acc = over || is_vec(r, u->src[0]);
+        v = acc && !over;
+        if (over && outer && !r->finish_at[i]) r->finish_at[i] = outer, r->finishing[r->nfinishing++] = u;
+      } else if (u->op != LG_OP_CONST && u->op != LG_OP_DEFINE_GLOBAL && u->op != LG_OP_DEFINE_VAR) {
+        for (int32_t j = 0; j < u->nsrc; j++) v |= is_vec(r, u->src[j]);
+      }
+      changed |= v != r->vec[i] || acc != r->vacc[i];
+      r->vec[i] = v, r->vacc[i] = acc;
+    }
+  }
+  for (int64_t k = 0; k < r->lin.n; k++) {
+    lg_uop *u = r->lin.inst[k].u;
+    lg_dtype dt = u->op == LG_OP_STORE ? u->src[1]->dtype : u->dtype;
+    if (has_slot(r->lin.inst[k].kind) && (is_vec(r, u) || r->vacc[slot_of(r, u)]) && (is_f16(dt) || is_bf16(dt)))
+      return fail(r, u, "vector lanes of float16 and bfloat16 are not supported");
+  }
+  return LG_OK;
+}
 
 /* slots, checks, parameters (sorted, named) */
 static lg_status prepass(rnd *r) {
@@ -846,7 +1169,7 @@ static lg_status prepass(rnd *r) {
     else
       snprintf(vl(r, r->vars[i])->s, sizeof(val), "%%var%lld", (long long)i);
   }
-  return LG_OK;
+  return lanes_pass(r);
 }
 
 /* The entry reads the arguments and calls the body (inlined), whose buffer parameters do not
@@ -909,6 +1232,7 @@ lg_status lg_render_llvm(lg_ctx *ctx, lg_uop *sink, const char *name, char **src
   if (!st) st = lg_lin_split(r.ctx, &r.lin, &r.split_open, &r.split_trips, &r.split_work);
   if (!st) walk(&r), st = assemble(&r, name, src);
   free(r.vals), free(r.globals), free(r.vars), free(r.loops), free(r.pre.p), free(r.allocas.p), free(r.body.p);
+  free(r.vec), free(r.vacc), free(r.finish_at), free(r.finishing);
   lg_ptrmap_free(&r.slot);
   lg_ptrmap_free(&r.stored);
   lg_linear_free(&r.lin);

@@ -173,6 +173,167 @@ describe("LLVM device", function()
     assert.is_true(one == cpu, "LLVM and CPU differ")
   end)
 
+  -- ---- vector lanes (opt.vectorize) ----
+  local opt = require "luagrad.opt"
+  local conv = require "opt.conv"
+  local T = lg.Tensor
+
+  local function lcg(seed)
+    local x = seed
+    return function(n) -- an integer in [1, n]
+      x = (x * 1103515245 + 12345) % 2147483648
+      return (x >> 8) % n + 1
+    end
+  end
+
+  -- a realized tensor of small random values of a dtype (zeros included: x / 0 and x % 0)
+  local function mat(rng, shape, dtype)
+    local vals, n = {}, 1
+    for _, d in ipairs(shape) do n = n * d end
+    for i = 1, n do
+      if dtype == lg.bool then
+        vals[i] = rng(2) == 1
+      elseif dtype.kind == "float" then
+        vals[i] = (rng(33) - 17) / 8
+      else
+        vals[i] = rng(200) - 100
+      end
+    end
+    return T(vals, { dtype = dtype }):reshape(shape):realize()
+  end
+
+  -- kernel k with `sink` in place of its own on a device ("CPU" or "LLVM"): its output's values
+  -- and the kernel's source; inputs are copied to the device
+  local count = 0
+  local function run(device, k, sink)
+    count = count + 1
+    local name = "lanes" .. count
+    local src = core.render(device, sink, name)
+    local n = 1
+    for _, d in ipairs(k.output.shape or {}) do n = n * d end
+    local args = { core.buffer(device, k.output.dtype, math.max(1, n)) }
+    for i, inp in ipairs(k.inputs) do
+      local u = inp
+      while u.op ~= "BUFFER" do u = u.src[1] end
+      local b = core.node_buffer(u)
+      args[i + 1] = core.buffer(device, b.dtype, #b)
+      args[i + 1]:write_bytes(b:read_bytes())
+    end
+    core.program(device, src, name):launch(args)
+    return args[1]:read(), src, args[1]:read_bytes()
+  end
+
+  local function same(want, got, tol, what)
+    assert.are.equal(#want, #got, what)
+    for i = 1, #want do
+      local a, b = want[i], got[i]
+      local ok = a == b or (a ~= a and b ~= b) or (tol and math.abs(a - b) <= tol * (1 + math.abs(a)))
+      if not ok then error(("%s: element %d: %s, expected %s"):format(what, i, tostring(b), tostring(a)), 2) end
+    end
+  end
+
+  -- the kernels: {tensor, label, float reduction}
+  local function lane_kernels()
+    local rng, out = lcg(99), {}
+    local function add(t, what, red) out[#out + 1] = { t, what, red } end
+    for _, dt in ipairs({ lg.float32, lg.int32, lg.int8, lg.float64 }) do
+      local x, y = mat(rng, { 5, 24 }, dt), mat(rng, { 5, 24 }, dt)
+      local c = x:lt(y):logical_and(y:ne(0)):logical_or(x:eq(y * 2)):logical_xor(x:gt(1))
+      local q = dt.kind == "float" and x / (y * y + 1) + (x * x):sqrt() + x:sin() + x:exp() or x:idiv(y) + x:mod(y) + x * y
+      add(c:where(q, y:maximum(x)):cast(lg.int32):cast(lg.float32) + c:float() + x:cast(lg.float64):float() + q:float(),
+        "elementwise " .. tostring(dt))
+    end
+    local big = mat(rng, { 5, 24 }, lg.float64) * 1e9 -- float -> int saturates
+    add(big:cast(lg.int32) + big:cast(lg.int8):cast(lg.int32) + big:neg():cast(lg.uint8):cast(lg.int32), "saturating casts")
+    local b, x = mat(rng, { 6, 20 }, lg.bool), mat(rng, { 6, 20 }, lg.float32)
+    add(b:logical_xor(x:gt(0)):logical_or(x:eq(0.5)), "bool in and out")
+    local rows = mat(rng, { 7, 40 }, lg.float32)
+    add(rows:sum(2), "row sum", true)
+    add(rows:max(2), "row max", true)
+    add(rows:min(2), "row min", true)
+    add((rows / 8 + 1):prod(2), "row prod", true)
+    add(mat(rng, { 7, 40 }, lg.int32):max(2), "int row max")
+    add(mat(rng, { 7, 40 }, lg.uint8):max(2), "uint8 row max")
+    add(mat(rng, { 7, 40 }, lg.int32):prod(2), "int row prod")
+    add(b:any(2), "any")
+    add(mat(rng, { 16 }, lg.float32):sum(), "sum of 16", true)
+    add(mat(rng, { 5, 12 }, lg.float32):matmul(mat(rng, { 12, 9 }, lg.float32)), "matmul", true)
+    local v = mat(rng, { 6, 10 }, lg.float32):pad({ { 1, 2 }, { 3, 0 } })
+    add(v * mat(rng, v.shape, lg.float32), "padded view")
+    add((v:permute(2, 1) + 1):sum(2), "padded, permuted view sum", true)
+    local cx, cw = mat(rng, { 1, 2, 7, 9 }, lg.float32), mat(rng, { 3, 2, 3, 3 }, lg.float32)
+    add(conv.conv2d(cx, cw, 1), "conv", true)
+    return out
+  end
+
+  it("keeps a kernel's results with vector lanes on any range, and an upcast or unroll besides", function()
+    local cases = 0
+    for _, case in ipairs(lane_kernels()) do
+      local k = kernel_of(case[1])
+      local want = run("CPU", k, k.sink)
+      local axes = {}
+      for a in pairs(opt.ranges(k.sink)) do axes[#axes + 1] = a end
+      table.sort(axes)
+      for _, axis in ipairs(axes) do
+        for wi, w in ipairs({ 2, 4, 8, 16 }) do
+          local opts = { { "vectorize", axis, w } }
+          local others = {}
+          for _, r in pairs(opt.ranges(opt.apply(k.sink, opts))) do
+            if r.kind ~= opt.LANES and (r.size or 0) >= 2 then others[#others + 1] = r end
+          end
+          table.sort(others, function(p, q) return p.axis < q.axis end)
+          local r = others[(wi - 1) % math.max(1, #others) + 1]
+          if r then opts[2] = { r.kind == 0 and "upcast" or "unroll", r.axis, 2 } end
+          local desc = {}
+          for i, o in ipairs(opts) do desc[i] = table.concat(o, " ") end
+          local label = ("%s (%s)"):format(case[2], table.concat(desc, ", "))
+          local got, ir = run("LLVM", k, opt.apply(k.sink, opts))
+          assert.matches("<" .. w .. " x ", ir, 1, true)
+          same(want, got, case[3] and 1e-5 or nil, label)
+          cases = cases + 1
+        end
+      end
+    end
+    assert.is_true(cases >= 100, tostring(cases))
+  end)
+
+  it("loads and stores contiguous lanes as single vectors, reduces the lanes after the loop", function()
+    local rows = mat(lcg(5), { 8, 64 }, lg.float32)
+    local k = kernel_of((rows - rows:max(2, true):realize()):exp():sum(2))
+    local sink = opt.apply(k.sink, { { "vectorize", 1, 16 } })
+    local got, ir = run("LLVM", k, sink)
+    same(run("CPU", k, k.sink), got, 1e-5, "exp sum")
+    assert.matches("load <16 x float>, <16 x float>*", ir, 1, true)
+    assert.matches("call float @llvm.vector.reduce.fadd.v16f32(float 0x8000000000000000", ir, 1, true)
+    assert.is_nil(ir:find("masked.gather", 1, true))
+    local e = kernel_of(rows * 2 + 1)
+    local eir = select(2, run("LLVM", e, opt.apply(e.sink, { { "vectorize", 1, 8 } })))
+    assert.matches("store <8 x float> ", eir, 1, true)
+    assert.is_nil(eir:find("masked.scatter", 1, true))
+  end)
+
+  it("keeps NaN and -0.0 in vector MAX as the scalar MAX does: the same bytes as the CPU device", function()
+    local nan, inf = 0 / 0, math.huge
+    local vals = { -0.0, 0.0, 0.0, -0.0, -0.0, -0.0, nan, 1, -inf, -inf, -1, -0.0, 2, nan, -0.0, 0.0 }
+    local x = T(vals):reshape({ 4, 4 }):realize()
+    local y = T(vals):flip(1):reshape({ 4, 4 }):realize()
+    for _, t in ipairs({ x:max(2), x:max(1), x:maximum(y), x:max() }) do
+      local k = kernel_of(t)
+      local want = select(3, run("CPU", k, k.sink))
+      for axis in pairs(opt.ranges(k.sink)) do
+        assert.are.equal(want, select(3, run("LLVM", k, opt.apply(k.sink, { { "vectorize", axis, 4 } }))))
+      end
+    end
+  end)
+
+  it("rejects vector lanes of float16 and bfloat16", function()
+    for _, dt in ipairs({ lg.float16, lg.bfloat16 }) do
+      local k = kernel_of(mat(lcg(3), { 4, 8 }, dt) * 3)
+      assert.error_matches(function() core.render("LLVM", opt.apply(k.sink, { { "vectorize", 1, 4 } }), "k") end,
+        "vector lanes of float16 and bfloat16 are not supported", 1, true)
+    end
+  end)
+
   it("is an error to open without libLLVM, and the CPU device still works", function()
     local out, ok = child("-u DEVICE LUAGRAD_LIBLLVM=/nonexistent/libLLVM.so", [[
       local lg = require "luagrad"
