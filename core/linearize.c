@@ -609,6 +609,9 @@ lg_status lg_lin_split(lg_ctx *ctx, const lg_linear *L, int64_t *open_at, int64_
     else if (is_work(in)) work = work > INT64_MAX - per[in->depth] ? INT64_MAX : work + per[in->depth];
   }
   free(per);
+  for (int64_t k = 0; k < L->n; k++) /* vector lanes: each operation does the work of `lanes` */
+    if (L->inst[k].kind == LG_LIN_NODE && L->inst[k].u->op == LG_OP_RANGE)
+      work = sat_mul(work, trip_count(L->inst[k].u));
   *open_at = open;
   *trips = trip_count(loop);
   *work_out = work > 0 ? work : 1;

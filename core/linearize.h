@@ -41,7 +41,8 @@ void lg_linear_free(lg_linear *lin);
 /* The loop a CPU kernel splits over its cores: the first output loop opened at the top level,
  * unless a STORE lies outside it or an accumulator spans it. *open is its OPEN's position (-1
  * when nothing is split), *trips its iterations (the upper bound of its end) and *work that of
- * one iteration (each node in its body counted as often as it runs). Both C and LLVM renderers
+ * one iteration (each node in its body counted as often as it runs, and as many times as the
+ * kernel has vector lanes). Both C and LLVM renderers
  * use it, so that both devices split alike. */
 lg_status lg_lin_split(lg_ctx *ctx, const lg_linear *L, int64_t *open, int64_t *trips, int64_t *work);
 
