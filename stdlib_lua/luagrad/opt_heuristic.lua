@@ -80,7 +80,7 @@ local function accesses(sink)
 end
 
 local SMALL = 4096 -- loop iterations of a kernel too small to gain anything
-local VECTORS = 16 -- vector registers the accumulators may take (of 32 on AVX-512)
+local VECTORS = 24 -- vector registers the accumulators may take (of 32 on AVX-512)
 local SCALARS = 36 -- accumulators when no axis makes vectors
 local L2_BYTES = 8 * 1024 * 1024 -- a matmul's B beyond this is not kept in the caches
 
@@ -259,23 +259,28 @@ function heuristic(sink)
   local inner_contiguous = false
   for _, a in ipairs(loads) do inner_contiguous = inner_contiguous or strides[a][inner.axis] == 1 end
   local long_inner = inner.size > 4 and inner_contiguous
-  if not vec and gather and gather.size * 2 >= lanes and not long_inner then vec = gather end
-  if vec and vec.size * 2 < lanes and long_inner then vec = nil end -- too short for the lanes
   local width = vector_width(sink)
+  if not vec and gather and not long_inner and width and lanes_for(gather.size, width) then vec = gather end
+  if vec and vec.size * 2 < lanes and long_inner then vec = nil end -- too short for the lanes
   local reduce_lanes = not vec and long_inner and width
   if reduce_lanes then budget = VECTORS end -- each accumulator below is a vector
   if vec then
     local n, amount = vec.size, vec.size
-    if n > lanes then
-      amount = n % (2 * lanes) == 0 and 2 * lanes or lanes
+    if n > lanes then -- 3 vectors where that pads little (24 of the 32 registers hold accumulators)
+      local v = (n % (3 * lanes) == 0 or n >= 32 * lanes) and 3 or n % (2 * lanes) == 0 and 2 or 1
+      amount = v * lanes
     elseif 2 * n >= lanes then
       amount = pow2_at_least(n)
     end
     if amount >= lanes then budget = VECTORS * lanes end
     up[vec.axis], total = true, amount
+    local short = amount < lanes and width and lanes_for(n, width) -- 7 outputs: 8 lanes, one masked
     if amount >= lanes and width then
       opts[#opts + 1] = { "vectorize", vec.axis, lanes }
       if amount > lanes then opts[#opts + 1] = { "upcast", vec.axis, amount // lanes } end
+    elseif short then
+      budget, total = VECTORS * short, short
+      opts[#opts + 1] = { "vectorize", vec.axis, short }
     else
       opts[#opts + 1] = { "upcast", vec.axis, amount }
     end
