@@ -166,6 +166,31 @@ describe("opt transformations", function()
     end
   end)
 
+  it("vectorize makes vector lanes: whole-vector, masked and gathered accesses in the C", function()
+    local s = opt.apply(k.sink, { { "vectorize", 1, 4 } }) -- the 12 columns: 3 x 4 lanes
+    local r = opt.ranges(s)
+    assert.are.equal(3, r[1].size)
+    assert.are.equal(opt.LANES, r[3].kind)
+    assert.are.equal(4, r[3].size)
+    local c = core.render_c(s, "lanes_test")
+    assert.matches("typedef float f32x4 __attribute__%(%(vector_size%(16%)%)%)", c)
+    assert.matches("*(const f32x4_u *)(data2 + ", c, 1, true) -- b's rows are contiguous
+    same(want, run(k, s), 1e-6, "vectorize 1 by 4")
+    s = opt.apply(k.sink, { { "vectorize", 0, 8 } }) -- 6 rows padded to 8: a's column gathered
+    c = core.render_c(s, "lanes_test2")
+    assert.matches("gather_f32x8(data1, ", c, 1, true)
+    same(want, run(k, s), 1e-6, "vectorize 0 by 8")
+    local x = mat(rng, { 4, 14 }, lg.float32)
+    local kp = kernel_of(x:pad({ { 0, 0 }, { 1, 1 } }) * 2) -- the pad's gate is per lane
+    s = opt.apply(kp.sink, { { "vectorize", 1, 16 } })
+    assert.matches("load_f32x16(data1 + ", core.render_c(s, "lanes_test3"), 1, true)
+    same(run(kp, kp.sink), run(kp, s), nil, "padded")
+    local kr = kernel_of(x:max(2)) -- a reduce over the lanes: a vector accumulator, summed after
+    s = opt.apply(kr.sink, { { "vectorize", 1, 8 } })
+    assert.matches("for (int32_t l = 1; l < 8; l++) red", core.render_c(s, "lanes_test4"), 1, true)
+    same(run(kr, kr.sink), run(kr, s), nil, "row max")
+  end)
+
   it("names the problem in its errors", function()
     assert.has_error(function() opt.upcast(k.sink, 7, 2) end, "opt: upcast: the kernel has no range of axis 7")
     assert.has_error(function() opt.upcast(k.sink, 2, 2) end, "opt: upcast: axis 2 is a reduce range")
@@ -175,6 +200,11 @@ describe("opt transformations", function()
     assert.has_error(function() opt.swap(k.sink, 0, 2) end, "opt: swap: axes 0 and 2 are ranges of different kinds")
     assert.has_error(function() opt.apply(k.sink, { { "tile", 0, 2 } }) end,
       "opt: apply: step 1 is tile; expected upcast, unroll, accumulate, merge, pad, swap or vectorize")
+    assert.has_error(function() opt.vectorize(k.sink, 1, 3) end,
+      "opt: vectorize: the width must be a power of 2 from 2 to 16, got 3")
+    local v = opt.vectorize(k.sink, 1, 4)
+    assert.has_error(function() opt.vectorize(v, 0, 2) end, "opt: vectorize: the kernel has vector lanes already (axis 3)")
+    assert.has_error(function() opt.upcast(v, 3, 2) end, "opt: upcast: axis 3 is a vector lanes range")
     local empty = kernel_of(T.ones(3, 0):sum(2))
     assert.has_error(function() opt.unroll(empty.sink, 1, 2) end, "opt: unroll: axis 1 has size 0")
   end)
