@@ -1,6 +1,7 @@
-/* cpu.c: the CPU device. Buffers are 64-byte aligned host memory. A program is C source
- * compiled by the system C compiler into a shared object (posix_spawn, no shell) and loaded
- * with dlopen; its entry follows the CPU calling convention of luagrad.h ("devices").
+/* cpu.c: the CPU device. Buffers are 64-byte aligned host memory, large freed ones kept for
+ * reuse (hostmem.h). A program is C source compiled by the system C compiler into a shared
+ * object (posix_spawn, no shell) and loaded with dlopen; its entry follows the CPU calling
+ * convention of luagrad.h ("devices").
  *
  * The compiler command is LUAGRAD_CC (default "cc"), then
  *   -O2               optimized code; -O3 compiles slower for little gain on generated loops
@@ -30,43 +31,31 @@
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "device.h"
+#include "hostmem.h"
 #include "pool.h"
 
 
 enum {
-  ALIGN = 64,
   MAX_OUTPUT = 64 * 1024,  /* compiler output kept; the rest is read and dropped */
   MAX_ERRORS = 3,          /* compiler errors quoted in a message */
-  SHOW_COLS = 100,         /* a long source line is shown as a window around the column */
-  SPARE_MIN = 64 * 1024,   /* buffers from this size on are kept for reuse when freed ... */
-  SPARE_COUNT = 1024       /* ... up to this many */
+  SHOW_COLS = 100          /* a long source line is shown as a window around the column */
 };
-#define SPARE_BYTES ((size_t)1 << 30) /* ... and this many bytes */
 
 static const char *const default_flags[] = {"-O2", "-march=native", "-fPIC", "-shared", "-Wl,--no-undefined",
                                              "-ffp-contract=off", "-fno-math-errno", "-fno-tree-loop-vectorize"};
-
-/* A freed buffer kept for reuse (see cpu_free). */
-typedef struct spare {
-  void *mem;
-  size_t size;
-  struct spare *next;
-} spare;
 
 typedef struct cpu_state {
   char *words;     /* LUAGRAD_CC and LUAGRAD_CFLAGS, split in place */
   char **argv;     /* the compiler command, then room for "-o", out, src, "-lm", NULL */
   int argc;        /* words of the command before "-o" */
   lg_pool *pool;   /* THREADS threads, started on the first launch on more than one core */
-  spare *spares;   /* freed buffers of SPARE_MIN bytes or more, newest first */
-  size_t spare_bytes;
+  lg_hostmem *mem; /* the buffers, with spares for reuse (hostmem.h) */
 } cpu_state;
 
 typedef struct cpu_program {
@@ -120,13 +109,7 @@ static void cpu_identity(char *out, size_t size) {
 static lg_status cpu_open(lg_device *dev) {
   if (dev->index != 0)
     return lg_ctx_fail(dev->ctx, LG_ERR_ARG, "device %s: there is one CPU device (CPU or CPU:0)", dev->name);
-  /* Process-wide, on purpose: tensor work frees and allocates nodes and small buffers at a high
-   * rate, and glibc's default gives the top of the heap back to the system as soon as 128 KiB
-   * are free there, so that the next allocations fault the same pages in again (a tiny realize
-   * took 15 us instead of 9 in processes whose heap layout hit this). The top of the heap is
-   * kept up to 64 MiB, and grown 16 MiB at a time. */
-  mallopt(M_TRIM_THRESHOLD, 64 << 20);
-  mallopt(M_TOP_PAD, 16 << 20);
+  lg_hostmem_tune_malloc(); /* process-wide, on purpose (hostmem.c says why) */
   int32_t threads = lg_pool_thread_count();
   if (!threads)
     return lg_ctx_fail(dev->ctx, LG_ERR_ARG, "device CPU: THREADS='%s' is not a number of threads from 1 to %d",
@@ -139,7 +122,8 @@ static lg_status cpu_open(lg_device *dev) {
   if (s) s->words = malloc(strlen(cc) + strlen(cflags) + 2);
   if (s && s->words) s->argv = calloc(count_words(cc) + ndefault + count_words(cflags) + 5, sizeof *s->argv);
   if (s && s->argv) s->pool = lg_pool_new(threads);
-  if (!s || !s->pool) goto nomem;
+  if (s && s->pool) s->mem = lg_hostmem_new();
+  if (!s || !s->mem) goto nomem;
   split_words(s->words, cc, s->argv, &s->argc);
   for (size_t i = 0; i < ndefault; i++) s->argv[s->argc++] = (char *)default_flags[i];
   split_words(s->words + strlen(cc) + 1, cflags, s->argv, &s->argc);
@@ -155,7 +139,7 @@ static lg_status cpu_open(lg_device *dev) {
   dev->impl = s;
   return LG_OK;
 nomem:
-  if (s) free(s->words), free(s->argv), lg_pool_free(s->pool);
+  if (s) free(s->words), free(s->argv), lg_pool_free(s->pool), lg_hostmem_free(s->mem);
   free(s);
   return lg_ctx_fail(dev->ctx, LG_ERR_NOMEM, "device CPU: out of memory");
 }
@@ -163,12 +147,7 @@ nomem:
 static void cpu_close(lg_device *dev) {
   cpu_state *s = dev->impl;
   lg_pool_free(s->pool);
-  while (s->spares) {
-    spare *k = s->spares;
-    s->spares = k->next;
-    free(k->mem);
-    free(k);
-  }
+  lg_hostmem_free(s->mem);
   free(s->words);
   free(s->argv);
   free(s);
@@ -176,54 +155,17 @@ static void cpu_close(lg_device *dev) {
 
 /* ---- memory ----------------------------------------------------------------------------------- */
 
-static size_t rounded(int64_t nbytes) { return ((size_t)nbytes + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
-
 static lg_status cpu_alloc(lg_device *dev, int64_t nbytes, void **mem) {
   cpu_state *s = dev->impl;
-  size_t size = (uint64_t)nbytes <= SIZE_MAX - ALIGN ? rounded(nbytes) : 0;
-  for (spare **at = &s->spares; size && *at; at = &(*at)->next) {
-    if ((*at)->size != size) continue;
-    spare *k = *at;
-    *at = k->next;
-    s->spare_bytes -= size;
-    *mem = k->mem;
-    free(k);
-    return LG_OK;
-  }
-  void *p = size ? aligned_alloc(ALIGN, size) : NULL; /* aligned_alloc wants a multiple of ALIGN */
-  if (!p) return lg_ctx_fail(dev->ctx, LG_ERR_NOMEM, "CPU: cannot allocate a buffer of %lld bytes", (long long)nbytes);
-  *mem = p;
+  if (!(*mem = lg_hostmem_alloc(s->mem, nbytes)))
+    return lg_ctx_fail(dev->ctx, LG_ERR_NOMEM, "CPU: cannot allocate a buffer of %lld bytes", (long long)nbytes);
   return LG_OK;
 }
 
-/* Large buffers go back to a list of spares instead of the C library: the steps of a training
- * loop allocate the same sizes again and again, and memory the library has given back to the
- * system costs a page fault per 4 KiB when touched again. The oldest spares are freed first
- * once the list holds SPARE_COUNT buffers or SPARE_BYTES. */
+/* Large buffers are kept for reuse (hostmem.h). */
 static void cpu_free(lg_device *dev, void *mem, int64_t nbytes) {
   cpu_state *s = dev->impl;
-  size_t size = rounded(nbytes);
-  spare *k = size >= SPARE_MIN && size <= SPARE_BYTES ? malloc(sizeof *k) : NULL;
-  if (!k) {
-    free(mem);
-    return;
-  }
-  *k = (spare){mem, size, s->spares};
-  s->spares = k;
-  s->spare_bytes += size;
-  int32_t count = 0;
-  for (spare **at = &s->spares; *at;) {
-    if (++count > SPARE_COUNT || s->spare_bytes > SPARE_BYTES) {
-      spare *old = *at;
-      *at = old->next;
-      s->spare_bytes -= old->size;
-      free(old->mem);
-      free(old);
-      count--;
-    } else {
-      at = &(*at)->next;
-    }
-  }
+  lg_hostmem_release(s->mem, mem, nbytes);
 }
 
 static lg_status cpu_copy_in(lg_device *dev, void *mem, int64_t offset, const void *src, int64_t n) {

@@ -5,8 +5,9 @@
  * its calls of the C library (sinf, memset, ...) resolve to this process's symbols. The entry
  * follows the CPU calling convention of luagrad.h ("devices").
  *
- * Memory is host memory, as on the CPU device (64-byte aligned); a program only takes buffers of
- * its own device (core/device.c checks), so with DEVICE=LLVM every buffer lives on LLVM.
+ * Memory is host memory, as on the CPU device: 64-byte aligned, large freed buffers kept for
+ * reuse (devices/cpu/hostmem.c), malloc tuned as there; a program only takes buffers of its own
+ * device (core/device.c checks), so with DEVICE=LLVM every buffer lives on LLVM.
  *
  * libLLVM ($LUAGRAD_LIBLLVM, else the library built against) is loaded when a process first
  * opens the device, so that luagrad itself does not depend on it: without it the LLVM device
@@ -42,11 +43,12 @@
 #include <llvm-c/Transforms/PassBuilder.h>
 #include <llvm/Config/llvm-config.h>
 
+#include "../cpu/hostmem.h"
 #include "../cpu/pool.h"
 #include "device.h"
 
 
-enum { ALIGN = 64, MAX_MESSAGE = 1500 };
+enum { MAX_MESSAGE = 1500 };
 
 static const char PIPELINE[] = "default<O2>";
 
@@ -54,6 +56,7 @@ typedef struct llvm_state {
   LLVMTargetMachineRef tm;
   char *triple; /* LLVM's message strings */
   lg_pool *pool; /* THREADS threads, started on the first launch on more than one core */
+  lg_hostmem *mem; /* the buffers, with spares for reuse */
 } llvm_state;
 
 typedef struct llvm_program {
@@ -148,8 +151,11 @@ static lg_status llvm_open(lg_device *dev) {
                        getenv("THREADS"), LG_POOL_MAX_THREADS);
   pthread_once(&api_once, api_load);
   if (api_error[0]) return lg_ctx_fail(dev->ctx, LG_ERR_DEVICE, "device LLVM: %s", api_error);
+  lg_hostmem_tune_malloc(); /* process-wide, on purpose (hostmem.c says why) */
   llvm_state *s = calloc(1, sizeof *s);
-  if (s && !(s->pool = lg_pool_new(threads))) free(s), s = NULL;
+  if (s) s->pool = lg_pool_new(threads);
+  if (s && s->pool) s->mem = lg_hostmem_new();
+  if (s && !s->mem) lg_pool_free(s->pool), free(s), s = NULL;
   if (!s) return lg_ctx_fail(dev->ctx, LG_ERR_NOMEM, "device LLVM: out of memory");
   char *err = NULL, *cpu = api.LLVMGetHostCPUName(), *features = api.LLVMGetHostCPUFeatures();
   LLVMTargetRef target;
@@ -172,6 +178,7 @@ static lg_status llvm_open(lg_device *dev) {
     if (s->tm) api.LLVMDisposeTargetMachine(s->tm);
     api.LLVMDisposeMessage(s->triple);
     lg_pool_free(s->pool);
+    lg_hostmem_free(s->mem);
     free(s);
     return st;
   }
@@ -184,21 +191,23 @@ static void llvm_close(lg_device *dev) {
   api.LLVMDisposeTargetMachine(s->tm);
   api.LLVMDisposeMessage(s->triple);
   lg_pool_free(s->pool);
+  lg_hostmem_free(s->mem);
   free(s);
 }
 
 /* ---- memory: host memory, as on the CPU --------------------------------------------------------- */
 
 static lg_status llvm_alloc(lg_device *dev, int64_t nbytes, void **mem) {
-  /* aligned_alloc wants a multiple of the alignment */
-  void *p = (uint64_t)nbytes <= SIZE_MAX - ALIGN ? aligned_alloc(ALIGN, ((size_t)nbytes + ALIGN - 1) & ~(size_t)(ALIGN - 1))
-                                                 : NULL;
-  if (!p) return lg_ctx_fail(dev->ctx, LG_ERR_NOMEM, "LLVM: cannot allocate a buffer of %lld bytes", (long long)nbytes);
-  *mem = p;
+  llvm_state *s = dev->impl;
+  if (!(*mem = lg_hostmem_alloc(s->mem, nbytes)))
+    return lg_ctx_fail(dev->ctx, LG_ERR_NOMEM, "LLVM: cannot allocate a buffer of %lld bytes", (long long)nbytes);
   return LG_OK;
 }
 
-static void llvm_free(lg_device *dev, void *mem, int64_t nbytes) { free(mem); }
+static void llvm_free(lg_device *dev, void *mem, int64_t nbytes) {
+  llvm_state *s = dev->impl;
+  lg_hostmem_release(s->mem, mem, nbytes);
+}
 
 static lg_status llvm_copy_in(lg_device *dev, void *mem, int64_t offset, const void *src, int64_t n) {
   memcpy((char *)mem + offset, src, (size_t)n);
