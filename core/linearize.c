@@ -620,6 +620,27 @@ lg_status lg_lin_split(lg_ctx *ctx, const lg_linear *L, int64_t *open_at, int64_
 
 /* ---- what a renderer of scalar kernels takes ------------------------------------------------ */
 
+int32_t lg_lin_fma_terms(const lg_uop *u, int32_t (*users)(const void *ctx, const lg_uop *x), const void *ctx,
+                         const lg_uop **terms, bool *fused) {
+  int32_t dt = lg_dt_scalar_id(u->dtype);
+  if (lg_lin_reduce_op(u) != LG_OP_ADD || (dt != LG_DT_FLOAT32 && dt != LG_DT_FLOAT64)) return 0;
+  const lg_uop *stack[LG_LIN_FMA_TERMS];
+  int32_t sp = 0, n = 0;
+  stack[sp++] = u->src[0];
+  while (sp > 0) {
+    const lg_uop *x = stack[--sp];
+    bool own = x == u->src[0] || users(ctx, x) == 1;
+    if (x->op == LG_OP_ADD && own && sp + 2 <= LG_LIN_FMA_TERMS) {
+      stack[sp++] = x->src[1], stack[sp++] = x->src[0]; /* src[0]'s terms come first */
+      continue;
+    }
+    if (n == LG_LIN_FMA_TERMS) return 0;
+    fused[n] = x->op == LG_OP_MUL && own;
+    terms[n++] = x;
+  }
+  return n;
+}
+
 int32_t lg_lin_reduce_op(const lg_uop *u) {
   const char *s = u->arg.kind == LG_ARG_STR ? u->arg.s : "";
   return strcmp(s, "ADD") == 0 ? LG_OP_ADD : strcmp(s, "MUL") == 0 ? LG_OP_MUL : strcmp(s, "MAX") == 0 ? LG_OP_MAX : -1;

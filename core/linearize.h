@@ -46,6 +46,15 @@ void lg_linear_free(lg_linear *lin);
  * use it, so that both devices split alike. */
 lg_status lg_lin_split(lg_ctx *ctx, const lg_linear *L, int64_t *open, int64_t *trips, int64_t *work);
 
+/* A float32 or float64 REDUCE ADD accumulates with fused multiply-adds, as BLAS does, in both
+ * renderers alike: the terms of its value's tree of ADDs (the value and the ADDs only it uses,
+ * left to right) go into terms[]; fused[i] says term i is a product only the tree uses, added as
+ * acc = fma(a, b, acc), else acc = acc + term. users(ctx, x) is how many nodes of the kernel use x.
+ * Returns the number of terms, or 0 when u is no such REDUCE (or has over LG_LIN_FMA_TERMS). */
+enum { LG_LIN_FMA_TERMS = 64 };
+int32_t lg_lin_fma_terms(const lg_uop *u, int32_t (*users)(const void *ctx, const lg_uop *x), const void *ctx,
+                         const lg_uop **terms, bool *fused);
+
 /* The op of a kernel REDUCE node (its arg "ADD", "MUL" or "MAX"), or -1. */
 int32_t lg_lin_reduce_op(const lg_uop *u);
 /* What a renderer of scalar kernels cannot take in node u (buffers, accesses, reductions,

@@ -9,7 +9,8 @@
  *                     its feature flags, so a cache folder shared between machines stays right)
  *   -fPIC -shared     a shared object for dlopen
  *   -Wl,--no-undefined a call of a missing function is a compile error, not a failed dlopen
- *   -ffp-contract=off no fused multiply-add unless the kernel asks: results match other devices
+ *   -ffp-contract=off no fused multiply-add unless the kernel asks (fmaf, fma_f32x16: a float
+ *                     REDUCE ADD of products, linearize.h): results match other devices
  *   -fno-math-errno   sqrt and friends become instructions (vectorizable), not errno-setting calls
  *   -fno-tree-loop-vectorize  gcc 12.2's loop vectorizer (on at -O2) miscompiles some of our
  *                     reductions (three accumulators over a loop of two trips summed wrong;

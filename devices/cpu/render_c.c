@@ -59,7 +59,7 @@ enum {
 };
 
 /* helpers a kernel may need, emitted once each */
-enum { H_BF16, H_BF16_DOUBLE, H_ODD, H_MAX, H_IDIV, H_MOD, H_SHL, H_SHR, H_FTOI, H_BITCAST, H_VTYPE, H_VALL, H_VWHERE, H_VMAX, H_VLOAD, H_VSTORE, H_VINTRIN, H_VGATHER };
+enum { H_BF16, H_BF16_DOUBLE, H_ODD, H_MAX, H_IDIV, H_MOD, H_SHL, H_SHR, H_FTOI, H_BITCAST, H_VTYPE, H_VALL, H_VWHERE, H_VMAX, H_VLOAD, H_VSTORE, H_VINTRIN, H_VGATHER, H_VFMA };
 
 typedef struct expr {
   char *s;      /* C text; NULL when out of memory */
@@ -82,6 +82,7 @@ typedef struct rnd {
   int64_t nslots;
   expr *ex;         /* per slot: the node's C text */
   int64_t *refs;    /* per slot: how often the text is used */
+  int32_t *users;   /* per slot: how many nodes of the kernel use the node */
   lg_uop **globals; /* DEFINE_GLOBALs by slot */
   int64_t nglobals;
   lg_uop **vars; /* DEFINE_VARs by name */
@@ -249,7 +250,8 @@ static void helper_name(int32_t kind, lg_dtype a, lg_dtype b, char *out, size_t 
   static const char *const prefix[] = {[H_MAX] = "max", [H_IDIV] = "idiv", [H_MOD] = "mod",        [H_SHL] = "shl",
                                        [H_SHR] = "shr", [H_FTOI] = "ftoi", [H_BITCAST] = "bitcast", [H_VTYPE] = "vec",
                                        [H_VALL] = "all", [H_VWHERE] = "where", [H_VMAX] = "vmax",
-                                       [H_VLOAD] = "vload", [H_VSTORE] = "vstore", [H_VINTRIN] = "intrin", [H_VGATHER] = "gather"};
+                                       [H_VLOAD] = "vload", [H_VSTORE] = "vstore", [H_VINTRIN] = "intrin", [H_VGATHER] = "gather",
+                                       [H_VFMA] = "fma"};
   if (kind == H_BITCAST)
     snprintf(out, size, "bitcast_%s_%s", sfx(a), sfx(b));
   else
@@ -640,9 +642,32 @@ static void reduce_init(rnd *r, const lg_lin_inst *in) {
   set_name(r, u, "acc%lld", r->nacc++);
 }
 
+static int32_t users_of(const void *r, const lg_uop *u) { return ((const rnd *)r)->users[slot_of(r, u)]; }
+
 static void reduce_update(rnd *r, const lg_lin_inst *in) {
   lg_uop *u = in->u;
   const expr *acc = ex(r, u);
+  const lg_uop *terms[LG_LIN_FMA_TERMS];
+  bool fused[LG_LIN_FMA_TERMS];
+  int32_t n = lg_lin_fma_terms(u, users_of, r, terms, fused);
+  if (n > 0) { /* fused multiply-adds, as BLAS does (linearize.h) */
+    const char *f = sid(u->dtype) == LG_DT_FLOAT64 ? "fma" : "fmaf";
+    char tm[32];
+    expr e = build(r, acc->prec, "$", acc, P_ANY);
+    for (int32_t i = 0; i < n; i++) {
+      expr next;
+      if (fused[i]) {
+        snprintf(tm, sizeof tm, "%s($, $, $)", f);
+        next = build(r, P_PRIMARY, tm, ex(r, terms[i]->src[0]), P_ANY, ex(r, terms[i]->src[1]), P_ANY, &e, P_ANY);
+      } else {
+        next = build(r, P_ADD, "$ + $", &e, P_ADD, ex(r, terms[i]), P_ADD + 1);
+      }
+      free(e.s), e = next;
+    }
+    line(r, in->depth, "%s = %s;", acc->s ? acc->s : "", e.s ? e.s : "");
+    free(e.s);
+    return;
+  }
   expr v = op_expr(r, lg_lin_reduce_op(u), u->dtype, acc, ex(r, u->src[0]), NULL, (facts){0});
   line(r, in->depth, "%s = %s;", acc->s ? acc->s : "", v.s ? v.s : "");
   free(v.s);
@@ -685,7 +710,7 @@ static void vec_helper(rnd *r, int32_t kind, lg_dtype a) {
   lg_strbuf *h = &r->pre;
   int32_t w = r->lanes, size = lg_dtype_itemsize(a);
   if (kind == H_VINTRIN) {
-    lg_strbuf_put(h, "#if defined(__AVX512F__) && defined(__AVX512VL__)\n#include <immintrin.h>\n#endif\n");
+    lg_strbuf_put(h, "#if defined(__x86_64__) || defined(__i386__)\n#include <immintrin.h>\n#endif\n");
     return;
   }
   if (kind == H_VTYPE) {
@@ -743,6 +768,20 @@ static void vec_helper(rnd *r, int32_t kind, lg_dtype a) {
                      "  return (%s)%s_i32gather_%s((__m%d%s)alt, %s_test_epi32_mask((__m%di)g, (__m%di)g), (__m%di)i, p, %d);\n#else\n",
         t.s, pre, suf, 32 * w, lg_dt_is_float(a) ? "" : "i", w == 16 ? "_mm512" : "_mm256", 32 * w, 32 * w, 32 * w, size);
     lg_strbuf_put(h, "  for (int32_t l = 0; l < %d; l++)\n    if (g[l]) alt[l] = p[i[l]];\n  return alt;\n#endif\n}\n", w);
+    break;
+  }
+  case H_VFMA: { /* fused a * b + c: the x86 instruction where the lanes fill a register */
+    int32_t bytes = w * size;
+    const char *pre = bytes == 64 ? "_mm512" : bytes == 32 ? "_mm256" : "_mm", *suf = size == 4 ? "ps" : "pd";
+    const char *cond = bytes == 64 ? "defined(__AVX512F__)" : "defined(__FMA__)";
+    bool native = bytes == 64 || bytes == 32 || bytes == 16;
+    if (native) need(r, H_VINTRIN, 0, 0);
+    lg_strbuf_put(h, "static inline %s fma_%s(%s a, %s b, %s c) {\n", t.s, t.s, t.s, t.s, t.s);
+    if (native)
+      lg_strbuf_put(h, "#if %s\n  return (%s)%s_fmadd_%s((__m%d%s)a, (__m%d%s)b, (__m%d%s)c);\n#else\n", cond, t.s, pre, suf,
+          8 * bytes, size == 4 ? "" : "d", 8 * bytes, size == 4 ? "" : "d", 8 * bytes, size == 4 ? "" : "d");
+    lg_strbuf_put(h, "  for (int32_t l = 0; l < %d; l++) c[l] = fma%s(a[l], b[l], c[l]);\n  return c;\n%s}\n", w,
+        size == 4 ? "f" : "", native ? "#endif\n" : "");
     break;
   }
   default: /* H_VMAX */
@@ -1066,6 +1105,31 @@ static void vreduce_init(rnd *r, const lg_lin_inst *in) {
 
 static void vreduce_update(rnd *r, const lg_lin_inst *in) {
   lg_uop *u = in->u;
+  const lg_uop *terms[LG_LIN_FMA_TERMS];
+  bool fused[LG_LIN_FMA_TERMS];
+  int32_t n = lg_lin_fma_terms(u, users_of, r, terms, fused);
+  if (n > 0) { /* as reduce_update, on vectors */
+    expr *acc = ex(r, u), e = build(r, acc->prec, "$", acc, P_ANY);
+    char tm[48];
+    need(r, H_VFMA, u->dtype, 0);
+    snprintf(tm, sizeof tm, "fma_%s($, $, $)", vtype(r, u->dtype).s);
+    for (int32_t i = 0; i < n; i++) {
+      expr next;
+      if (fused[i]) {
+        expr a = vop(r, terms[i]->src[0]), b = vop(r, terms[i]->src[1]);
+        next = build(r, P_PRIMARY, tm, &a, P_ANY, &b, P_ANY, &e, P_ANY);
+        free(a.s), free(b.s);
+      } else {
+        expr t = vop(r, terms[i]);
+        next = build(r, P_ADD, "$ + $", &e, P_ADD, &t, P_ADD + 1);
+        free(t.s);
+      }
+      free(e.s), e = next;
+    }
+    line(r, in->depth, "%s = %s;", acc->s ? acc->s : "", e.s ? e.s : "");
+    free(e.s);
+    return;
+  }
   expr *acc = ex(r, u), x = vop(r, u->src[0]);
   expr v = valu(r, lg_lin_reduce_op(u), u->dtype, acc, &x, NULL, (facts){0});
   line(r, in->depth, "%s = %s;", acc->s ? acc->s : "", v.s ? v.s : "");
@@ -1242,13 +1306,15 @@ static lg_status prepass(rnd *r) {
       return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render C: out of memory");
   r->ex = calloc((size_t)r->nslots, sizeof *r->ex);
   r->refs = calloc((size_t)r->nslots, sizeof *r->refs);
+  r->users = calloc((size_t)r->nslots, sizeof *r->users);
   r->globals = malloc((size_t)r->nslots * sizeof *r->globals);
   r->vars = malloc((size_t)r->nslots * sizeof *r->vars);
-  if (!r->ex || !r->refs || !r->globals || !r->vars)
+  if (!r->ex || !r->refs || !r->users || !r->globals || !r->vars)
     return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render C: out of memory");
   for (int64_t k = 0; k < r->lin.n; k++) {
     lg_uop *u = r->lin.inst[k].u;
     if (!has_slot(r->lin.inst[k].kind)) continue;
+    for (int32_t i = 0; i < u->nsrc; i++) r->users[slot_of(r, u->src[i])]++;
     lg_status st = check_node(r, u);
     if (st) return st;
     if (u->op == LG_OP_DEFINE_GLOBAL) r->globals[r->nglobals++] = u;
@@ -1342,7 +1408,7 @@ lg_status lg_render_c(lg_ctx *ctx, lg_uop *sink, const char *name, char **src) {
   if (!st) walk(&r), st = assemble(&r, name, src);
   for (int64_t i = 0; r.ex && i < r.nslots; i++) free(r.ex[i].s);
   free(r.vec), free(r.vacc), free(r.finish_at), free(r.finishing);
-  free(r.ex), free(r.refs), free(r.globals), free(r.vars), free(r.helpers), free(r.pre.p), free(r.body.p);
+  free(r.ex), free(r.refs), free(r.users), free(r.globals), free(r.vars), free(r.helpers), free(r.pre.p), free(r.body.p);
   lg_ptrmap_free(&r.slot);
   lg_ptrmap_free(&r.stored);
   lg_linear_free(&r.lin);

@@ -93,6 +93,7 @@ typedef struct rnd {
   const lg_uop *lane;              /* the RANGE of the vector lanes (kind LG_RANGE_LANES), or NULL */
   int32_t lanes;                   /* its size */
   bool *vec;                       /* per slot: the node's value is a vector of the lanes */
+  int32_t *users;                  /* per slot: how many nodes of the kernel use the node */
   bool *vacc;                      /* per slot: a REDUCE's accumulator is a vector */
   const lg_uop **finish_at;        /* per slot: a REDUCE over the lanes reduces them after this
                                       loop's CLOSE (NULL: right after its update) */
@@ -808,12 +809,37 @@ static void reduce_init(rnd *r, const lg_lin_inst *in) {
   emit(r, "store %s %s, %s* %s", t.s, id.s, t.s, vl(r, u)->s);
 }
 
+static int32_t users_of(const void *r, const lg_uop *u) { return ((const rnd *)r)->users[slot_of(r, u)]; }
+
+static val lane_operand(rnd *r, const lg_uop *u) { return r->w ? vop(r, u) : operand(r, u); }
+
 static void reduce_update(rnd *r, const lg_lin_inst *in) {
   lg_uop *u = in->u;
   lg_dtype dt = u->dtype, kt = ibits(dt);
-  val x = r->w ? vop(r, u->src[0]) : operand(r, u->src[0]), v;
   tname t = wty(r, acc_dt(u)), ft = wty(r, dt), c = wbool(r);
-  val cur = inst(r, "load %s, %s* %s", t.s, t.s, vl(r, u)->s);
+  val cur = inst(r, "load %s, %s* %s", t.s, t.s, vl(r, u)->s), v;
+  const lg_uop *terms[LG_LIN_FMA_TERMS];
+  bool fused[LG_LIN_FMA_TERMS];
+  int32_t n = lg_lin_fma_terms(u, users_of, r, terms, fused);
+  if (n > 0) { /* fused multiply-adds, as render_c (linearize.h) */
+    tname s = wsfx(r, dt);
+    char name[40], args[80];
+    snprintf(name, sizeof name, "llvm.fma.%s", s.s);
+    snprintf(args, sizeof args, "%s, %s, %s", t.s, t.s, t.s);
+    declare(r, t.s, name, args);
+    v = cur;
+    for (int32_t i = 0; i < n; i++) {
+      if (fused[i]) {
+        val a = lane_operand(r, terms[i]->src[0]), b = lane_operand(r, terms[i]->src[1]);
+        v = inst(r, "call %s @%s(%s %s, %s %s, %s %s)", t.s, name, t.s, a.s, t.s, b.s, t.s, v.s);
+      } else {
+        v = inst(r, "fadd %s %s, %s", t.s, v.s, lane_operand(r, terms[i]).s);
+      }
+    }
+    emit(r, "store %s %s, %s* %s", t.s, v.s, t.s, vl(r, u)->s);
+    return;
+  }
+  val x = lane_operand(r, u->src[0]);
   if (keyed(u)) {
     val kx = key_flip(r, dt, inst(r, "bitcast %s %s to %s", ft.s, x.s, t.s)), nan = inst(r, "fcmp uno %s %s, %s", ft.s, x.s, x.s);
     kx = inst(r, "select %s %s, %s %s, %s %s", c.s, nan.s, t.s, wconst(r, kt, key_top(dt), 0).s, t.s, kx.s);
@@ -1142,10 +1168,13 @@ static lg_status prepass(rnd *r) {
   r->globals = malloc(((size_t)r->nslots + 1) * sizeof *r->globals);
   r->vars = malloc(((size_t)r->nslots + 1) * sizeof *r->vars);
   r->loops = malloc(((size_t)r->nslots + 1) * sizeof *r->loops);
-  if (!r->vals || !r->globals || !r->vars || !r->loops) return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render LLVM: out of memory");
+  r->users = calloc((size_t)r->nslots + 1, sizeof *r->users);
+  if (!r->vals || !r->globals || !r->vars || !r->loops || !r->users)
+    return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render LLVM: out of memory");
   for (int64_t k = 0; k < r->lin.n; k++) {
     lg_uop *u = r->lin.inst[k].u;
     if (!has_slot(r->lin.inst[k].kind)) continue;
+    for (int32_t i = 0; i < u->nsrc; i++) r->users[slot_of(r, u->src[i])]++;
     lg_status st = check_node(r, u);
     if (st) return st;
     if (u->op == LG_OP_DEFINE_GLOBAL) r->globals[r->nglobals++] = u;
@@ -1232,7 +1261,7 @@ lg_status lg_render_llvm(lg_ctx *ctx, lg_uop *sink, const char *name, char **src
   if (!st) st = lg_lin_split(r.ctx, &r.lin, &r.split_open, &r.split_trips, &r.split_work);
   if (!st) walk(&r), st = assemble(&r, name, src);
   free(r.vals), free(r.globals), free(r.vars), free(r.loops), free(r.pre.p), free(r.allocas.p), free(r.body.p);
-  free(r.vec), free(r.vacc), free(r.finish_at), free(r.finishing);
+  free(r.vec), free(r.vacc), free(r.finish_at), free(r.finishing), free(r.users);
   lg_ptrmap_free(&r.slot);
   lg_ptrmap_free(&r.stored);
   lg_linear_free(&r.lin);

@@ -57,15 +57,17 @@ describe("kernels split over cores", function()
     end
   end)
 
-  it("matches a plain-Lua matmul when split", function()
+  it("matches a plain-Lua matmul when split (to float32 rounding: the kernel fuses multiply-adds)", function()
     local prog, bufs = one_kernel(x:matmul(y), "mm")
     prog:launch(bufs, nil, 4)
     local got, xs, ys = bufs[1]:read(), bufs[2]:read(), bufs[3]:read()
     for i = 0, 4 do
       for j = 1, 3 do
-        local acc = 0.0
-        for k = 0, 36 do acc = f32(acc + f32(xs[i * 37 + k + 1] * ys[k * 3 + j])) end
-        assert.are.equal(acc, got[i * 3 + j], ("(%d, %d)"):format(i + 1, j))
+        local acc, mag = 0.0, 0.0
+        for k = 0, 36 do
+          acc, mag = acc + xs[i * 37 + k + 1] * ys[k * 3 + j], mag + math.abs(xs[i * 37 + k + 1] * ys[k * 3 + j])
+        end
+        assert.is_true(math.abs(acc - got[i * 3 + j]) <= 1e-6 * mag, ("(%d, %d)"):format(i + 1, j))
       end
     end
   end)
