@@ -438,6 +438,52 @@ lg_status lg_idx_load(lg_ctx *ctx, const char *path, lg_buffer **out, lg_dtype *
 lg_status lg_gather_rows(lg_ctx *ctx, lg_buffer *src, int64_t row_bytes, const int64_t *idx, int64_t n,
                          lg_buffer **out);
 
+/* ---- kernel optimizer (core/opt.c; docs/kernel_ir.md, "Optimization") ---------------------- */
+/* Transformations of a kernel (a SINK of the kernel IR) that keep its results and change its
+ * loops. A step names one transformation and its two integers: an axis (a RANGE arg's axis
+ * number) and an amount, or two axes for merge and swap:
+ *   UPCAST axis n      an output range of size s becomes a range of s/n (none when n = s) and n
+ *                      copies of the body with r := outer*n + i (padded first when n does not
+ *                      divide s)
+ *   UNROLL axis n      the same for a reduce range: each REDUCE over it reduces its op of the n
+ *                      copies of its value
+ *   ACCUMULATE axis n  like UNROLL, with a REDUCE of its own per copy, combined after the loop
+ *   MERGE a b          two ranges of one kind closed together become one range of their sizes'
+ *                      product, axis a: a := m // size(b), b := m % size(b)
+ *   PAD axis m         a range grows to a multiple of m; gates keep the extra iterations out of
+ *                      memory and out of the reductions
+ *   SWAP a b           two ranges of one kind trade axes (their loops trade places)
+ *   VECTORIZE axis w   r := outer*w + lane, lane a RANGE of kind LG_RANGE_LANES of size w (a
+ *                      power of 2 from 2 to LG_OPT_MAX_LANES)
+ * Errors are LG_ERR_ARG with a message "opt: <step>: <the problem>" naming the axis and value. */
+enum { LG_OPT_UPCAST = 0, LG_OPT_UNROLL = 1, LG_OPT_ACCUMULATE = 2, LG_OPT_MERGE = 3, LG_OPT_PAD = 4,
+       LG_OPT_SWAP = 5, LG_OPT_VECTORIZE = 6, LG_OPT__COUNT = 7 };
+enum { LG_OPT_MAX_LANES = 16 };
+typedef struct lg_opt_step {
+  int32_t op; /* LG_OPT_* */
+  int64_t x;  /* the axis (MERGE, SWAP: the first axis) */
+  int64_t y;  /* the amount, multiple or width (MERGE, SWAP: the second axis) */
+} lg_opt_step;
+
+/* "upcast", ... by LG_OPT_* value, and back (-1 when unknown). */
+const char *lg_opt_name(int32_t op);
+int32_t lg_opt_lookup(const char *name);
+/* The RANGE of axis x that step op would transform in sink (borrowed), or the step's error for
+ * that axis alone: no such range, a range of the wrong kind, a size that is not a constant. */
+lg_status lg_opt_range(lg_ctx *ctx, lg_uop *sink, int32_t op, int64_t axis, lg_uop **out);
+/* One transformation, without simplification. */
+lg_status lg_opt_transform(lg_ctx *ctx, lg_uop *sink, const lg_opt_step *step, lg_uop **out);
+/* The steps in order, the symbolic pass after each MERGE (its m // s * s + m % s folds back to
+ * m before a later step splits m); needs a rule host when a step merges. */
+lg_status lg_opt_steps(lg_ctx *ctx, lg_uop *sink, const lg_opt_step *steps, int32_t n, lg_uop **out);
+/* What the optimizer makes of sink: the steps, the symbolic pass (lg_pass "symbolic", so a rule
+ * host is needed), then every INDEX whose index is base + lane once simplified (a contiguous
+ * access along the vector lanes) gets exactly the form ADD(base, lane) the renderers look for. */
+lg_status lg_opt_apply(lg_ctx *ctx, lg_uop *sink, const lg_opt_step *steps, int32_t n, lg_uop **out);
+/* dep[i] = 1 when nodes[i] depends on range r, else 0; nodes in lg_uop_toposort order (a REDUCE or
+ * an END that closes r does not depend on it). */
+lg_status lg_opt_dependents(lg_ctx *ctx, lg_uop *const *nodes, int64_t n, const lg_uop *r, uint8_t *dep);
+
 /* ---- embedding (vm_bindings/standalone.c; libluagrad only) -------------------------------- */
 /* A context with its own Lua 5.4 state, luagrad loaded, so C hosts get every rule. Like
  * sqlite3_open: if loading luagrad fails, *out is still set (message in lg_ctx_error) and must

@@ -48,6 +48,7 @@ void lgl_open_pattern(lua_State *L);
 void lgl_open_rewrite(lua_State *L);
 void lgl_open_device(lua_State *L);
 void lgl_open_io(lua_State *L);
+void lgl_open_opt(lua_State *L);
 
 /* core.compile(list [, name]) -> RuleSet (lua_pattern.c) */
 int lgl_compile(lua_State *L);

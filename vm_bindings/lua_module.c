@@ -72,6 +72,7 @@ int luaopen_luagrad_core(lua_State *L) {
   lgl_open_rewrite(L);
   lgl_open_device(L);
   lgl_open_io(L);
+  lgl_open_opt(L);
   lua_pushcfunction(L, l_live_nodes);
   lua_setfield(L, -2, "live_nodes");
   lua_pushcfunction(L, l_clock);
