@@ -736,25 +736,28 @@ static void vec_helper(rnd *r, int32_t kind, lg_dtype a) {
   case H_VLOAD:
   case H_VSTORE: { /* AVX-512 masked accesses: the lanes off the gate touch no memory */
     int32_t bytes = w * size;
+    static const char *const ints[9] = {[1] = "epi8", [2] = "epi16", [4] = "epi32", [8] = "epi64"};
     const char *pre = bytes == 64 ? "_mm512" : bytes == 32 ? "_mm256" : "_mm",
                *mpre = w == 16 ? "_mm512" : w == 8 ? "_mm256" : "_mm",
-               *suf = lg_dt_is_float(a) ? (size == 4 ? "ps" : "pd") : (size == 4 ? "epi32" : "epi64");
+               *suf = lg_dt_is_float(a) ? (size == 4 ? "ps" : "pd") : ints[size],
+               *cond = size < 4 ? "defined(__AVX512BW__) && defined(__AVX512VL__)" /* bytes and words */
+                                : "defined(__AVX512F__) && defined(__AVX512VL__)";
     char it[16];
     snprintf(it, sizeof it, "__m%d%s", 8 * bytes, lg_dt_is_float(a) ? (size == 4 ? "" : "d") : "i");
     need(r, H_VINTRIN, 0, 0);
     if (kind == H_VLOAD) {
       lg_strbuf_put(h, "/* the lanes of p where g is set, of alt elsewhere; the others touch no memory */\n"
                        "static inline %s load_%s(const %s *p, %s g, %s alt) {\n", t.s, t.s, ctype(a), m.s, t.s);
-      lg_strbuf_put(h, "#if defined(__AVX512F__) && defined(__AVX512VL__)\n"
+      lg_strbuf_put(h, "#if %s\n"
                        "  return (%s)%s_mask_loadu_%s((%s)alt, %s_test_epi32_mask((__m%di)g, (__m%di)g), p);\n#else\n",
-          t.s, pre, suf, it, mpre, 32 * w, 32 * w);
+          cond, t.s, pre, suf, it, mpre, 32 * w, 32 * w);
       lg_strbuf_put(h, "  for (int32_t l = 0; l < %d; l++)\n    if (g[l]) alt[l] = p[l];\n  return alt;\n#endif\n}\n", w);
     } else {
       lg_strbuf_put(h, "/* v's lanes where g is set stored at p; the others touch no memory */\n"
                        "static inline void store_%s(%s *p, %s g, %s v) {\n", t.s, ctype(a), m.s, t.s);
-      lg_strbuf_put(h, "#if defined(__AVX512F__) && defined(__AVX512VL__)\n"
+      lg_strbuf_put(h, "#if %s\n"
                        "  %s_mask_storeu_%s(p, %s_test_epi32_mask((__m%di)g, (__m%di)g), (%s)v);\n#else\n",
-          pre, suf, mpre, 32 * w, 32 * w, it);
+          cond, pre, suf, mpre, 32 * w, 32 * w, it);
       lg_strbuf_put(h, "  for (int32_t l = 0; l < %d; l++)\n    if (g[l]) p[l] = v[l];\n#endif\n}\n", w);
     }
     break;
@@ -817,7 +820,7 @@ static expr lane_of(rnd *r, const lg_uop *u, const char *l) {
 /* whether a vector of dt's lanes has masked loads and stores (helpers H_VLOAD, H_VSTORE) */
 static bool maskable(const rnd *r, lg_dtype dt) {
   int32_t bytes = r->lanes * lg_dtype_itemsize(dt);
-  return !is_mask(dt) && lg_dtype_itemsize(dt) >= 4 && r->lanes >= 4 && r->lanes <= 16 && bytes >= 16 && bytes <= 64;
+  return !is_mask(dt) && r->lanes >= 4 && r->lanes <= 16 && bytes >= 16 && bytes <= 64;
 }
 
 /* an access of whole vectors: index ADD(base, lane) (or the lane: *base NULL), under a gate for
