@@ -383,6 +383,40 @@ static int m_toposort(lua_State *L) {
   return 1;
 }
 
+/* core.nodes({root...}) -> the nodes of the graphs, sources first, each once (the order of
+ * core.structure's key) */
+static int l_nodes(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int32_t n = (int32_t)lua_rawlen(L, 1);
+  lua_newtable(L); /* seen: node pointer -> true */
+  int seen = lua_gettop(L);
+  lua_newtable(L);
+  int out = lua_gettop(L);
+  lua_Integer k = 0;
+  for (int32_t r = 0; r < n; r++) {
+    lua_rawgeti(L, 1, r + 1);
+    lg_uop *root = lgl_to_uop(L, -1);
+    if (!root) return luaL_error(L, "nodes: item %d is a %s, not a UOp", r + 1, luaL_typename(L, -1));
+    lua_pop(L, 1);
+    int64_t m = lg_uop_size(root);
+    lg_uop **buf = m < 0 ? NULL : lua_newuserdatauv(L, sizeof *buf * (size_t)(m ? m : 1), 0);
+    if (m < 0 || lg_uop_toposort(root, buf, m) != m) return luaL_error(L, "nodes: out of memory");
+    for (int64_t i = 0; i < m; i++) {
+      if (lua_rawgetp(L, seen, buf[i]) != LUA_TNIL) {
+        lua_pop(L, 1);
+        continue;
+      }
+      lua_pop(L, 1);
+      lua_pushboolean(L, 1);
+      lua_rawsetp(L, seen, buf[i]);
+      lgl_push_uop(L, buf[i]);
+      lua_rawseti(L, out, ++k);
+    }
+    lua_pop(L, 1); /* buf */
+  }
+  return 1;
+}
+
 /* core.view_as(node, like) -> RESHAPE of node to like's dtype and shape (a realized value seen
  * with the shape of the node it was computed for), without a shape table in Lua */
 static int l_view_as(lua_State *L) {
@@ -486,7 +520,7 @@ static const luaL_Reg uop_meta[] = {
     {"__bnot", m_bnot}, {NULL, NULL}};
 
 static const luaL_Reg uop_funcs[] = {
-    {"uop", l_uop}, {"const", l_const}, {"var", l_var}, {"structure", l_structure}, {"view_as", l_view_as},
+    {"uop", l_uop}, {"const", l_const}, {"var", l_var}, {"structure", l_structure}, {"nodes", l_nodes}, {"view_as", l_view_as},
     {NULL, NULL}};
 
 void lgl_open_uop(lua_State *L) {

@@ -85,18 +85,7 @@ local function program(src, name)
 end
 
 -- the nodes of the graphs at roots, sources first, each once: the order of core.structure's key
-local function graph_nodes(roots)
-  local list, seen = {}, {}
-  for _, r in ipairs(roots) do
-    for _, u in ipairs(r:toposort()) do
-      if not seen[u] then
-        seen[u] = true
-        list[#list + 1] = u
-      end
-    end
-  end
-  return list
-end
+local graph_nodes = core.nodes
 
 -- What the last KEEP runs of several kernels computed or reused: node -> {node viewing its buffer,
 -- the run}, and per run the list of its nodes. A later graph that holds one of these nodes reads
