@@ -43,7 +43,10 @@ local RECOMPUTE_LIMIT = 4 -- ALU ops a kernel may recompute for each broadcast c
 --     that another reduction reads (a convolution under a pooling: each gets loops of its own,
 --     which the optimizer blocks; nested, they are left as they are);
 --   * an elementwise node that costs RECOMPUTE_LIMIT or more ALU ops and is read through an EXPAND
---     or by more than one kernel (a gradient several reductions of a batch norm read).
+--     or by more than one kernel (a gradient several reductions of a batch norm read), unless
+--     its cost is under the limit once the buffers decided below it count as free (max pooling's
+--     gradient compares the activation, which gets a buffer, with the maximum: the comparison
+--     fuses into both its readers instead of getting a bool buffer of its own).
 -- Everything else fuses into the kernel that uses it. Users are visited before their sources,
 -- so when a node is decided, the kernels that read it are known.
 function M.realized(roots)
@@ -71,12 +74,13 @@ function M.realized(roots)
   local expanded = {} -- reached from its kernel's root through an EXPAND
   local reduced = {}  -- reached from its kernel's root through a REDUCE_AXIS
   local owner = {}    -- the kernel (its root) a node is computed in, or false for several
+  local costly = {}   -- given a buffer for its cost alone
   for i = #order, 1, -1 do
     local u = order[i]
     if not set[u] and u.shape and not MOVEMENT[u.op] and not ALU_FREE[u.op] then
       if u.op == "REDUCE_AXIS" and (owner[u] == false or reduced[u]) then set[u] = true end
       if (expanded[u] or owner[u] == false) and (u.op == "REDUCE_AXIS" or cost[u] >= RECOMPUTE_LIMIT) then
-        set[u] = true
+        set[u], costly[u] = true, u.op ~= "REDUCE_AXIS"
       end
     end
     local mine = set[u] and u or owner[u]
@@ -91,6 +95,15 @@ function M.realized(roots)
         owner[src] = false
       end
     end
+  end
+  local below = {} -- ALU ops under a node up to buffers
+  for _, u in ipairs(order) do
+    local c = (ALU_FREE[u.op] or MOVEMENT[u.op] or u.op == "REDUCE_AXIS") and 0 or 1
+    if u.op ~= "REDUCE_AXIS" then
+      for _, s in ipairs(computed(u)) do c = c + (set[s] and 0 or below[s] or 0) end
+    end
+    below[u] = c
+    if costly[u] and c < RECOMPUTE_LIMIT then set[u] = nil end
   end
   return set
 end
