@@ -4,8 +4,9 @@
 --   lua5.4 bench/cnn.lua STEPS BATCH WARMUP [synthetic]
 --
 -- Runs WARMUP steps (the first compiles the kernels), then times STEPS steps and prints
--- "images/s <value>". A step: the batch normalized, forward in training mode, cross-entropy,
--- backward, Adam (the loss is read back each step, as the example does). "synthetic": one batch
+-- "images/s <value>". A step: forward in training mode, cross-entropy, backward, Adam (the loss is
+-- read back each step, as the example does); the images are normalized once before, as in the
+-- example and in bench/torch_cnn.py. "synthetic": one batch
 -- of random images and labels, every step, instead of the dataset's batches (the same kernels in
 -- a step; lg.data works on the CPU device only). The line "steps:"
 -- comes before the first step: with DEBUG=2 (and a fresh CACHE_DIR) the compile lines after it
@@ -20,13 +21,14 @@ local cnn = dofile(here .. "/../examples/fashion_mnist_model.lua") -- the exampl
 lg.manual_seed(0)
 local batches
 if arg[4] == "synthetic" then
-  local xb = T.randint(0, 256, { batch, 28, 28 }, { dtype = lg.uint8 }):realize()
+  local xb = cnn.prepare(T.randint(0, 256, { batch, 28, 28 }, { dtype = lg.uint8 })):realize()
   local yb = T.randint(1, 11, { batch }, { dtype = lg.int32 }):realize()
   batches = function() return xb, yb end
 else
   local data = lg.data.fashion_mnist()
+  local images = cnn.prepare(data.train_images):realize() -- normalized once, as the example does
   local each = lg.data.batches
-  local function epoch() return each(data.train_images, data.train_labels, batch, { drop_last = true }) end
+  local function epoch() return each(images, data.train_labels, batch, { drop_last = true }) end
   local it = epoch()
   batches = function()
     local xb, yb = it()
@@ -40,7 +42,7 @@ T.training = true
 
 local function step(xb, yb)
   local n = xb.shape[1]
-  local loss = net(cnn.prepare(xb)):cross_entropy(yb)
+  local loss = net(xb):cross_entropy(yb)
   opt:zero_grad()
   loss:backward()
   opt:step()

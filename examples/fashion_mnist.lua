@@ -19,11 +19,11 @@ local here = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
 local cnn = dofile(here .. "/fashion_mnist_model.lua") -- the model and its input
 local model, prepare = cnn.model, cnn.prepare
 
--- the share of test images classified right, in batches of 1000 (eval mode)
+-- the share of test images (prepared) classified right, in batches of 1000 (eval mode)
 local function accuracy(m, images, labels)
   local right = 0
   for xb, yb in lg.data.batches(images, labels, 1000, { shuffle = false }) do
-    local pred = lg.no_grad(function() return m(prepare(xb)):argmax(2) end)
+    local pred = lg.no_grad(function() return m(xb):argmax(2) end)
     right = right + pred:eq(yb):sum():item()
   end
   return right / images.shape[1]
@@ -37,14 +37,16 @@ end
 local t_start = clock()
 lg.manual_seed(0)
 local data = lg.data.fashion_mnist()
-local train_x, train_y = data.train_images, data.train_labels
 if test_images then
   data.test_images, data.test_labels = data.test_images[{ { 1, test_images } }], data.test_labels[{ { 1, test_images } }]
 end
+-- the images normalized once, as float32 (N, 1, 28, 28); batches gather their rows
+local train_x, train_y = prepare(data.train_images):realize(), data.train_labels
+local test_x = prepare(data.test_images):realize()
 local n_train = epoch_images and math.min(epoch_images, train_x.shape[1]) or train_x.shape[1]
 local steps_per_epoch = math.ceil(n_train / batch)
 print(("Fashion-MNIST: %d training images, %d test images; %d epochs of %d steps, batch %d"):format(
-  train_x.shape[1], data.test_images.shape[1], epochs, steps_per_epoch, batch))
+  train_x.shape[1], test_x.shape[1], epochs, steps_per_epoch, batch))
 
 local net = model()
 local lr0 = 3e-3
@@ -55,7 +57,7 @@ for epoch = 1, epochs do
   local t0, seen, loss_sum, right = clock(), 0, 0, 0
   for xb, yb in lg.data.batches(train_x, train_y, batch) do
     if seen >= n_train then break end
-    local logits = net(prepare(xb))
+    local logits = net(xb)
     local loss = logits:cross_entropy(yb)
     local hits = logits:detach():argmax(2):eq(yb):sum()
     opt.lr = lr0 * (1 - step / total_steps)
@@ -71,14 +73,14 @@ for epoch = 1, epochs do
     io.flush()
   end
   T.training = nil
-  io.write(("  test acc %.2f%%\n"):format(100 * accuracy(net, data.test_images, data.test_labels)))
+  io.write(("  test acc %.2f%%\n"):format(100 * accuracy(net, test_x, data.test_labels)))
 end
 
-local acc = accuracy(net, data.test_images, data.test_labels)
+local acc = accuracy(net, test_x, data.test_labels)
 lg.state.save(nn.state_dict(net), out_path)
 local again = model()
 lg.state.load_state_dict(again, lg.state.load(out_path))
-local acc2 = accuracy(again, data.test_images, data.test_labels)
+local acc2 = accuracy(again, test_x, data.test_labels)
 print(("final test accuracy %.2f%% (reloaded from %s: %.2f%%), wall time %.1f s"):format(100 * acc, out_path,
   100 * acc2, clock() - t_start))
 if acc2 ~= acc then error("the reloaded weights give a different accuracy") end
