@@ -620,6 +620,36 @@ lg_status lg_lin_split(lg_ctx *ctx, const lg_linear *L, int64_t *open_at, int64_
 
 /* ---- what a renderer of scalar kernels takes ------------------------------------------------ */
 
+/* whether g is one of the conjuncts of the tree of ANDs at c */
+static bool conjunct(const lg_uop *c, const lg_uop *g) {
+  const lg_uop *stack[32];
+  int32_t sp = 0;
+  stack[sp++] = c;
+  while (sp > 0) {
+    const lg_uop *x = stack[--sp];
+    if (x == g) return true;
+    if (x->op == LG_OP_AND && sp + 2 <= 32) stack[sp++] = x->src[0], stack[sp++] = x->src[1];
+  }
+  return false;
+}
+
+/* a LOAD that reads 0 wherever g is false (g is a conjunct of its gate; its alternative is 0) */
+static bool zero_off(const lg_uop *x, const lg_uop *g) {
+  if (x->op != LG_OP_LOAD || x->src[0]->nsrc < 3) return false;
+  if (x->nsrc > 1 && !(x->src[1]->op == LG_OP_CONST && x->src[1]->arg.f == 0.0)) return false;
+  return conjunct(x->src[0]->src[2], g);
+}
+
+/* WHERE(g, a * b, 0) with a and b loads that read 0 where g is false (opt.pad's guard of a padded
+ * reduce range over two gated loads, a convolution's weight gradient): a * b is that value, and
+ * the product (else NULL) */
+static const lg_uop *guarded_product(const lg_uop *x) {
+  if (x->op != LG_OP_WHERE) return NULL;
+  const lg_uop *g = x->src[0], *p = x->src[1], *z = x->src[2];
+  if (p->op != LG_OP_MUL || z->op != LG_OP_CONST || z->arg.f != 0.0) return NULL;
+  return zero_off(p->src[0], g) && zero_off(p->src[1], g) ? p : NULL;
+}
+
 int32_t lg_lin_fma_terms(const lg_uop *u, int32_t (*users)(const void *ctx, const lg_uop *x), const void *ctx,
                          const lg_uop **terms, bool *fused) {
   int32_t dt = lg_dt_scalar_id(u->dtype);
@@ -635,8 +665,9 @@ int32_t lg_lin_fma_terms(const lg_uop *u, int32_t (*users)(const void *ctx, cons
       continue;
     }
     if (n == LG_LIN_FMA_TERMS) return 0;
-    fused[n] = x->op == LG_OP_MUL && own;
-    terms[n++] = x;
+    const lg_uop *p = own ? guarded_product(x) : NULL;
+    fused[n] = p || (x->op == LG_OP_MUL && own);
+    terms[n++] = p ? p : x;
   }
   return n;
 }

@@ -49,7 +49,8 @@ lg_status lg_lin_split(lg_ctx *ctx, const lg_linear *L, int64_t *open, int64_t *
 /* A float32 or float64 REDUCE ADD accumulates with fused multiply-adds, as BLAS does, in both
  * renderers alike: the terms of its value's tree of ADDs (the value and the ADDs only it uses,
  * left to right) go into terms[]; fused[i] says term i is a product only the tree uses, added as
- * acc = fma(a, b, acc), else acc = acc + term. users(ctx, x) is how many nodes of the kernel use x.
+ * acc = fma(a, b, acc), else acc = acc + term. A term WHERE(g, a * b, 0) whose a and b are loads
+ * that read 0 where g is false (opt.pad's guard over gated loads) is its product a * b. users(ctx, x) is how many nodes of the kernel use x.
  * Returns the number of terms, or 0 when u is no such REDUCE (or has over LG_LIN_FMA_TERMS). */
 enum { LG_LIN_FMA_TERMS = 64 };
 int32_t lg_lin_fma_terms(const lg_uop *u, int32_t (*users)(const void *ctx, const lg_uop *x), const void *ctx,

@@ -59,7 +59,7 @@ enum {
 };
 
 /* helpers a kernel may need, emitted once each */
-enum { H_BF16, H_BF16_DOUBLE, H_ODD, H_MAX, H_IDIV, H_MOD, H_SHL, H_SHR, H_FTOI, H_BITCAST, H_VTYPE, H_VALL, H_VWHERE, H_VMAX, H_VLOAD, H_VSTORE, H_VINTRIN, H_VGATHER, H_VFMA };
+enum { H_BF16, H_BF16_DOUBLE, H_ODD, H_MAX, H_IDIV, H_MOD, H_SHL, H_SHR, H_FTOI, H_BITCAST, H_VTYPE, H_VALL, H_VWHERE, H_VMAX, H_VLOAD, H_VSTORE, H_VINTRIN, H_VGATHER, H_VFMA, H_VLANES };
 
 typedef struct expr {
   char *s;      /* C text; NULL when out of memory */
@@ -251,7 +251,7 @@ static void helper_name(int32_t kind, lg_dtype a, lg_dtype b, char *out, size_t 
                                        [H_SHR] = "shr", [H_FTOI] = "ftoi", [H_BITCAST] = "bitcast", [H_VTYPE] = "vec",
                                        [H_VALL] = "all", [H_VWHERE] = "where", [H_VMAX] = "vmax",
                                        [H_VLOAD] = "vload", [H_VSTORE] = "vstore", [H_VINTRIN] = "intrin", [H_VGATHER] = "gather",
-                                       [H_VFMA] = "fma"};
+                                       [H_VFMA] = "fma", [H_VLANES] = "lanes"};
   if (kind == H_BITCAST)
     snprintf(out, size, "bitcast_%s_%s", sfx(a), sfx(b));
   else
@@ -259,7 +259,7 @@ static void helper_name(int32_t kind, lg_dtype a, lg_dtype b, char *out, size_t 
 }
 
 static void need(rnd *r, int32_t kind, lg_dtype a, lg_dtype b);
-static void vec_helper(rnd *r, int32_t kind, lg_dtype a);
+static void vec_helper(rnd *r, int32_t kind, lg_dtype a, lg_dtype b);
 
 static void bf16_helpers(rnd *r, int32_t kind) {
   lg_strbuf *h = &r->pre;
@@ -363,7 +363,7 @@ static void need(rnd *r, int32_t kind, lg_dtype a, lg_dtype b) {
   if (kind <= H_ODD) {
     bf16_helpers(r, kind);
   } else if (kind >= H_VTYPE) {
-    vec_helper(r, kind, a);
+    vec_helper(r, kind, a, b);
   } else if (kind == H_MAX && lg_dt_is_float(a)) {
     const char *t = ctype(a);
     lg_strbuf_put(&r->pre,
@@ -706,7 +706,7 @@ static vname vtype(rnd *r, lg_dtype dt) {
   return v;
 }
 
-static void vec_helper(rnd *r, int32_t kind, lg_dtype a) {
+static void vec_helper(rnd *r, int32_t kind, lg_dtype a, lg_dtype b) {
   lg_strbuf *h = &r->pre;
   int32_t w = r->lanes, size = lg_dtype_itemsize(a);
   if (kind == H_VINTRIN) {
@@ -785,6 +785,19 @@ static void vec_helper(rnd *r, int32_t kind, lg_dtype a) {
           8 * bytes, size == 4 ? "" : "d", 8 * bytes, size == 4 ? "" : "d", 8 * bytes, size == 4 ? "" : "d");
     lg_strbuf_put(h, "  for (int32_t l = 0; l < %d; l++) c[l] = fma%s(a[l], b[l], c[l]);\n  return c;\n%s}\n", w,
         size == 4 ? "f" : "", native ? "#endif\n" : "");
+    break;
+  }
+  case H_VLANES: { /* a REDUCE's op (b) over the lanes, in lane order; through memory, so that the
+                     accumulator itself stays in a register (subscripting it would not) */
+    static const char *const names[LG_OP__COUNT] = {[LG_OP_ADD] = "add", [LG_OP_MUL] = "mul", [LG_OP_MAX] = "max"};
+    int32_t op = (int32_t)b;
+    expr x = build(r, P_PRIMARY, "s"), y = build(r, is_mask(a) ? P_EQ : P_PRIMARY, is_mask(a) ? "t[l] != 0" : "t[l]");
+    expr v = op_expr(r, op, a, &x, &y, NULL, (facts){0});
+    lg_strbuf_put(h, "static inline %s %s_lanes_%s(%s v) {\n  %s t[%d];\n  __builtin_memcpy(t, &v, sizeof t);\n",
+        ctype(a), names[op], t.s, t.s, ctype(lane_dt(a)), (int)w);
+    lg_strbuf_put(h, "  %s s = t[0]%s;\n  for (int32_t l = 1; l < %d; l++) s = %s;\n  return s;\n}\n", ctype(a),
+        is_mask(a) ? " != 0" : "", (int)w, v.s ? v.s : "");
+    free(x.s), free(y.s), free(v.s);
     break;
   }
   default: /* H_VMAX */
@@ -1141,15 +1154,14 @@ static void vreduce_update(rnd *r, const lg_lin_inst *in) {
 
 /* a REDUCE over the lanes, once its loops are done: its accumulator's lanes added up */
 static void vreduce_finish(rnd *r, const lg_uop *u, int32_t depth) {
-  char name[24];
-  snprintf(name, sizeof name, "red%d", r->nacc++);
-  expr *acc = ex(r, u), first = build(r, P_PRIMARY, is_mask(u->dtype) ? "$[0] != 0" : "$[0]", acc, P_PRIMARY);
-  expr lane = build(r, P_PRIMARY, is_mask(u->dtype) ? "$[l] != 0" : "$[l]", acc, P_PRIMARY), self = build(r, P_PRIMARY, name);
-  expr v = op_expr(r, lg_lin_reduce_op(u), u->dtype, &self, &lane, NULL, (facts){0});
-  line(r, depth, "%s %s = %s;", ctype(u->dtype), name, first.s ? first.s : "");
-  line(r, depth, "for (int32_t l = 1; l < %d; l++) %s = %s;", (int)r->lanes, name, v.s ? v.s : "");
-  free(first.s), free(lane.s), free(self.s), free(v.s), free(acc->s);
-  *acc = build(r, P_PRIMARY, name);
+  static const char *const names[LG_OP__COUNT] = {[LG_OP_ADD] = "add", [LG_OP_MUL] = "mul", [LG_OP_MAX] = "max"};
+  int32_t op = lg_lin_reduce_op(u);
+  expr *acc = ex(r, u);
+  need(r, H_VLANES, u->dtype, (lg_dtype)op);
+  line(r, depth, "%s red%d = %s_lanes_%s(%s);", ctype(u->dtype), r->nacc, names[op], vtype(r, u->dtype).s,
+       acc->s ? acc->s : "");
+  free(acc->s);
+  set_name(r, u, "red%lld", r->nacc++);
 }
 
 /* the lanes' RANGE: their numbers */
