@@ -80,7 +80,7 @@ local function accesses(sink)
 end
 
 local SMALL = 4096 -- loop iterations of a kernel too small to gain anything
-local VECTORS = 24 -- vector registers the accumulators may take (of 32 on AVX-512)
+local VECTORS = 28 -- vector registers the accumulators may take (of 32 on AVX-512)
 local SCALARS = 36 -- accumulators when no axis makes vectors
 local L2_BYTES = 8 * 1024 * 1024 -- a matmul's B beyond this is not kept in the caches
 
@@ -98,7 +98,9 @@ end
 --      it finds when they are the innermost;
 --   2. output axes that a load does not depend on (the loaded value is shared by the copies;
 --      a gated load counts twice, being dearer) are upcast by up to 8 while the accumulators fit
---      VECTORS registers (by up to 4 within SCALARS values when step 1 found no vector);
+--      VECTORS registers (by up to 4 within SCALARS values when step 1 found no vector); with
+--      vectors, the two best axes take the pair of amounts that fills the most registers (a
+--      convolution: 4 output channels by 7 rows, whose windows share input rows);
 --   3. without vectors, the innermost reduce axis, when it is contiguous in a load, becomes
 --      vector lanes (a vector accumulator; whole when it is smaller); reduce axes of at most 4
 --      are unrolled whole while the body stays small;
@@ -299,12 +301,24 @@ function heuristic(sink)
     if a.score ~= b.score then return a.score > b.score end
     return a.r.axis > b.r.axis
   end)
-  for _, c in ipairs(cands) do
-    local n, best = c.r.size, nil
-    for _, a in ipairs((budget == SCALARS or reduce_lanes) and { 4, 3, 2 } or { 8, 7, 6, 5, 4, 3, 2 }) do
+  local amounts = (budget == SCALARS or reduce_lanes) and { 4, 3, 2, 1 } or { 8, 7, 6, 5, 4, 3, 2, 1 }
+  local first = {} -- with vectors, the two best axes take the pair of amounts that fills most registers
+  if vec and #cands >= 2 then
+    local best, n1, n2 = 1, cands[1].r.size, cands[2].r.size
+    for _, a in ipairs(amounts) do
+      for _, b in ipairs(amounts) do
+        if n1 % a == 0 and n2 % b == 0 and total * a * b <= budget and a * b > best then
+          best, first[1], first[2] = a * b, a, b
+        end
+      end
+    end
+  end
+  for i, c in ipairs(cands) do
+    local n, best = c.r.size, first[i]
+    for _, a in ipairs(amounts) do
       if not best and n % a == 0 and total * a <= budget then best = a end
     end
-    if best then
+    if best and best > 1 then
       total = total * best
       opts[#opts + 1] = { "upcast", c.r.axis, best }
     end
