@@ -478,7 +478,8 @@ lg_status lg_opt_transform(lg_ctx *ctx, lg_uop *sink, const lg_opt_step *step, l
 lg_status lg_opt_steps(lg_ctx *ctx, lg_uop *sink, const lg_opt_step *steps, int32_t n, lg_uop **out);
 /* What the optimizer makes of sink: the steps, the symbolic pass (lg_pass "symbolic", so a rule
  * host is needed), then every INDEX whose index is base + lane once simplified (a contiguous
- * access along the vector lanes) gets exactly the form ADD(base, lane) the renderers look for. */
+ * access along the vector lanes) gets exactly the form ADD(base, lane) the renderers look for,
+ * and one whose index is base + 2 * lane the form ADD(base, MUL(lane, 2)). */
 lg_status lg_opt_apply(lg_ctx *ctx, lg_uop *sink, const lg_opt_step *steps, int32_t n, lg_uop **out);
 /* dep[i] = 1 when nodes[i] depends on range r, else 0; nodes in lg_uop_toposort order (a REDUCE or
  * an END that closes r does not depend on it). */

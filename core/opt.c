@@ -679,7 +679,8 @@ static lg_status simplify(scope *s, lg_ruleset *rs, lg_uop *x, lg_uop **out) {
 }
 
 /* Every INDEX whose index is `base + lane` once simplified (the lanes' coefficient in it is 1,
- * through +, - and * by a constant) gets exactly the form ADD(base, lane). */
+ * through +, - and * by a constant) gets exactly the form ADD(base, lane); `base + 2 * lane`
+ * (a pooling's stride) gets ADD(base, MUL(lane, 2)). */
 static lg_status contiguous_lanes(scope *s, lg_ruleset *rs, lg_uop *sink, lg_uop **out) {
   graph g;
   rinfo *r = NULL;
@@ -724,10 +725,14 @@ static lg_status contiguous_lanes(scope *s, lg_ruleset *rs, lg_uop *sink, lg_uop
   for (int64_t i = 0; i < g.n && !st; i++) {
     lg_uop *u = g.u[i], *base, *src[3];
     int64_t p = u->op == LG_OP_INDEX && u->nsrc >= 2 ? pos_of(&g, u->src[1]) : -1;
-    if (p < 0 || u->src[1] == lane || !ok[p] || coef[p] != 1) continue;
+    if (p < 0 || u->src[1] == lane || !ok[p] || (coef[p] != 1 && coef[p] != 2)) continue;
     if ((st = replace1(s, u->src[1], lane, zero, &base)) || (st = simplify(s, rs, base, &base))) break;
     src[0] = u->src[0], src[2] = u->nsrc > 2 ? u->src[2] : NULL;
     lg_uop *add[2] = {base, lane};
+    if (coef[p] == 2) { /* base + lane * 2: every other element of two vectors' worth */
+      lg_uop *mul[2] = {lane, NULL};
+      if ((st = iconst(s, 2, &mul[1])) || (st = mk(s, LG_OP_MUL, LG_DT_INT32, mul, 2, NULL, &add[1]))) break;
+    }
     if ((st = mk(s, LG_OP_ADD, LG_DT_INT32, add, 2, NULL, &src[1])) ||
         (st = rebuild(s, u, src, u->nsrc > 2 ? 3 : 2, &base)))
       break;

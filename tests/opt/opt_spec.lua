@@ -185,6 +185,10 @@ describe("opt transformations", function()
     s = opt.apply(kp.sink, { { "vectorize", 1, 16 } })
     assert.matches("load_f32x16(data1 + ", core.render_c(s, "lanes_test3"), 1, true)
     same(run(kp, kp.sink), run(kp, s), nil, "padded")
+    local kq = kernel_of(x:reshape(1, 1, 4, 14):max_pool2d({ 1, 2 })) -- every other element: load2
+    s = opt.apply(kq.sink, { { "vectorize", 1, 8 } }) -- the 7 outputs of a row
+    assert.matches("load2_f32x8(data1 + ", core.render_c(s, "lanes_test5"), 1, true)
+    same(run(kq, kq.sink), run(kq, s), nil, "pool")
     local kr = kernel_of(x:max(2)) -- a reduce over the lanes: a vector accumulator, summed after
     s = opt.apply(kr.sink, { { "vectorize", 1, 8 } })
     assert.matches("float red1 = max_lanes_f32x8(acc0);", core.render_c(s, "lanes_test4"), 1, true)
@@ -263,7 +267,7 @@ local DTYPES = { lg.float32, lg.int32, lg.float16, lg.int8, lg.uint8, lg.float64
 local function random_case(rng)
   local dt = DTYPES[rng(#DTYPES)]
   local m, n, p = rng(6) + 1, rng(7) + 1, rng(5) + 1
-  local kind = rng(7)
+  local kind = rng(8)
   if kind == 1 then -- elementwise with broadcasting
     return mat(rng, { m, n }, dt) * mat(rng, { 1, n }, dt) + mat(rng, { m, 1 }, dt), "elementwise " .. tostring(dt)
   elseif kind == 2 then -- a reduction over one or two axes
@@ -291,6 +295,10 @@ local function random_case(rng)
     local q = dt.kind == "float" and x / (y * y + 1) or x:idiv(y:abs() + 1) + x:mod(3)
     return c:where(q, y:maximum(x)):cast(lg.int32):cast(lg.float32) + c:float() + x:cast(lg.float64):float(),
       "logic " .. tostring(dt)
+  end
+  if kind == 7 then -- pooling: loads of every other element
+    local x = mat(rng, { 2, m, 2 * n + rng(2) - 1 }, dt == lg.float16 and lg.float32 or dt)
+    return x:reshape(1, 2, m, x.shape[3]):max_pool2d({ 1, 2 }), "pool " .. tostring(x.dtype)
   end
   local x, w = mat(rng, { 1, 2, m + 2, n + 2 }, lg.float32), mat(rng, { 2, 2, 3, 3 }, lg.float32)
   return C.conv2d(x, w, rng(2) - 1), "conv"
