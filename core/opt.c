@@ -680,14 +680,15 @@ static lg_status simplify(scope *s, lg_ruleset *rs, lg_uop *x, lg_uop **out) {
 
 /* Every INDEX whose index is `base + lane` once simplified (the lanes' coefficient in it is 1,
  * through +, - and * by a constant) gets exactly the form ADD(base, lane); `base + 2 * lane`
- * (a pooling's stride) gets ADD(base, MUL(lane, 2)). */
+ * (a pooling's stride) gets ADD(base, MUL(lane, 2)), and `base + lane / 2` (its gradient: a
+ * division by 2 of 2t + lane, t free of the lanes) ADD(base, IDIV(lane, 2)). */
 static lg_status contiguous_lanes(scope *s, lg_ruleset *rs, lg_uop *sink, lg_uop **out) {
   graph g;
   rinfo *r = NULL;
   int32_t nr = 0;
   lg_uop *lane = NULL;
-  uint8_t *dep = NULL, *ok = NULL;
-  int64_t *coef = NULL;
+  uint8_t *dep = NULL, *ok = NULL, *even0 = NULL;
+  int64_t *coef = NULL, *half = NULL;
   lg_ptrmap map = {0};
   lg_status st = graph_of(s->ctx, sink, &g);
   if (st) return st;
@@ -698,8 +699,9 @@ static lg_status contiguous_lanes(scope *s, lg_ruleset *rs, lg_uop *sink, lg_uop
     *out = sink;
     goto done;
   }
-  dep = malloc((size_t)g.n), ok = malloc((size_t)g.n), coef = malloc((size_t)g.n * sizeof *coef);
-  if (!dep || !ok || !coef) {
+  dep = malloc((size_t)g.n), ok = malloc((size_t)g.n), even0 = malloc((size_t)g.n);
+  coef = malloc((size_t)g.n * sizeof *coef), half = malloc((size_t)g.n * sizeof *half);
+  if (!dep || !ok || !even0 || !coef || !half) {
     st = oom(s->ctx);
     goto done;
   }
@@ -707,15 +709,27 @@ static lg_status contiguous_lanes(scope *s, lg_ruleset *rs, lg_uop *sink, lg_uop
   for (int64_t i = 0; i < g.n; i++) { /* sources come first: their coefficients are known */
     const lg_uop *u = g.u[i];
     int64_t a = u->nsrc > 0 ? pos_of(&g, u->src[0]) : -1, b = u->nsrc > 1 ? pos_of(&g, u->src[1]) : -1;
-    ok[i] = 1, coef[i] = u == lane ? 1 : 0;
+    bool ca = u->nsrc > 0 && u->src[0]->op == LG_OP_CONST && u->src[0]->arg.kind == LG_ARG_INT,
+         cb = u->nsrc > 1 && u->src[1]->op == LG_OP_CONST && u->src[1]->arg.kind == LG_ARG_INT;
+    ok[i] = 1, coef[i] = u == lane ? 1 : 0, half[i] = 0;
+    /* even0: the node is even once the lanes are 0 */
+    even0[i] = u == lane || (u->op == LG_OP_CONST && u->arg.kind == LG_ARG_INT && u->arg.i % 2 == 0) ||
+               (u->op == LG_OP_MUL && (even0[a] || even0[b])) ||
+               ((u->op == LG_OP_ADD || u->op == LG_OP_SUB) && even0[a] && even0[b]);
     if (u == lane || !dep[i]) continue;
     if ((u->op == LG_OP_ADD || u->op == LG_OP_SUB) && ok[a] && ok[b]) {
-      coef[i] =
-          (int64_t)(u->op == LG_OP_ADD ? (uint64_t)coef[a] + (uint64_t)coef[b] : (uint64_t)coef[a] - (uint64_t)coef[b]);
-    } else if (u->op == LG_OP_MUL && ok[a] && u->src[1]->op == LG_OP_CONST && u->src[1]->arg.kind == LG_ARG_INT) {
+      uint64_t sign = u->op == LG_OP_ADD ? 1 : (uint64_t)-1;
+      coef[i] = (int64_t)((uint64_t)coef[a] + sign * (uint64_t)coef[b]);
+      half[i] = (int64_t)((uint64_t)half[a] + sign * (uint64_t)half[b]);
+    } else if (u->op == LG_OP_MUL && ok[a] && cb) {
       coef[i] = (int64_t)((uint64_t)coef[a] * (uint64_t)u->src[1]->arg.i);
-    } else if (u->op == LG_OP_MUL && ok[b] && u->src[0]->op == LG_OP_CONST && u->src[0]->arg.kind == LG_ARG_INT) {
+      half[i] = (int64_t)((uint64_t)half[a] * (uint64_t)u->src[1]->arg.i);
+    } else if (u->op == LG_OP_MUL && ok[b] && ca) {
       coef[i] = (int64_t)((uint64_t)coef[b] * (uint64_t)u->src[0]->arg.i);
+      half[i] = (int64_t)((uint64_t)half[b] * (uint64_t)u->src[0]->arg.i);
+    } else if (u->op == LG_OP_IDIV && ok[a] && cb && u->src[1]->arg.i == 2 && coef[a] == 1 && half[a] == 0 && even0[a] &&
+               u->src[0]->has_bounds && u->src[0]->vmin >= 0) {
+      coef[i] = 0, half[i] = 1; /* (2t + lane) / 2 = t + lane / 2 for 2t + lane >= 0 */
     } else {
       ok[i] = 0;
     }
@@ -725,13 +739,16 @@ static lg_status contiguous_lanes(scope *s, lg_ruleset *rs, lg_uop *sink, lg_uop
   for (int64_t i = 0; i < g.n && !st; i++) {
     lg_uop *u = g.u[i], *base, *src[3];
     int64_t p = u->op == LG_OP_INDEX && u->nsrc >= 2 ? pos_of(&g, u->src[1]) : -1;
-    if (p < 0 || u->src[1] == lane || !ok[p] || (coef[p] != 1 && coef[p] != 2)) continue;
+    bool halves = p >= 0 && ok[p] && coef[p] == 0 && half[p] == 1;
+    if (p < 0 || u->src[1] == lane || !ok[p] || (coef[p] != 1 && coef[p] != 2 && !halves)) continue;
     if ((st = replace1(s, u->src[1], lane, zero, &base)) || (st = simplify(s, rs, base, &base))) break;
     src[0] = u->src[0], src[2] = u->nsrc > 2 ? u->src[2] : NULL;
     lg_uop *add[2] = {base, lane};
-    if (coef[p] == 2) { /* base + lane * 2: every other element of two vectors' worth */
-      lg_uop *mul[2] = {lane, NULL};
-      if ((st = iconst(s, 2, &mul[1])) || (st = mk(s, LG_OP_MUL, LG_DT_INT32, mul, 2, NULL, &add[1]))) break;
+    if (coef[p] == 2 || halves) { /* base + lane * 2: every other element of two vectors' worth;
+                                     base + lane / 2: each element of half a vector twice */
+      lg_uop *two[2] = {lane, NULL};
+      if ((st = iconst(s, 2, &two[1])) || (st = mk(s, halves ? LG_OP_IDIV : LG_OP_MUL, LG_DT_INT32, two, 2, NULL, &add[1])))
+        break;
     }
     if ((st = mk(s, LG_OP_ADD, LG_DT_INT32, add, 2, NULL, &src[1])) ||
         (st = rebuild(s, u, src, u->nsrc > 2 ? 3 : 2, &base)))
@@ -743,7 +760,9 @@ done:
   free(r);
   free(dep);
   free(ok);
+  free(even0);
   free(coef);
+  free(half);
   lg_ptrmap_free(&map);
   graph_free(&g);
   return st;

@@ -59,7 +59,7 @@ enum {
 };
 
 /* helpers a kernel may need, emitted once each */
-enum { H_BF16, H_BF16_DOUBLE, H_ODD, H_MAX, H_IDIV, H_MOD, H_SHL, H_SHR, H_FTOI, H_BITCAST, H_VTYPE, H_VALL, H_VWHERE, H_VMAX, H_VLOAD, H_VSTORE, H_VINTRIN, H_VGATHER, H_VFMA, H_VLANES, H_VLOAD2 };
+enum { H_BF16, H_BF16_DOUBLE, H_ODD, H_MAX, H_IDIV, H_MOD, H_SHL, H_SHR, H_FTOI, H_BITCAST, H_VTYPE, H_VALL, H_VWHERE, H_VMAX, H_VLOAD, H_VSTORE, H_VINTRIN, H_VGATHER, H_VFMA, H_VLANES, H_VLOAD2, H_VLOADH };
 
 typedef struct expr {
   char *s;      /* C text; NULL when out of memory */
@@ -251,7 +251,8 @@ static void helper_name(int32_t kind, lg_dtype a, lg_dtype b, char *out, size_t 
                                        [H_SHR] = "shr", [H_FTOI] = "ftoi", [H_BITCAST] = "bitcast", [H_VTYPE] = "vec",
                                        [H_VALL] = "all", [H_VWHERE] = "where", [H_VMAX] = "vmax",
                                        [H_VLOAD] = "vload", [H_VSTORE] = "vstore", [H_VINTRIN] = "intrin", [H_VGATHER] = "gather",
-                                       [H_VFMA] = "fma", [H_VLANES] = "lanes", [H_VLOAD2] = "load2"};
+                                       [H_VFMA] = "fma", [H_VLANES] = "lanes", [H_VLOAD2] = "load2",
+                                       [H_VLOADH] = "loadh"};
   if (kind == H_BITCAST)
     snprintf(out, size, "bitcast_%s_%s", sfx(a), sfx(b));
   else
@@ -800,9 +801,27 @@ static void vec_helper(rnd *r, int32_t kind, lg_dtype a, lg_dtype b) {
         pre, 32 * w, 32 * w);
     lg_strbuf_put(h, "  %s lo = %s_maskz_loadu_%s(even & 0x%x, p), hi = %s_maskz_loadu_%s(even >> %d, p + %d);\n", it, pre, suf,
         (1u << w) - 1, pre, suf, (int)w, (int)w);
-    lg_strbuf_put(h, "  %s r = %s_permutex2var_%s(lo, (__m%di)(%s){%s}, hi);\n", it, pre, suf, 32 * w, m.s, idx);
+    lg_strbuf_put(h, "  %s r = %s_permutex2var_%s(lo, ((__m%di)(%s){%s}), hi);\n", it, pre, suf, 32 * w, m.s, idx);
     lg_strbuf_put(h, "  return (%s)%s_mask_mov_%s((%s)alt, k, r);\n#else\n", t.s, pre, suf, it);
     lg_strbuf_put(h, "  for (int32_t l = 0; l < %d; l++)\n    if (g[l]) alt[l] = p[2 * l];\n  return alt;\n#endif\n}\n", w);
+    break;
+  }
+  case H_VLOADH: { /* lanes l of p[l / 2]: one masked load of half a vector, each element twice */
+    const char *pre = w == 16 ? "_mm512" : "_mm256", *hpre = w == 16 ? "_mm256" : "_mm",
+               *suf = lg_dt_is_float(a) ? "ps" : "epi32", *cast = lg_dt_is_float(a) ? "ps" : "si";
+    char it[16], idx[160] = "";
+    snprintf(it, sizeof it, "__m%d%s", 32 * w, lg_dt_is_float(a) ? "" : "i");
+    for (int32_t i = 0; i < w; i++) snprintf(idx + strlen(idx), sizeof idx - strlen(idx), i ? ", %d" : "%d", (int)i / 2);
+    need(r, H_VINTRIN, 0, 0);
+    lg_strbuf_put(h, "/* lane l: p[l / 2] where g is set, alt's elsewhere; elements no lane on the gate needs touch no memory */\n"
+                     "static inline %s loadh_%s(const %s *p, %s g, %s alt) {\n", t.s, t.s, ctype(a), m.s, t.s);
+    lg_strbuf_put(h, "#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__BMI2__)\n"
+                     "  uint32_t k = %s_test_epi32_mask((__m%di)g, (__m%di)g), pairs = _pext_u32(k | k >> 1, 0x55555555u);\n",
+        pre, 32 * w, 32 * w);
+    lg_strbuf_put(h, "  %s v = %s_cast%s%d_%s%d(%s_maskz_loadu_%s(pairs, p));\n", it, pre, cast, 16 * w, cast, 32 * w, hpre, suf);
+    lg_strbuf_put(h, "  %s r = %s_permutexvar_%s(((__m%di)(%s){%s}), v);\n", it, pre, suf, 32 * w, m.s, idx);
+    lg_strbuf_put(h, "  return (%s)%s_mask_mov_%s((%s)alt, k, r);\n#else\n", t.s, pre, suf, it);
+    lg_strbuf_put(h, "  for (int32_t l = 0; l < %d; l++)\n    if (g[l]) alt[l] = p[l / 2];\n  return alt;\n#endif\n}\n", w);
     break;
   }
   case H_VLANES: { /* a REDUCE's op (b) over the lanes, in lane order; through memory, so that the
@@ -872,17 +891,20 @@ static bool gatherable(const rnd *r, lg_dtype dt) {
   return !is_mask(dt) && lg_dtype_itemsize(dt) == 4 && (r->lanes == 8 || r->lanes == 16);
 }
 
-/* a load of every other element: index ADD(base, MUL(lane, 2)) (opt.apply writes `base + 2 *
- * lane` so), 4-byte lanes that gather (helper H_VLOAD2) */
-static bool strided2(const rnd *r, const lg_uop *idx, const lg_uop **base) {
+/* a load of every other element, index ADD(base, MUL(lane, 2)) (op LG_OP_MUL: helper H_VLOAD2),
+ * or of each element twice, index ADD(base, IDIV(lane, 2)) (LG_OP_IDIV: H_VLOADH), as opt.apply
+ * writes `base + 2 * lane` and `base + lane / 2`; of 4-byte lanes that gather */
+static bool lanes_by_2(const rnd *r, const lg_uop *idx, int32_t op, const lg_uop **base) {
   const lg_uop *i = idx->src[1], *m;
   *base = NULL;
   if (!gatherable(r, lg_dtype_base(idx->src[0]->dtype)) || i->op != LG_OP_ADD || is_vec(r, i->src[0])) return false;
   m = i->src[1];
-  if (m->op != LG_OP_MUL || m->src[0] != r->lane || m->src[1]->op != LG_OP_CONST || m->src[1]->arg.i != 2) return false;
+  if (m->op != op || m->src[0] != r->lane || m->src[1]->op != LG_OP_CONST || m->src[1]->arg.i != 2) return false;
   *base = i->src[0];
   return true;
 }
+static bool strided2(const rnd *r, const lg_uop *idx, const lg_uop **base) { return lanes_by_2(r, idx, LG_OP_MUL, base); }
+static bool halves(const rnd *r, const lg_uop *idx, const lg_uop **base) { return lanes_by_2(r, idx, LG_OP_IDIV, base); }
 
 /* whether vector node u is computed lane by lane */
 static bool lane_loop(const rnd *r, const lg_uop *u) {
@@ -1045,15 +1067,16 @@ static void vload(rnd *r, const lg_lin_inst *in) {
     }
     line(r, in->depth, "%s %s = %s;", t.s, name, v.s ? v.s : "");
     free(v.s);
-  } else if (strided2(r, idx, &base)) { /* every other element: two loads and a shuffle */
+  } else if (strided2(r, idx, &base) || halves(r, idx, &base)) { /* two loads or one, and a shuffle */
     vname t = vtype(r, u->dtype);
     char all[48];
-    need(r, H_VLOAD2, u->dtype, 0);
+    bool two = idx->src[1]->src[1]->op == LG_OP_MUL; /* every other element, else each twice */
+    need(r, two ? H_VLOAD2 : H_VLOADH, u->dtype, 0);
     need(r, H_VALL, LG_DT_INT32, 0);
     snprintf(all, sizeof all, "%s_all(-1)", vtype(r, LG_DT_BOOL).s);
     expr g = idx->nsrc == 3 ? vop(r, idx->src[2]) : build(r, P_PRIMARY, all);
     if (!alt.s) alt = zero_vec(r, u->dtype);
-    snprintf(tm, sizeof tm, "load2_%s(data%lld + $, $, $)", t.s, (long long)idx->src[0]->arg.i);
+    snprintf(tm, sizeof tm, "load%s_%s(data%lld + $, $, $)", two ? "2" : "h", t.s, (long long)idx->src[0]->arg.i);
     expr v = build(r, P_PRIMARY, tm, ex(r, base), P_ADD, &g, P_ANY, &alt, P_ANY);
     line(r, in->depth, "%s %s = %s;", t.s, name, v.s ? v.s : "");
     free(v.s), free(g.s);
@@ -1404,7 +1427,7 @@ static lg_status prepass(rnd *r) {
     lg_uop *u = r->lin.inst[k].u;
     if (!has_slot(r->lin.inst[k].kind)) continue;
     const lg_uop *base;
-    if (u->op == LG_OP_INDEX && is_vec(r, u) && (contiguous(r, u, &base) || strided2(r, u, &base))) {
+    if (u->op == LG_OP_INDEX && is_vec(r, u) && (contiguous(r, u, &base) || strided2(r, u, &base) || halves(r, u, &base))) {
       /* the base, not ADD(base, lane) */
       int64_t w = r->refs[slot_of(r, u)];
       if (base) r->refs[slot_of(r, base)] += w;

@@ -189,6 +189,13 @@ describe("opt transformations", function()
     s = opt.apply(kq.sink, { { "vectorize", 1, 8 } }) -- the 7 outputs of a row
     assert.matches("load2_f32x8(data1 + ", core.render_c(s, "lanes_test5"), 1, true)
     same(run(kq, kq.sink), run(kq, s), nil, "pool")
+    local up = mat(rng, { 4, 8 }, lg.float32) -- each element twice: loadh
+    local ku = kernel_of(up:reshape(4, 8, 1):expand(4, 8, 2):reshape(4, 16) * 3)
+    for _, w in ipairs({ 8, 16 }) do
+      s = opt.apply(ku.sink, { { "vectorize", 1, w } })
+      assert.matches(("loadh_f32x%d(data1 + "):format(w), core.render_c(s, "lanes_test6_" .. w), 1, true)
+      same(run(ku, ku.sink), run(ku, s), nil, "upsample")
+    end
     local kr = kernel_of(x:max(2)) -- a reduce over the lanes: a vector accumulator, summed after
     s = opt.apply(kr.sink, { { "vectorize", 1, 8 } })
     assert.matches("float red1 = max_lanes_f32x8(acc0);", core.render_c(s, "lanes_test4"), 1, true)
@@ -296,8 +303,12 @@ local function random_case(rng)
     return c:where(q, y:maximum(x)):cast(lg.int32):cast(lg.float32) + c:float() + x:cast(lg.float64):float(),
       "logic " .. tostring(dt)
   end
-  if kind == 7 then -- pooling: loads of every other element
+  if kind == 7 then -- pooling (loads of every other element) and its upsampling (each element twice)
     local x = mat(rng, { 2, m, 2 * n + rng(2) - 1 }, dt == lg.float16 and lg.float32 or dt)
+    if rng(2) == 1 then
+      return x:reshape(2, m, x.shape[3], 1):expand(2, m, x.shape[3], 2):reshape(2, m, 2 * x.shape[3]) + 1,
+        "upsample " .. tostring(x.dtype)
+    end
     return x:reshape(1, 2, m, x.shape[3]):max_pool2d({ 1, 2 }), "pool " .. tostring(x.dtype)
   end
   local x, w = mat(rng, { 1, 2, m + 2, n + 2 }, lg.float32), mat(rng, { 2, 2, 3, 3 }, lg.float32)
