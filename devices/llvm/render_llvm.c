@@ -38,25 +38,18 @@
  *     vectors of those (half a second of codegen for a 4096-element loop). A double goes to
  *     float16 or bfloat16 through float rounded to odd, so it rounds once;
  *   - bool is i1 in registers and one byte in memory (loaded as `!= 0`).
- * Vector lanes (a RANGE of kind LG_RANGE_LANES, opt.vectorize) are LLVM vectors: see the section
- * "vector lanes". */
+ * Vector lanes (a RANGE of kind LG_RANGE_LANES, opt.vectorize) are LLVM vectors:
+ * devices/llvm/render_llvm_vec.c; render_llvm.h holds what the two files share. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "linearize.h"
-#include "ptrmap.h"
-#include "strbuf.h"
+#include "render_llvm.h"
 
 /* helpers a kernel may need, emitted once each */
 enum { H_BF16 = 1, H_ODD_F32 = 2, H_BF16_DOUBLE = 4, H_ODD_DOUBLE = 8 };
-
-/* an operand as IR text: a register ("%alu3") or a constant ("5", "0x3FF0000000000000") */
-typedef struct val {
-  char s[40];
-} val;
 
 /* what the operands' bounds prove about an integer operation */
 typedef struct facts {
@@ -65,47 +58,9 @@ typedef struct facts {
   bool shift_plain; /* the amount is in [0, bits) */
 } facts;
 
-typedef struct loop {
-  int32_t label; /* loop<label>, loop<label>.body, .latch, .exit */
-  val ridx;
-} loop;
-
-typedef struct rnd {
-  lg_ctx *ctx;
-  lg_linear lin;
-  lg_ptrmap slot;   /* node -> its slot + 1 */
-  lg_ptrmap stored; /* DEFINE_GLOBALs the kernel stores into */
-  int64_t nslots;
-  val *vals;        /* per slot: the node's value (for a REDUCE: its accumulator's address) */
-  lg_uop **globals; /* DEFINE_GLOBALs by slot */
-  int64_t nglobals;
-  lg_uop **vars; /* DEFINE_VARs by name */
-  int64_t nvars;
-  loop *loops; /* the loops open now, innermost last */
-  int64_t nloops;
-  uint32_t helpers; /* H_* emitted */
-  lg_strbuf pre, allocas, body;
-  int32_t nname, nlabel;
-  char block[32]; /* the basic block instructions go into now */
-  int64_t split_open;              /* the split loop's OPEN; -1 when none */
-  int64_t split_trips, split_work; /* its iterations, the work of one */
-  int32_t w;                       /* the width of the value being written: 0 (a scalar) or lanes */
-  const lg_uop *lane;              /* the RANGE of the vector lanes (kind LG_RANGE_LANES), or NULL */
-  int32_t lanes;                   /* its size */
-  bool *vec;                       /* per slot: the node's value is a vector of the lanes */
-  int32_t *users;                  /* per slot: how many nodes of the kernel use the node */
-  bool *vacc;                      /* per slot: a REDUCE's accumulator is a vector */
-  const lg_uop **finish_at;        /* per slot: a REDUCE over the lanes reduces them after this
-                                      loop's CLOSE (NULL: right after its update) */
-  lg_uop **finishing;              /* the REDUCEs with a finish_at */
-  int64_t nfinishing;
-  bool oom;
-} rnd;
-
 /* ---- text --------------------------------------------------------------------------------------- */
 
-static lg_status fail(rnd *r, const lg_uop *u, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static lg_status fail(rnd *r, const lg_uop *u, const char *fmt, ...) {
+lg_status lg_rl_fail(rnd *r, const lg_uop *u, const char *fmt, ...) {
   char msg[512], d[96];
   va_list ap;
   va_start(ap, fmt);
@@ -125,8 +80,7 @@ static void vput(rnd *r, lg_strbuf *b, const char *prefix, const char *fmt, va_l
 }
 
 /* an instruction without a result */
-static void emit(rnd *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void emit(rnd *r, const char *fmt, ...) {
+void lg_rl_emit(rnd *r, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vput(r, &r->body, "  ", fmt, ap);
@@ -143,8 +97,7 @@ static val vdefine(rnd *r, const char *prefix, const char *fmt, va_list ap) {
   return v;
 }
 
-static val define(rnd *r, const char *prefix, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static val define(rnd *r, const char *prefix, const char *fmt, ...) {
+val lg_rl_define(rnd *r, const char *prefix, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   val v = vdefine(r, prefix, fmt, ap);
@@ -152,8 +105,7 @@ static val define(rnd *r, const char *prefix, const char *fmt, ...) {
   return v;
 }
 
-static val inst(rnd *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static val inst(rnd *r, const char *fmt, ...) {
+val lg_rl_inst(rnd *r, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   val v = vdefine(r, "alu", fmt, ap);
@@ -169,33 +121,33 @@ static void block(rnd *r, const char *kind, int32_t n, const char *suffix) {
 
 /* ---- dtypes and literals ------------------------------------------------------------------------ */
 
-static int32_t sid(lg_dtype dt) { return lg_dt_scalar_id(dt); }
-static int32_t bits(lg_dtype dt) { return 8 * lg_dtype_itemsize(dt); }
+int32_t lg_rl_sid(lg_dtype dt) { return lg_dt_scalar_id(dt); }
+int32_t lg_rl_bits(lg_dtype dt) { return 8 * lg_dtype_itemsize(dt); }
 static bool narrow(lg_dtype dt) { return lg_dtype_itemsize(dt) < 4; }
-static bool is_bf16(lg_dtype dt) { return sid(dt) == LG_DT_BFLOAT16; }
-static bool is_f16(lg_dtype dt) { return sid(dt) == LG_DT_FLOAT16; }
-static bool is_f64(lg_dtype dt) { return sid(dt) == LG_DT_FLOAT64; }
-static bool is_signed(lg_dtype dt) { return lg_dtype_kind(dt) == 'i'; }
+bool lg_rl_is_bf16(lg_dtype dt) { return lg_rl_sid(dt) == LG_DT_BFLOAT16; }
+bool lg_rl_is_f16(lg_dtype dt) { return lg_rl_sid(dt) == LG_DT_FLOAT16; }
+static bool is_f64(lg_dtype dt) { return lg_rl_sid(dt) == LG_DT_FLOAT64; }
+bool lg_rl_is_signed(lg_dtype dt) { return lg_dtype_kind(dt) == 'i'; }
 
 /* the IR type of a value */
-static const char *ty(lg_dtype dt) {
+const char *lg_rl_ty(lg_dtype dt) {
   static const char *const names[LG_DT__COUNT] = {
       [LG_DT_BOOL] = "i1",     [LG_DT_INT8] = "i8",       [LG_DT_INT16] = "i16",     [LG_DT_INT32] = "i32",
       [LG_DT_INT64] = "i64",   [LG_DT_UINT8] = "i8",      [LG_DT_UINT16] = "i16",    [LG_DT_UINT32] = "i32",
       [LG_DT_UINT64] = "i64",  [LG_DT_FLOAT16] = "float", [LG_DT_BFLOAT16] = "float", [LG_DT_FLOAT32] = "float",
       [LG_DT_FLOAT64] = "double"};
-  return names[sid(dt)] ? names[sid(dt)] : "void";
+  return names[lg_rl_sid(dt)] ? names[lg_rl_sid(dt)] : "void";
 }
 
 /* the IR type of an element in memory */
-static const char *mty(lg_dtype dt) {
-  return sid(dt) == LG_DT_BOOL ? "i8" : is_bf16(dt) || is_f16(dt) ? "i16" : ty(dt);
+const char *lg_rl_mty(lg_dtype dt) {
+  return lg_rl_sid(dt) == LG_DT_BOOL ? "i8" : lg_rl_is_bf16(dt) || lg_rl_is_f16(dt) ? "i16" : lg_rl_ty(dt);
 }
 
 /* the integer dtype of a float register's bits */
 static lg_dtype ibits(lg_dtype dt) { return is_f64(dt) ? LG_DT_INT64 : LG_DT_INT32; }
 
-static val text(const char *s) {
+val lg_rl_text(const char *s) {
   val v;
   snprintf(v.s, sizeof v.s, "%s", s);
   return v;
@@ -203,10 +155,10 @@ static val text(const char *s) {
 
 /* a constant of dtype dt: integers as signed decimals of their width, floats in hexadecimal (the
  * bits of the double: exact), float16 and bfloat16 rounded to their dtype */
-static val literal(lg_dtype dt, int64_t i, double f) {
+val lg_rl_literal(lg_dtype dt, int64_t i, double f) {
   val v;
-  int32_t n = bits(dt);
-  if (sid(dt) == LG_DT_BOOL) {
+  int32_t n = lg_rl_bits(dt);
+  if (lg_rl_sid(dt) == LG_DT_BOOL) {
     snprintf(v.s, sizeof v.s, "%s", i ? "true" : "false");
   } else if (lg_dt_is_float(dt)) {
     double d = is_f64(dt) ? f : (double)(float)lg_round_float(dt, f);
@@ -222,48 +174,45 @@ static val literal(lg_dtype dt, int64_t i, double f) {
 }
 
 /* Types and constants at the width being written (r->w): scalars, or vectors of the lanes. */
-typedef struct tname {
-  char s[24];
-} tname;
 
 /* the IR type of a value of dtype dt: float, or <16 x float> */
-static tname wty(const rnd *r, lg_dtype dt) {
+tname lg_rl_wty(const rnd *r, lg_dtype dt) {
   tname t;
   if (r->w)
-    snprintf(t.s, sizeof t.s, "<%d x %s>", (int)r->w, ty(dt));
+    snprintf(t.s, sizeof t.s, "<%d x %s>", (int)r->w, lg_rl_ty(dt));
   else
-    snprintf(t.s, sizeof t.s, "%s", ty(dt));
+    snprintf(t.s, sizeof t.s, "%s", lg_rl_ty(dt));
   return t;
 }
 
-static tname wbool(const rnd *r) { return wty(r, LG_DT_BOOL); }
+tname lg_rl_wbool(const rnd *r) { return lg_rl_wty(r, LG_DT_BOOL); }
 
 /* the suffix of an intrinsic's name for a scalar of dtype dt: f32, i8, i1 */
-static const char *sfx(lg_dtype dt) { return lg_dt_is_float(dt) ? (is_f64(dt) ? "f64" : "f32") : ty(dt); }
+const char *lg_rl_sfx(lg_dtype dt) { return lg_dt_is_float(dt) ? (is_f64(dt) ? "f64" : "f32") : lg_rl_ty(dt); }
 
 /* ... and for type wty(r, dt): f32, v16f32, v16i1 */
-static tname wsfx(const rnd *r, lg_dtype dt) {
+tname lg_rl_wsfx(const rnd *r, lg_dtype dt) {
   tname t;
   if (r->w)
-    snprintf(t.s, sizeof t.s, "v%d%s", (int)r->w, sfx(dt));
+    snprintf(t.s, sizeof t.s, "v%d%s", (int)r->w, lg_rl_sfx(dt));
   else
-    snprintf(t.s, sizeof t.s, "%s", sfx(dt));
+    snprintf(t.s, sizeof t.s, "%s", lg_rl_sfx(dt));
   return t;
 }
 
 /* a scalar x of dtype dt in every lane */
 static val splat(rnd *r, lg_dtype dt, val x) {
-  const char *t = ty(dt);
+  const char *t = lg_rl_ty(dt);
   int w = (int)r->lanes;
-  val one = inst(r, "insertelement <%d x %s> poison, %s %s, i32 0", w, t, t, x.s);
-  return inst(r, "shufflevector <%d x %s> %s, <%d x %s> poison, <%d x i32> zeroinitializer", w, t, one.s, w, t, w);
+  val one = lg_rl_inst(r, "insertelement <%d x %s> poison, %s %s, i32 0", w, t, t, x.s);
+  return lg_rl_inst(r, "shufflevector <%d x %s> %s, <%d x %s> poison, <%d x i32> zeroinitializer", w, t, one.s, w, t, w);
 }
 
 /* a constant of dtype dt (literal()) at the width being written */
-static val wconst(rnd *r, lg_dtype dt, int64_t i, double f) {
-  val c = literal(dt, i, f);
+val lg_rl_wconst(rnd *r, lg_dtype dt, int64_t i, double f) {
+  val c = lg_rl_literal(dt, i, f);
   if (!r->w) return c;
-  if (!strcmp(c.s, "0") || !strcmp(c.s, "false") || !strcmp(c.s, "0x0000000000000000")) return text("zeroinitializer");
+  if (!strcmp(c.s, "0") || !strcmp(c.s, "false") || !strcmp(c.s, "0x0000000000000000")) return lg_rl_text("zeroinitializer");
   return splat(r, dt, c);
 }
 
@@ -365,7 +314,7 @@ static void need(rnd *r, uint32_t kind) {
 }
 
 /* Declare an intrinsic once: "declare <ret> @<name>(<args>)". */
-static void declare(rnd *r, const char *ret, const char *name, const char *args) {
+void lg_rl_declare(rnd *r, const char *ret, const char *name, const char *args) {
   char line[160];
   snprintf(line, sizeof line, "declare %s @%s(%s)\n", ret, name, args);
   if (!r->pre.p || !strstr(r->pre.p, line)) lg_strbuf_put(&r->pre, "%s", line);
@@ -378,62 +327,62 @@ static void declare(rnd *r, const char *ret, const char *name, const char *args)
 
 /* float16 bits of a float register, to nearest even, and the float of float16 bits */
 static val f16_bits(rnd *r, val x) {
-  declare(r, "i16", "llvm.convert.to.fp16.f32", "float");
-  return inst(r, "call i16 @llvm.convert.to.fp16.f32(float %s)", x.s);
+  lg_rl_declare(r, "i16", "llvm.convert.to.fp16.f32", "float");
+  return lg_rl_inst(r, "call i16 @llvm.convert.to.fp16.f32(float %s)", x.s);
 }
 
 static val f16_value(rnd *r, const char *prefix, val b) {
-  declare(r, "float", "llvm.convert.from.fp16.f32", "i16");
-  return define(r, prefix, "call float @llvm.convert.from.fp16.f32(i16 %s)", b.s);
+  lg_rl_declare(r, "float", "llvm.convert.from.fp16.f32", "i16");
+  return lg_rl_define(r, prefix, "call float @llvm.convert.from.fp16.f32(i16 %s)", b.s);
 }
 
 /* a float result rounded to its dtype */
 static val round_to(rnd *r, lg_dtype dt, val v) {
-  if (is_f16(dt)) return f16_value(r, "alu", f16_bits(r, v));
-  if (!is_bf16(dt)) return v;
+  if (lg_rl_is_f16(dt)) return f16_value(r, "alu", f16_bits(r, v));
+  if (!lg_rl_is_bf16(dt)) return v;
   need(r, H_BF16);
-  return inst(r, "call float @bf16_round(float %s)", v.s);
+  return lg_rl_inst(r, "call float @bf16_round(float %s)", v.s);
 }
 
 /* llvm.<fn> on float operands of dtype dt; float16 and bfloat16 run it in float and round once
  * (as C's sinf on a _Float16), TRUNC is exact in every dtype */
 static val math_call(rnd *r, const char *fn, lg_dtype dt, int32_t n, val a, val b) {
-  tname t = wty(r, dt), s = wsfx(r, dt);
+  tname t = lg_rl_wty(r, dt), s = lg_rl_wsfx(r, dt);
   char name[40], args[64];
   snprintf(name, sizeof name, "llvm.%s.%s", fn, s.s);
   snprintf(args, sizeof args, n == 2 ? "%s, %s" : "%s", t.s, t.s);
-  declare(r, t.s, name, args);
-  val v = n == 2 ? inst(r, "call %s @%s(%s %s, %s %s)", t.s, name, t.s, a.s, t.s, b.s)
-                 : inst(r, "call %s @%s(%s %s)", t.s, name, t.s, a.s);
+  lg_rl_declare(r, t.s, name, args);
+  val v = n == 2 ? lg_rl_inst(r, "call %s @%s(%s %s, %s %s)", t.s, name, t.s, a.s, t.s, b.s)
+                 : lg_rl_inst(r, "call %s @%s(%s %s)", t.s, name, t.s, a.s);
   return strcmp(fn, "trunc") == 0 ? v : round_to(r, dt, v);
 }
 
 /* MAX of floats: NaN when a side is NaN (the quiet NaN of C's NAN), -0.0 below 0.0 */
 static val float_max(rnd *r, lg_dtype dt, val a, val b) {
-  tname t = wty(r, dt), it = wty(r, ibits(dt)), c = wbool(r);
-  val uno = inst(r, "fcmp uno %s %s, %s", t.s, a.s, b.s), gt = inst(r, "fcmp ogt %s %s, %s", t.s, a.s, b.s),
-      eq = inst(r, "fcmp oeq %s %s, %s", t.s, a.s, b.s), ab = inst(r, "bitcast %s %s to %s", t.s, a.s, it.s),
-      pos = inst(r, "icmp sgt %s %s, %s", it.s, ab.s, wconst(r, ibits(dt), -1, 0).s),
-      eqpos = inst(r, "and %s %s, %s", c.s, eq.s, pos.s), pick = inst(r, "or %s %s, %s", c.s, gt.s, eqpos.s),
-      m = inst(r, "select %s %s, %s %s, %s %s", c.s, pick.s, t.s, a.s, t.s, b.s);
-  return inst(r, "select %s %s, %s %s, %s %s", c.s, uno.s, t.s, wconst(r, dt, 0, NAN).s, t.s, m.s);
+  tname t = lg_rl_wty(r, dt), it = lg_rl_wty(r, ibits(dt)), c = lg_rl_wbool(r);
+  val uno = lg_rl_inst(r, "fcmp uno %s %s, %s", t.s, a.s, b.s), gt = lg_rl_inst(r, "fcmp ogt %s %s, %s", t.s, a.s, b.s),
+      eq = lg_rl_inst(r, "fcmp oeq %s %s, %s", t.s, a.s, b.s), ab = lg_rl_inst(r, "bitcast %s %s to %s", t.s, a.s, it.s),
+      pos = lg_rl_inst(r, "icmp sgt %s %s, %s", it.s, ab.s, lg_rl_wconst(r, ibits(dt), -1, 0).s),
+      eqpos = lg_rl_inst(r, "and %s %s, %s", c.s, eq.s, pos.s), pick = lg_rl_inst(r, "or %s %s, %s", c.s, gt.s, eqpos.s),
+      m = lg_rl_inst(r, "select %s %s, %s %s, %s %s", c.s, pick.s, t.s, a.s, t.s, b.s);
+  return lg_rl_inst(r, "select %s %s, %s %s, %s %s", c.s, uno.s, t.s, lg_rl_wconst(r, dt, 0, NAN).s, t.s, m.s);
 }
 
 static val float_op(rnd *r, int32_t op, lg_dtype dt, val a, val b, val c) {
   static const char *const fn[LG_OP__COUNT] = {[LG_OP_SQRT] = "sqrt", [LG_OP_EXP2] = "exp2", [LG_OP_LOG2] = "log2",
                                                [LG_OP_SIN] = "sin",   [LG_OP_TRUNC] = "trunc"};
-  tname t = wty(r, dt);
+  tname t = lg_rl_wty(r, dt);
   switch (op) {
-  case LG_OP_ADD: return round_to(r, dt, inst(r, "fadd %s %s, %s", t.s, a.s, b.s));
-  case LG_OP_SUB: return round_to(r, dt, inst(r, "fsub %s %s, %s", t.s, a.s, b.s));
-  case LG_OP_MUL: return round_to(r, dt, inst(r, "fmul %s %s, %s", t.s, a.s, b.s));
-  case LG_OP_FDIV: return round_to(r, dt, inst(r, "fdiv %s %s, %s", t.s, a.s, b.s));
-  case LG_OP_NEG: return inst(r, "fneg %s %s", t.s, a.s);
-  case LG_OP_RECIPROCAL: return round_to(r, dt, inst(r, "fdiv %s %s, %s", t.s, wconst(r, dt, 1, 1.0).s, a.s));
+  case LG_OP_ADD: return round_to(r, dt, lg_rl_inst(r, "fadd %s %s, %s", t.s, a.s, b.s));
+  case LG_OP_SUB: return round_to(r, dt, lg_rl_inst(r, "fsub %s %s, %s", t.s, a.s, b.s));
+  case LG_OP_MUL: return round_to(r, dt, lg_rl_inst(r, "fmul %s %s, %s", t.s, a.s, b.s));
+  case LG_OP_FDIV: return round_to(r, dt, lg_rl_inst(r, "fdiv %s %s, %s", t.s, a.s, b.s));
+  case LG_OP_NEG: return lg_rl_inst(r, "fneg %s %s", t.s, a.s);
+  case LG_OP_RECIPROCAL: return round_to(r, dt, lg_rl_inst(r, "fdiv %s %s, %s", t.s, lg_rl_wconst(r, dt, 1, 1.0).s, a.s));
   case LG_OP_MAX: return float_max(r, dt, a, b);
   case LG_OP_MULACC: {
-    val m = round_to(r, dt, inst(r, "fmul %s %s, %s", t.s, a.s, b.s));
-    return round_to(r, dt, inst(r, "fadd %s %s, %s", t.s, m.s, c.s));
+    val m = round_to(r, dt, lg_rl_inst(r, "fmul %s %s, %s", t.s, a.s, b.s));
+    return round_to(r, dt, lg_rl_inst(r, "fadd %s %s, %s", t.s, m.s, c.s));
   }
   case LG_OP_POW: return math_call(r, "pow", dt, 2, a, b);
   default: return math_call(r, fn[op], dt, 1, a, b);
@@ -442,70 +391,70 @@ static val float_op(rnd *r, int32_t op, lg_dtype dt, val a, val b, val c) {
 
 /* IDIV, MOD: a division by 0 gives 0, INT_MIN / -1 wraps */
 static val divide(rnd *r, int32_t op, lg_dtype dt, val a, val b, bool plain) {
-  tname t = wty(r, dt), c = wbool(r);
-  bool sgn = is_signed(dt);
+  tname t = lg_rl_wty(r, dt), c = lg_rl_wbool(r);
+  bool sgn = lg_rl_is_signed(dt);
   if (sgn && narrow(dt)) { /* C divides int8 and int16 in int: no overflow there */
-    tname t32 = wty(r, LG_DT_INT32);
-    val a32 = inst(r, "sext %s %s to %s", t.s, a.s, t32.s), b32 = inst(r, "sext %s %s to %s", t.s, b.s, t32.s);
+    tname t32 = lg_rl_wty(r, LG_DT_INT32);
+    val a32 = lg_rl_inst(r, "sext %s %s to %s", t.s, a.s, t32.s), b32 = lg_rl_inst(r, "sext %s %s to %s", t.s, b.s, t32.s);
     val q = divide(r, op, LG_DT_INT32, a32, b32, plain);
-    return inst(r, "trunc %s %s to %s", t32.s, q.s, t.s);
+    return lg_rl_inst(r, "trunc %s %s to %s", t32.s, q.s, t.s);
   }
   const char *ins = op == LG_OP_IDIV ? (sgn ? "sdiv" : "udiv") : (sgn ? "srem" : "urem");
-  if (plain) return inst(r, "%s %s %s, %s", ins, t.s, a.s, b.s);
-  val zero = inst(r, "icmp eq %s %s, %s", t.s, b.s, wconst(r, dt, 0, 0).s), bad = zero, minus = {{0}};
+  if (plain) return lg_rl_inst(r, "%s %s %s, %s", ins, t.s, a.s, b.s);
+  val zero = lg_rl_inst(r, "icmp eq %s %s, %s", t.s, b.s, lg_rl_wconst(r, dt, 0, 0).s), bad = zero, minus = {{0}};
   if (sgn) {
-    minus = inst(r, "icmp eq %s %s, %s", t.s, b.s, wconst(r, dt, -1, 0).s);
-    bad = inst(r, "or %s %s, %s", c.s, zero.s, minus.s);
+    minus = lg_rl_inst(r, "icmp eq %s %s, %s", t.s, b.s, lg_rl_wconst(r, dt, -1, 0).s);
+    bad = lg_rl_inst(r, "or %s %s, %s", c.s, zero.s, minus.s);
   }
-  val safe = inst(r, "select %s %s, %s %s, %s %s", c.s, bad.s, t.s, wconst(r, dt, 1, 0).s, t.s, b.s);
-  val q = inst(r, "%s %s %s, %s", ins, t.s, a.s, safe.s);
+  val safe = lg_rl_inst(r, "select %s %s, %s %s, %s %s", c.s, bad.s, t.s, lg_rl_wconst(r, dt, 1, 0).s, t.s, b.s);
+  val q = lg_rl_inst(r, "%s %s %s, %s", ins, t.s, a.s, safe.s);
   if (op == LG_OP_MOD) return q; /* x % 1 is 0: right for 0 and -1 */
   if (sgn) {
-    val neg = inst(r, "sub %s %s, %s", t.s, wconst(r, dt, 0, 0).s, a.s);
-    q = inst(r, "select %s %s, %s %s, %s %s", c.s, minus.s, t.s, neg.s, t.s, q.s);
+    val neg = lg_rl_inst(r, "sub %s %s, %s", t.s, lg_rl_wconst(r, dt, 0, 0).s, a.s);
+    q = lg_rl_inst(r, "select %s %s, %s %s, %s %s", c.s, minus.s, t.s, neg.s, t.s, q.s);
   }
-  return inst(r, "select %s %s, %s %s, %s %s", c.s, zero.s, t.s, wconst(r, dt, 0, 0).s, t.s, q.s);
+  return lg_rl_inst(r, "select %s %s, %s %s, %s %s", c.s, zero.s, t.s, lg_rl_wconst(r, dt, 0, 0).s, t.s, q.s);
 }
 
 /* SHL, SHR by an amount of dtype bdt: outside [0, bits) SHL gives 0, SHR 0 or -1 (negative) */
 static val shift(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, bool plain) {
-  tname t = wty(r, dt), bt = wty(r, bdt), c = wbool(r);
-  int32_t n = bits(dt), nb = bits(bdt);
+  tname t = lg_rl_wty(r, dt), bt = lg_rl_wty(r, bdt), c = lg_rl_wbool(r);
+  int32_t n = lg_rl_bits(dt), nb = lg_rl_bits(bdt);
   val amt = b; /* used only when it is in [0, n): then truncating or zero-extending keeps it */
-  if (nb > n) amt = inst(r, "trunc %s %s to %s", bt.s, b.s, t.s);
-  if (nb < n) amt = inst(r, "zext %s %s to %s", bt.s, b.s, t.s);
-  const char *ins = op == LG_OP_SHL ? "shl" : is_signed(dt) ? "ashr" : "lshr";
-  if (plain) return inst(r, "%s %s %s, %s", ins, t.s, a.s, amt.s);
+  if (nb > n) amt = lg_rl_inst(r, "trunc %s %s to %s", bt.s, b.s, t.s);
+  if (nb < n) amt = lg_rl_inst(r, "zext %s %s to %s", bt.s, b.s, t.s);
+  const char *ins = op == LG_OP_SHL ? "shl" : lg_rl_is_signed(dt) ? "ashr" : "lshr";
+  if (plain) return lg_rl_inst(r, "%s %s %s, %s", ins, t.s, a.s, amt.s);
   /* a negative amount is a large unsigned one */
-  val ok = inst(r, "icmp ult %s %s, %s", bt.s, b.s, wconst(r, bdt, n, 0).s);
-  val safe = inst(r, "select %s %s, %s %s, %s %s", c.s, ok.s, t.s, amt.s, t.s, wconst(r, dt, 0, 0).s);
-  val v = inst(r, "%s %s %s, %s", ins, t.s, a.s, safe.s);
-  val out = wconst(r, dt, 0, 0);
-  if (op == LG_OP_SHR && is_signed(dt)) out = inst(r, "ashr %s %s, %s", t.s, a.s, wconst(r, dt, n - 1, 0).s);
-  return inst(r, "select %s %s, %s %s, %s %s", c.s, ok.s, t.s, v.s, t.s, out.s);
+  val ok = lg_rl_inst(r, "icmp ult %s %s, %s", bt.s, b.s, lg_rl_wconst(r, bdt, n, 0).s);
+  val safe = lg_rl_inst(r, "select %s %s, %s %s, %s %s", c.s, ok.s, t.s, amt.s, t.s, lg_rl_wconst(r, dt, 0, 0).s);
+  val v = lg_rl_inst(r, "%s %s %s, %s", ins, t.s, a.s, safe.s);
+  val out = lg_rl_wconst(r, dt, 0, 0);
+  if (op == LG_OP_SHR && lg_rl_is_signed(dt)) out = lg_rl_inst(r, "ashr %s %s, %s", t.s, a.s, lg_rl_wconst(r, dt, n - 1, 0).s);
+  return lg_rl_inst(r, "select %s %s, %s %s, %s %s", c.s, ok.s, t.s, v.s, t.s, out.s);
 }
 
 static val int_op(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, val c, facts f) {
-  tname t = wty(r, dt);
-  const char *nsw = is_signed(dt) && f.nowrap ? " nsw" : "";
+  tname t = lg_rl_wty(r, dt);
+  const char *nsw = lg_rl_is_signed(dt) && f.nowrap ? " nsw" : "";
   switch (op) {
-  case LG_OP_ADD: return inst(r, "add%s %s %s, %s", nsw, t.s, a.s, b.s);
-  case LG_OP_SUB: return inst(r, "sub%s %s %s, %s", nsw, t.s, a.s, b.s);
-  case LG_OP_MUL: return inst(r, "mul%s %s %s, %s", nsw, t.s, a.s, b.s);
-  case LG_OP_NEG: return inst(r, "sub%s %s %s, %s", nsw, t.s, wconst(r, dt, 0, 0).s, a.s);
+  case LG_OP_ADD: return lg_rl_inst(r, "add%s %s %s, %s", nsw, t.s, a.s, b.s);
+  case LG_OP_SUB: return lg_rl_inst(r, "sub%s %s %s, %s", nsw, t.s, a.s, b.s);
+  case LG_OP_MUL: return lg_rl_inst(r, "mul%s %s %s, %s", nsw, t.s, a.s, b.s);
+  case LG_OP_NEG: return lg_rl_inst(r, "sub%s %s %s, %s", nsw, t.s, lg_rl_wconst(r, dt, 0, 0).s, a.s);
   case LG_OP_MULACC: {
-    val m = inst(r, "mul %s %s, %s", t.s, a.s, b.s);
-    return inst(r, "add %s %s, %s", t.s, m.s, c.s);
+    val m = lg_rl_inst(r, "mul %s %s, %s", t.s, a.s, b.s);
+    return lg_rl_inst(r, "add %s %s, %s", t.s, m.s, c.s);
   }
   case LG_OP_IDIV:
   case LG_OP_MOD: return divide(r, op, dt, a, b, f.div_plain);
   case LG_OP_MAX: {
-    val gt = inst(r, "icmp %s %s %s, %s", is_signed(dt) ? "sgt" : "ugt", t.s, a.s, b.s);
-    return inst(r, "select %s %s, %s %s, %s %s", wbool(r).s, gt.s, t.s, a.s, t.s, b.s);
+    val gt = lg_rl_inst(r, "icmp %s %s %s, %s", lg_rl_is_signed(dt) ? "sgt" : "ugt", t.s, a.s, b.s);
+    return lg_rl_inst(r, "select %s %s, %s %s, %s %s", lg_rl_wbool(r).s, gt.s, t.s, a.s, t.s, b.s);
   }
-  case LG_OP_AND: return inst(r, "and %s %s, %s", t.s, a.s, b.s);
-  case LG_OP_OR: return inst(r, "or %s %s, %s", t.s, a.s, b.s);
-  case LG_OP_XOR: return inst(r, "xor %s %s, %s", t.s, a.s, b.s);
+  case LG_OP_AND: return lg_rl_inst(r, "and %s %s, %s", t.s, a.s, b.s);
+  case LG_OP_OR: return lg_rl_inst(r, "or %s %s, %s", t.s, a.s, b.s);
+  case LG_OP_XOR: return lg_rl_inst(r, "xor %s %s, %s", t.s, a.s, b.s);
   default: return shift(r, op, dt, bdt, a, b, f.shift_plain); /* SHL, SHR */
   }
 }
@@ -513,103 +462,103 @@ static val int_op(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, v
 /* an ALU op; dt is the operands' dtype (the result's, except for comparisons), bdt the second
  * operand's (a shift amount may have its own) */
 static val op_value(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, val c, facts f) {
-  tname t = wty(r, dt);
+  tname t = lg_rl_wty(r, dt);
   char k = lg_dtype_kind(dt);
   switch (op) {
   case LG_OP_CMPLT:
-    if (k == 'f') return inst(r, "fcmp olt %s %s, %s", t.s, a.s, b.s);
-    return inst(r, "icmp %s %s %s, %s", is_signed(dt) ? "slt" : "ult", t.s, a.s, b.s);
-  case LG_OP_CMPNE: return inst(r, k == 'f' ? "fcmp une %s %s, %s" : "icmp ne %s %s, %s", t.s, a.s, b.s);
-  case LG_OP_CMPEQ: return inst(r, k == 'f' ? "fcmp oeq %s %s, %s" : "icmp eq %s %s, %s", t.s, a.s, b.s);
+    if (k == 'f') return lg_rl_inst(r, "fcmp olt %s %s, %s", t.s, a.s, b.s);
+    return lg_rl_inst(r, "icmp %s %s %s, %s", lg_rl_is_signed(dt) ? "slt" : "ult", t.s, a.s, b.s);
+  case LG_OP_CMPNE: return lg_rl_inst(r, k == 'f' ? "fcmp une %s %s, %s" : "icmp ne %s %s, %s", t.s, a.s, b.s);
+  case LG_OP_CMPEQ: return lg_rl_inst(r, k == 'f' ? "fcmp oeq %s %s, %s" : "icmp eq %s %s, %s", t.s, a.s, b.s);
   case LG_OP_WHERE: {
-    tname bt = wty(r, bdt);
-    return inst(r, "select %s %s, %s %s, %s %s", wbool(r).s, a.s, bt.s, b.s, bt.s, c.s);
+    tname bt = lg_rl_wty(r, bdt);
+    return lg_rl_inst(r, "select %s %s, %s %s, %s %s", lg_rl_wbool(r).s, a.s, bt.s, b.s, bt.s, c.s);
   }
   default: break;
   }
   if (k == 'f') return float_op(r, op, dt, a, b, c);
   if (k != 'b') return int_op(r, op, dt, bdt, a, b, c, f);
   switch (op) { /* bool: MAX is OR */
-  case LG_OP_AND: return inst(r, "and %s %s, %s", t.s, a.s, b.s);
-  case LG_OP_XOR: return inst(r, "xor %s %s, %s", t.s, a.s, b.s);
-  default: return inst(r, "or %s %s, %s", t.s, a.s, b.s);
+  case LG_OP_AND: return lg_rl_inst(r, "and %s %s, %s", t.s, a.s, b.s);
+  case LG_OP_XOR: return lg_rl_inst(r, "xor %s %s, %s", t.s, a.s, b.s);
+  default: return lg_rl_inst(r, "or %s %s, %s", t.s, a.s, b.s);
   }
 }
 
 /* float -> integer: saturating, NaN is 0 */
 static val float_to_int(rnd *r, lg_dtype to, lg_dtype from, val a) {
-  tname tt = wty(r, to), ft = wty(r, from), ts = wsfx(r, to), fs = wsfx(r, from);
+  tname tt = lg_rl_wty(r, to), ft = lg_rl_wty(r, from), ts = lg_rl_wsfx(r, to), fs = lg_rl_wsfx(r, from);
   char name[64];
-  snprintf(name, sizeof name, "llvm.fpto%ci.sat.%s.%s", is_signed(to) ? 's' : 'u', ts.s, fs.s);
-  declare(r, tt.s, name, ft.s);
-  return inst(r, "call %s @%s(%s %s)", tt.s, name, ft.s, a.s);
+  snprintf(name, sizeof name, "llvm.fpto%ci.sat.%s.%s", lg_rl_is_signed(to) ? 's' : 'u', ts.s, fs.s);
+  lg_rl_declare(r, tt.s, name, ft.s);
+  return lg_rl_inst(r, "call %s @%s(%s %s)", tt.s, name, ft.s, a.s);
 }
 
 /* integer (or bool) -> float dtype `to`, rounding once */
 static val int_to_float(rnd *r, lg_dtype to, lg_dtype from, val a) {
-  const char *conv = is_signed(from) ? "sitofp" : "uitofp", *ft = ty(from);
-  if (sid(to) == LG_DT_FLOAT32 || is_f64(to)) {
-    tname f = wty(r, from), t = wty(r, to);
-    return inst(r, "%s %s %s to %s", conv, f.s, a.s, t.s);
+  const char *conv = lg_rl_is_signed(from) ? "sitofp" : "uitofp", *ft = lg_rl_ty(from);
+  if (lg_rl_sid(to) == LG_DT_FLOAT32 || is_f64(to)) {
+    tname f = lg_rl_wty(r, from), t = lg_rl_wty(r, to);
+    return lg_rl_inst(r, "%s %s %s to %s", conv, f.s, a.s, t.s);
   }
-  if (is_f16(to)) /* exact in float below 2^24, and from there on float16 is inf anyway */
-    return round_to(r, to, inst(r, "%s %s %s to float", conv, ft, a.s));
-  if (bits(from) <= 16) { /* exact in float */
+  if (lg_rl_is_f16(to)) /* exact in float below 2^24, and from there on float16 is inf anyway */
+    return round_to(r, to, lg_rl_inst(r, "%s %s %s to float", conv, ft, a.s));
+  if (lg_rl_bits(from) <= 16) { /* exact in float */
     need(r, H_BF16);
-    return inst(r, "call float @bf16_round(float %s)", inst(r, "%s %s %s to float", conv, ft, a.s).s);
+    return lg_rl_inst(r, "call float @bf16_round(float %s)", lg_rl_inst(r, "%s %s %s to float", conv, ft, a.s).s);
   }
   val d;
-  if (bits(from) == 32) { /* exact in double */
-    d = inst(r, "%s %s %s to double", conv, ft, a.s);
+  if (lg_rl_bits(from) == 32) { /* exact in double */
+    d = lg_rl_inst(r, "%s %s %s to double", conv, ft, a.s);
   } else {
     need(r, H_ODD_DOUBLE);
-    d = inst(r, "call double @odd_double_%s(i64 %s)", is_signed(from) ? "i64" : "u64", a.s);
+    d = lg_rl_inst(r, "call double @odd_double_%s(i64 %s)", lg_rl_is_signed(from) ? "i64" : "u64", a.s);
   }
   need(r, H_BF16_DOUBLE);
-  return inst(r, "call float @bf16_round_double(double %s)", d.s);
+  return lg_rl_inst(r, "call float @bf16_round_double(double %s)", d.s);
 }
 
 /* float -> float: from float16 or bfloat16 (float registers) widening is exact */
 static val float_to_float(rnd *r, lg_dtype to, lg_dtype from, val a) {
-  tname f = wty(r, LG_DT_FLOAT32), d = wty(r, LG_DT_FLOAT64);
-  if (is_f64(to)) return inst(r, "fpext %s %s to %s", f.s, a.s, d.s);
-  if (sid(to) == LG_DT_FLOAT32) return is_f64(from) ? inst(r, "fptrunc %s %s to %s", d.s, a.s, f.s) : a;
+  tname f = lg_rl_wty(r, LG_DT_FLOAT32), d = lg_rl_wty(r, LG_DT_FLOAT64);
+  if (is_f64(to)) return lg_rl_inst(r, "fpext %s %s to %s", f.s, a.s, d.s);
+  if (lg_rl_sid(to) == LG_DT_FLOAT32) return is_f64(from) ? lg_rl_inst(r, "fptrunc %s %s to %s", d.s, a.s, f.s) : a;
   if (!is_f64(from)) return round_to(r, to, a);
-  if (is_bf16(to)) {
+  if (lg_rl_is_bf16(to)) {
     need(r, H_BF16_DOUBLE);
-    return inst(r, "call float @bf16_round_double(double %s)", a.s);
+    return lg_rl_inst(r, "call float @bf16_round_double(double %s)", a.s);
   }
   need(r, H_ODD_F32); /* to float16 */
-  return round_to(r, to, inst(r, "call float @round_odd_f32(double %s)", a.s));
+  return round_to(r, to, lg_rl_inst(r, "call float @round_odd_f32(double %s)", a.s));
 }
 
 static val cast_value(rnd *r, lg_dtype to, lg_dtype from, val a) {
   if (to == from) return a;
   char kt = lg_dtype_kind(to), kf = lg_dtype_kind(from);
-  tname t = wty(r, to), f = wty(r, from);
+  tname t = lg_rl_wty(r, to), f = lg_rl_wty(r, from);
   if (kt == 'b')
-    return kf == 'f' ? inst(r, "fcmp une %s %s, %s", f.s, a.s, wconst(r, from, 0, 0.0).s)
-                     : inst(r, "icmp ne %s %s, %s", f.s, a.s, wconst(r, from, 0, 0).s);
+    return kf == 'f' ? lg_rl_inst(r, "fcmp une %s %s, %s", f.s, a.s, lg_rl_wconst(r, from, 0, 0.0).s)
+                     : lg_rl_inst(r, "icmp ne %s %s, %s", f.s, a.s, lg_rl_wconst(r, from, 0, 0).s);
   if (kt != 'f' && kf == 'f') return float_to_int(r, to, from, a);
   if (kt == 'f') return kf == 'f' ? float_to_float(r, to, from, a) : int_to_float(r, to, from, a);
-  if (bits(to) == bits(from) && kf != 'b') return a; /* the same register */
-  if (kf != 'b' && bits(to) < bits(from)) return inst(r, "trunc %s %s to %s", f.s, a.s, t.s);
-  return inst(r, "%s %s %s to %s", is_signed(from) ? "sext" : "zext", f.s, a.s, t.s);
+  if (lg_rl_bits(to) == lg_rl_bits(from) && kf != 'b') return a; /* the same register */
+  if (kf != 'b' && lg_rl_bits(to) < lg_rl_bits(from)) return lg_rl_inst(r, "trunc %s %s to %s", f.s, a.s, t.s);
+  return lg_rl_inst(r, "%s %s %s to %s", lg_rl_is_signed(from) ? "sext" : "zext", f.s, a.s, t.s);
 }
 
 /* the bits of a value as in memory: float16 and bfloat16 as their 16 bits, floats reinterpreted,
  * integers as they are */
 static val to_bits(rnd *r, lg_dtype dt, val a) {
-  if (is_bf16(dt)) return need(r, H_BF16), inst(r, "call i16 @float_to_bf16(float %s)", a.s);
-  if (is_f16(dt)) return f16_bits(r, a);
-  if (lg_dt_is_float(dt)) return inst(r, "bitcast %s %s to %s", wty(r, dt).s, a.s, wty(r, ibits(dt)).s);
+  if (lg_rl_is_bf16(dt)) return need(r, H_BF16), lg_rl_inst(r, "call i16 @float_to_bf16(float %s)", a.s);
+  if (lg_rl_is_f16(dt)) return f16_bits(r, a);
+  if (lg_dt_is_float(dt)) return lg_rl_inst(r, "bitcast %s %s to %s", lg_rl_wty(r, dt).s, a.s, lg_rl_wty(r, ibits(dt)).s);
   return a;
 }
 
 static val from_bits(rnd *r, lg_dtype dt, val a) {
-  if (is_bf16(dt)) return need(r, H_BF16), inst(r, "call float @bf16_to_float(i16 %s)", a.s);
-  if (is_f16(dt)) return f16_value(r, "alu", a);
-  if (lg_dt_is_float(dt)) return inst(r, "bitcast %s %s to %s", wty(r, ibits(dt)).s, a.s, wty(r, dt).s);
+  if (lg_rl_is_bf16(dt)) return need(r, H_BF16), lg_rl_inst(r, "call float @bf16_to_float(i16 %s)", a.s);
+  if (lg_rl_is_f16(dt)) return f16_value(r, "alu", a);
+  if (lg_dt_is_float(dt)) return lg_rl_inst(r, "bitcast %s %s to %s", lg_rl_wty(r, ibits(dt)).s, a.s, lg_rl_wty(r, dt).s);
   return a;
 }
 
@@ -620,18 +569,18 @@ static val bitcast_value(rnd *r, lg_dtype to, lg_dtype from, val a) {
 
 /* ---- nodes ---------------------------------------------------------------------------------------- */
 
-static int64_t slot_of(const rnd *r, const lg_uop *u) {
+int64_t lg_rl_slot_of(const rnd *r, const lg_uop *u) {
   void *v = NULL;
   lg_ptrmap_get(&r->slot, u, &v);
   return (int64_t)(intptr_t)v - 1;
 }
 
 /* whether a linearized item has a slot: CLOSE and UPDATE belong to their OPEN's and INIT's */
-static bool has_slot(int32_t kind) { return kind != LG_LIN_CLOSE && kind != LG_LIN_UPDATE; }
+bool lg_rl_has_slot(int32_t kind) { return kind != LG_LIN_CLOSE && kind != LG_LIN_UPDATE; }
 
-static val *vl(const rnd *r, const lg_uop *u) { return &r->vals[slot_of(r, u)]; }
+val *lg_rl_vl(const rnd *r, const lg_uop *u) { return &r->vals[lg_rl_slot_of(r, u)]; }
 
-static bool is_vec(const rnd *r, const lg_uop *u) { return r->vec[slot_of(r, u)]; }
+bool lg_rl_is_vec(const rnd *r, const lg_uop *u) { return r->vec[lg_rl_slot_of(r, u)]; }
 
 /* what the operands' bounds prove about an integer op */
 static facts facts_of(const lg_uop *u) {
@@ -641,7 +590,7 @@ static facts facts_of(const lg_uop *u) {
   f.nowrap = ranged && u->has_bounds && (u->vmin > lo || u->vmax < hi);
   if (u->nsrc < 2) return f;
   const lg_uop *a = u->src[0], *b = u->src[1];
-  f.shift_plain = b->has_bounds && b->vmin >= 0 && b->vmax < bits(u->dtype);
+  f.shift_plain = b->has_bounds && b->vmin >= 0 && b->vmax < lg_rl_bits(u->dtype);
   bool minus_one = b->vmin <= -1 && b->vmax >= -1, int_min = ranged && a->has_bounds && a->vmin == lo;
   f.div_plain = b->has_bounds && (b->vmin > 0 || b->vmax < 0) &&
                 (lg_dtype_kind(u->dtype) == 'u' || narrow(u->dtype) || !(minus_one && int_min));
@@ -657,10 +606,10 @@ static facts facts_of(const lg_uop *u) {
 static bool keyed(const lg_uop *u) { return lg_lin_reduce_op(u) == LG_OP_MAX && lg_dt_is_float(u->dtype); }
 
 /* the dtype an accumulator holds: the REDUCE's, or the keys' */
-static lg_dtype acc_dt(const lg_uop *u) { return keyed(u) ? ibits(u->dtype) : u->dtype; }
+lg_dtype lg_rl_acc_dt(const lg_uop *u) { return keyed(u) ? ibits(u->dtype) : u->dtype; }
 
 /* the largest key: all bits but the sign */
-static int64_t key_top(lg_dtype dt) { return (int64_t)((UINT64_C(1) << (bits(ibits(dt)) - 1)) - 1); }
+static int64_t key_top(lg_dtype dt) { return (int64_t)((UINT64_C(1) << (lg_rl_bits(ibits(dt)) - 1)) - 1); }
 
 /* the key of -inf: the bits of inf are E, so -inf's key is the sign bit and top - E: -1 - E */
 static int64_t key_neg_inf(lg_dtype dt) {
@@ -671,126 +620,129 @@ static int64_t key_neg_inf(lg_dtype dt) {
 /* the key of a float's bits b, or the bits of a key b: both flip the magnitude bits of negatives */
 static val key_flip(rnd *r, lg_dtype dt, val b) {
   lg_dtype kt = ibits(dt);
-  tname t = wty(r, kt);
-  val sign = inst(r, "ashr %s %s, %s", t.s, b.s, wconst(r, kt, bits(kt) - 1, 0).s);
-  val mag = inst(r, "and %s %s, %s", t.s, sign.s, wconst(r, kt, key_top(dt), 0).s);
-  return inst(r, "xor %s %s, %s", t.s, b.s, mag.s);
+  tname t = lg_rl_wty(r, kt);
+  val sign = lg_rl_inst(r, "ashr %s %s, %s", t.s, b.s, lg_rl_wconst(r, kt, lg_rl_bits(kt) - 1, 0).s);
+  val mag = lg_rl_inst(r, "and %s %s, %s", t.s, sign.s, lg_rl_wconst(r, kt, key_top(dt), 0).s);
+  return lg_rl_inst(r, "xor %s %s, %s", t.s, b.s, mag.s);
 }
 
 /* a node's value where it is used: a REDUCE's is its accumulator's, loaded there (a vector when
  * the REDUCE's value is one) */
-static val operand(rnd *r, const lg_uop *u) {
-  if (u->op != LG_OP_REDUCE) return *vl(r, u);
+val lg_rl_operand(rnd *r, const lg_uop *u) {
+  if (u->op != LG_OP_REDUCE) return *lg_rl_vl(r, u);
   int32_t w = r->w;
-  r->w = is_vec(r, u) ? r->lanes : 0;
+  r->w = lg_rl_is_vec(r, u) ? r->lanes : 0;
   lg_dtype dt = u->dtype, kt = ibits(dt);
-  tname t = wty(r, acc_dt(u)), ft = wty(r, dt);
-  val v = inst(r, "load %s, %s* %s", t.s, t.s, vl(r, u)->s);
+  tname t = lg_rl_wty(r, lg_rl_acc_dt(u)), ft = lg_rl_wty(r, dt);
+  val v = lg_rl_inst(r, "load %s, %s* %s", t.s, t.s, lg_rl_vl(r, u)->s);
   if (keyed(u)) {
-    val f = inst(r, "bitcast %s %s to %s", t.s, key_flip(r, dt, v).s, ft.s);
-    val nan = inst(r, "icmp eq %s %s, %s", t.s, v.s, wconst(r, kt, key_top(dt), 0).s);
-    v = inst(r, "select %s %s, %s %s, %s %s", wbool(r).s, nan.s, ft.s, wconst(r, dt, 0, NAN).s, ft.s, f.s);
+    val f = lg_rl_inst(r, "bitcast %s %s to %s", t.s, key_flip(r, dt, v).s, ft.s);
+    val nan = lg_rl_inst(r, "icmp eq %s %s, %s", t.s, v.s, lg_rl_wconst(r, kt, key_top(dt), 0).s);
+    v = lg_rl_inst(r, "select %s %s, %s %s, %s %s", lg_rl_wbool(r).s, nan.s, ft.s, lg_rl_wconst(r, dt, 0, NAN).s, ft.s, f.s);
   }
   r->w = w;
   return v;
 }
 
 /* u as an operand of a vector op: a scalar is put in every lane */
-static val vop(rnd *r, const lg_uop *u) {
-  val x = operand(r, u);
-  return is_vec(r, u) ? x : splat(r, u->dtype, x);
+val lg_rl_vop(rnd *r, const lg_uop *u) {
+  val x = lg_rl_operand(r, u);
+  return lg_rl_is_vec(r, u) ? x : splat(r, u->dtype, x);
 }
 
 /* the address of an INDEX's element: a getelementptr into the buffer */
-static val address(rnd *r, const lg_uop *idx, val i) {
+val lg_rl_address(rnd *r, const lg_uop *idx, val i) {
   const lg_uop *buf = idx->src[0];
-  const char *mt = mty(lg_dtype_base(buf->dtype)), *it = ty(idx->src[1]->dtype);
-  if (lg_dt_is_unsigned(idx->src[1]->dtype) && bits(idx->src[1]->dtype) < 64) {
-    i = inst(r, "zext %s %s to i64", it, i.s);
+  const char *mt = lg_rl_mty(lg_dtype_base(buf->dtype)), *it = lg_rl_ty(idx->src[1]->dtype);
+  if (lg_dt_is_unsigned(idx->src[1]->dtype) && lg_rl_bits(idx->src[1]->dtype) < 64) {
+    i = lg_rl_inst(r, "zext %s %s to i64", it, i.s);
     it = "i64";
   }
-  return inst(r, "getelementptr inbounds %s, %s* %s, %s %s", mt, mt, vl(r, buf)->s, it, i.s);
+  return lg_rl_inst(r, "getelementptr inbounds %s, %s* %s, %s %s", mt, mt, lg_rl_vl(r, buf)->s, it, i.s);
 }
 
 /* load the element at an address as a value of dtype dt */
 static val load_at(rnd *r, lg_dtype dt, val p, const char *prefix) {
-  const char *mt = mty(dt);
+  const char *mt = lg_rl_mty(dt);
   int32_t align = lg_dtype_itemsize(dt);
-  if (sid(dt) == LG_DT_BOOL) return define(r, prefix, "icmp ne i8 %s, 0", inst(r, "load i8, i8* %s, align 1", p.s).s);
-  if (is_bf16(dt)) {
+  if (lg_rl_sid(dt) == LG_DT_BOOL)
+    return lg_rl_define(r, prefix, "icmp ne i8 %s, 0", lg_rl_inst(r, "load i8, i8* %s, align 1", p.s).s);
+  if (lg_rl_is_bf16(dt)) {
     need(r, H_BF16);
-    val b = inst(r, "load i16, i16* %s, align 2", p.s);
-    return define(r, prefix, "call float @bf16_to_float(i16 %s)", b.s);
+    val b = lg_rl_inst(r, "load i16, i16* %s, align 2", p.s);
+    return lg_rl_define(r, prefix, "call float @bf16_to_float(i16 %s)", b.s);
   }
-  if (is_f16(dt)) return f16_value(r, prefix, inst(r, "load i16, i16* %s, align 2", p.s));
-  return define(r, prefix, "load %s, %s* %s, align %d", mt, mt, p.s, (int)align);
+  if (lg_rl_is_f16(dt)) return f16_value(r, prefix, lg_rl_inst(r, "load i16, i16* %s, align 2", p.s));
+  return lg_rl_define(r, prefix, "load %s, %s* %s, align %d", mt, mt, p.s, (int)align);
 }
 
 /* Branch around code under a scalar gate: gate_open, the gated code, gate_close. */
-static int32_t gate_open(rnd *r, val gate, const char *what, char *from, size_t size) {
+int32_t lg_rl_gate_open(rnd *r, val gate, const char *what, char *from, size_t size) {
   int32_t k = r->nlabel++;
   snprintf(from, size, "%s", r->block);
-  emit(r, "br i1 %s, label %%gate%d.%s, label %%gate%d.done", gate.s, (int)k, what, (int)k);
+  lg_rl_emit(r, "br i1 %s, label %%gate%d.%s, label %%gate%d.done", gate.s, (int)k, what, (int)k);
   block(r, "gate", k, what[0] == 'l' ? ".load" : ".store");
   return k;
 }
 
-static void gate_close(rnd *r, int32_t k) {
-  emit(r, "br label %%gate%d.done", (int)k);
+void lg_rl_gate_close(rnd *r, int32_t k) {
+  lg_rl_emit(r, "br label %%gate%d.done", (int)k);
   block(r, "gate", k, ".done");
 }
 
 static void load(rnd *r, const lg_lin_inst *in) {
   lg_uop *u = in->u, *idx = u->src[0];
-  val i = operand(r, idx->src[1]);
+  val i = lg_rl_operand(r, idx->src[1]);
   if (idx->nsrc < 3) {
-    *vl(r, u) = load_at(r, u->dtype, address(r, idx, i), "val");
+    *lg_rl_vl(r, u) = load_at(r, u->dtype, lg_rl_address(r, idx, i), "val");
     return;
   }
   /* gated: the address is only formed and read under the gate */
-  val gate = operand(r, idx->src[2]), alt = u->nsrc > 1 ? operand(r, u->src[1]) : literal(u->dtype, 0, 0.0);
+  val gate = lg_rl_operand(r, idx->src[2]), alt = u->nsrc > 1 ? lg_rl_operand(r, u->src[1]) : lg_rl_literal(u->dtype, 0, 0.0);
   char from[32];
-  int32_t k = gate_open(r, gate, "load", from, sizeof from);
-  val v = load_at(r, u->dtype, address(r, idx, i), "alu");
-  gate_close(r, k);
-  *vl(r, u) = define(r, "val", "phi %s [ %s, %%gate%d.load ], [ %s, %%%s ]", ty(u->dtype), v.s, (int)k, alt.s, from);
+  int32_t k = lg_rl_gate_open(r, gate, "load", from, sizeof from);
+  val v = load_at(r, u->dtype, lg_rl_address(r, idx, i), "alu");
+  lg_rl_gate_close(r, k);
+  *lg_rl_vl(r, u) =
+      lg_rl_define(r, "val", "phi %s [ %s, %%gate%d.load ], [ %s, %%%s ]", lg_rl_ty(u->dtype), v.s, (int)k, alt.s, from);
 }
 
 /* the value of a STORE as its element in memory */
-static val to_memory(rnd *r, lg_dtype dt, val v) {
-  if (sid(dt) == LG_DT_BOOL) return inst(r, "zext %s %s to %s", wbool(r).s, v.s, wty(r, LG_DT_INT8).s);
-  if (is_bf16(dt)) return need(r, H_BF16), inst(r, "call i16 @float_to_bf16(float %s)", v.s);
-  if (is_f16(dt)) return f16_bits(r, v);
+val lg_rl_to_memory(rnd *r, lg_dtype dt, val v) {
+  if (lg_rl_sid(dt) == LG_DT_BOOL) return lg_rl_inst(r, "zext %s %s to %s", lg_rl_wbool(r).s, v.s, lg_rl_wty(r, LG_DT_INT8).s);
+  if (lg_rl_is_bf16(dt)) return need(r, H_BF16), lg_rl_inst(r, "call i16 @float_to_bf16(float %s)", v.s);
+  if (lg_rl_is_f16(dt)) return f16_bits(r, v);
   return v;
 }
 
 static void store(rnd *r, const lg_lin_inst *in) {
   lg_uop *u = in->u, *idx = u->src[0];
   lg_dtype dt = u->src[1]->dtype;
-  val v = to_memory(r, dt, operand(r, u->src[1])), i = operand(r, idx->src[1]);
+  val v = lg_rl_to_memory(r, dt, lg_rl_operand(r, u->src[1])), i = lg_rl_operand(r, idx->src[1]);
   int32_t k = -1;
   char from[32];
-  if (idx->nsrc == 3) k = gate_open(r, operand(r, idx->src[2]), "store", from, sizeof from);
-  const char *mt = mty(dt);
-  val p = address(r, idx, i);
-  emit(r, "store %s %s, %s* %s, align %d", mt, v.s, mt, p.s, (int)lg_dtype_itemsize(dt));
-  if (k >= 0) gate_close(r, k);
+  if (idx->nsrc == 3) k = lg_rl_gate_open(r, lg_rl_operand(r, idx->src[2]), "store", from, sizeof from);
+  const char *mt = lg_rl_mty(dt);
+  val p = lg_rl_address(r, idx, i);
+  lg_rl_emit(r, "store %s %s, %s* %s, align %d", mt, v.s, mt, p.s, (int)lg_dtype_itemsize(dt));
+  if (k >= 0) lg_rl_gate_close(r, k);
 }
 
 /* ALU, CAST, BITCAST (of vectors: scalar operands put in every lane) */
 static void value(rnd *r, const lg_lin_inst *in) {
   lg_uop *u = in->u;
-  val (*get)(rnd *, const lg_uop *) = r->w ? vop : operand;
+  val (*get)(rnd *, const lg_uop *) = r->w ? lg_rl_vop : lg_rl_operand;
   val a = get(r, u->src[0]), b = u->nsrc > 1 ? get(r, u->src[1]) : a, c = u->nsrc > 2 ? get(r, u->src[2]) : a;
   lg_dtype odt = lg_op_has(u->op, LG_OPF_CMP) ? u->src[0]->dtype : u->dtype;
-  *vl(r, u) = u->op == LG_OP_CAST      ? cast_value(r, u->dtype, u->src[0]->dtype, a)
-              : u->op == LG_OP_BITCAST ? bitcast_value(r, u->dtype, u->src[0]->dtype, a)
-                                       : op_value(r, u->op, odt, u->nsrc > 1 ? u->src[1]->dtype : odt, a, b, c, facts_of(u));
+  *lg_rl_vl(r, u) = u->op == LG_OP_CAST      ? cast_value(r, u->dtype, u->src[0]->dtype, a)
+                    : u->op == LG_OP_BITCAST ? bitcast_value(r, u->dtype, u->src[0]->dtype, a)
+                                             : op_value(r, u->op, odt, u->nsrc > 1 ? u->src[1]->dtype : odt, a, b, c,
+                                                        facts_of(u));
 }
 
 /* a new accumulator of type t: an alloca in the entry block */
-static void new_acc(rnd *r, const lg_uop *u, const char *t) {
-  val *acc = vl(r, u);
+void lg_rl_new_acc(rnd *r, const lg_uop *u, const char *t) {
+  val *acc = lg_rl_vl(r, u);
   snprintf(acc->s, sizeof acc->s, "%%acc%d", r->nname++);
   lg_strbuf_put(&r->allocas, "  %s = alloca %s\n", acc->s, t);
 }
@@ -801,250 +753,98 @@ static void reduce_init(rnd *r, const lg_lin_inst *in) {
   int32_t op = lg_lin_reduce_op(u);
   int64_t lo = 0, hi; /* MAX starts at the lowest value: -inf, INT32_MIN, 0 (uint64 too: left as is) */
   if (op == LG_OP_MAX && !lg_dt_is_float(dt)) lg_dt_int_range(dt, &lo, &hi);
-  tname t = wty(r, acc_dt(u));
-  val id = keyed(u)            ? wconst(r, ibits(dt), key_neg_inf(dt), 0)
-           : op == LG_OP_MAX ? wconst(r, dt, lo, -INFINITY)
-                             : wconst(r, dt, op == LG_OP_MUL, op == LG_OP_MUL);
-  new_acc(r, u, t.s);
-  emit(r, "store %s %s, %s* %s", t.s, id.s, t.s, vl(r, u)->s);
+  tname t = lg_rl_wty(r, lg_rl_acc_dt(u));
+  val id = keyed(u)            ? lg_rl_wconst(r, ibits(dt), key_neg_inf(dt), 0)
+           : op == LG_OP_MAX ? lg_rl_wconst(r, dt, lo, -INFINITY)
+                             : lg_rl_wconst(r, dt, op == LG_OP_MUL, op == LG_OP_MUL);
+  lg_rl_new_acc(r, u, t.s);
+  lg_rl_emit(r, "store %s %s, %s* %s", t.s, id.s, t.s, lg_rl_vl(r, u)->s);
 }
 
-static int32_t users_of(const void *r, const lg_uop *u) { return ((const rnd *)r)->users[slot_of(r, u)]; }
+static int32_t users_of(const void *r, const lg_uop *u) { return ((const rnd *)r)->users[lg_rl_slot_of(r, u)]; }
 
-static val lane_operand(rnd *r, const lg_uop *u) { return r->w ? vop(r, u) : operand(r, u); }
+static val lane_operand(rnd *r, const lg_uop *u) { return r->w ? lg_rl_vop(r, u) : lg_rl_operand(r, u); }
 
 static void reduce_update(rnd *r, const lg_lin_inst *in) {
   lg_uop *u = in->u;
   lg_dtype dt = u->dtype, kt = ibits(dt);
-  tname t = wty(r, acc_dt(u)), ft = wty(r, dt), c = wbool(r);
-  val cur = inst(r, "load %s, %s* %s", t.s, t.s, vl(r, u)->s), v;
+  tname t = lg_rl_wty(r, lg_rl_acc_dt(u)), ft = lg_rl_wty(r, dt), c = lg_rl_wbool(r);
+  val cur = lg_rl_inst(r, "load %s, %s* %s", t.s, t.s, lg_rl_vl(r, u)->s), v;
   const lg_uop *terms[LG_LIN_FMA_TERMS];
   bool fused[LG_LIN_FMA_TERMS];
   int32_t n = lg_lin_fma_terms(u, users_of, r, terms, fused);
   if (n > 0) { /* fused multiply-adds, as render_c (linearize.h) */
-    tname s = wsfx(r, dt);
+    tname s = lg_rl_wsfx(r, dt);
     char name[40], args[80];
     snprintf(name, sizeof name, "llvm.fma.%s", s.s);
     snprintf(args, sizeof args, "%s, %s, %s", t.s, t.s, t.s);
-    declare(r, t.s, name, args);
+    lg_rl_declare(r, t.s, name, args);
     v = cur;
     for (int32_t i = 0; i < n; i++) {
       if (fused[i]) {
         val a = lane_operand(r, terms[i]->src[0]), b = lane_operand(r, terms[i]->src[1]);
-        v = inst(r, "call %s @%s(%s %s, %s %s, %s %s)", t.s, name, t.s, a.s, t.s, b.s, t.s, v.s);
+        v = lg_rl_inst(r, "call %s @%s(%s %s, %s %s, %s %s)", t.s, name, t.s, a.s, t.s, b.s, t.s, v.s);
       } else {
-        v = inst(r, "fadd %s %s, %s", t.s, v.s, lane_operand(r, terms[i]).s);
+        v = lg_rl_inst(r, "fadd %s %s, %s", t.s, v.s, lane_operand(r, terms[i]).s);
       }
     }
-    emit(r, "store %s %s, %s* %s", t.s, v.s, t.s, vl(r, u)->s);
+    lg_rl_emit(r, "store %s %s, %s* %s", t.s, v.s, t.s, lg_rl_vl(r, u)->s);
     return;
   }
   val x = lane_operand(r, u->src[0]);
   if (keyed(u)) {
-    val kx = key_flip(r, dt, inst(r, "bitcast %s %s to %s", ft.s, x.s, t.s)), nan = inst(r, "fcmp uno %s %s, %s", ft.s, x.s, x.s);
-    kx = inst(r, "select %s %s, %s %s, %s %s", c.s, nan.s, t.s, wconst(r, kt, key_top(dt), 0).s, t.s, kx.s);
-    val gt = inst(r, "icmp sgt %s %s, %s", t.s, cur.s, kx.s);
-    v = inst(r, "select %s %s, %s %s, %s %s", c.s, gt.s, t.s, cur.s, t.s, kx.s);
+    val kx = key_flip(r, dt, lg_rl_inst(r, "bitcast %s %s to %s", ft.s, x.s, t.s)),
+        nan = lg_rl_inst(r, "fcmp uno %s %s, %s", ft.s, x.s, x.s);
+    kx = lg_rl_inst(r, "select %s %s, %s %s, %s %s", c.s, nan.s, t.s, lg_rl_wconst(r, kt, key_top(dt), 0).s, t.s, kx.s);
+    val gt = lg_rl_inst(r, "icmp sgt %s %s, %s", t.s, cur.s, kx.s);
+    v = lg_rl_inst(r, "select %s %s, %s %s, %s %s", c.s, gt.s, t.s, cur.s, t.s, kx.s);
   } else {
     v = op_value(r, lg_lin_reduce_op(u), dt, dt, cur, x, x, (facts){0});
   }
-  emit(r, "store %s %s, %s* %s", t.s, v.s, t.s, vl(r, u)->s);
+  lg_rl_emit(r, "store %s %s, %s* %s", t.s, v.s, t.s, lg_rl_vl(r, u)->s);
 }
 
-/* ---- vector lanes ----------------------------------------------------------------------------------
- * A kernel with a RANGE of kind LG_RANGE_LANES (opt.vectorize) computes its W lanes at once, as
- * render_c does: every value that depends on the lanes is an LLVM vector (<16 x float>, <16 x i1>
- * for bool), the RANGE's value is <0, 1, ..., W-1>, scalar operands are put in every lane. An
- * access whose index is ADD(base, lane) (opt.lua writes contiguous ones so) and whose gate, if
- * any, is one for all lanes is one vector load or store; any other is a masked gather or scatter
- * (llvm.masked.*) whose lanes with a false gate read and write nothing and index element 0. A
- * REDUCE over the lanes keeps a vector accumulator and reduces its lanes (floats added in lane
- * order, as render_c does) once its loops are done, into a scalar accumulator. */
-
-/* the lanes' RANGE: their numbers */
-static void lanes_value(rnd *r, const lg_lin_inst *in) {
-  lg_strbuf b = {0};
-  const char *t = ty(in->u->dtype);
-  for (int32_t i = 0; i < r->lanes; i++) lg_strbuf_put(&b, i ? ", %s %d" : "%s %d", t, (int)i);
-  *vl(r, in->u) = define(r, "lane", "add <%d x %s> zeroinitializer, <%s>", (int)r->lanes, t, b.p ? b.p : "");
-  r->oom |= b.oom;
-  free(b.p);
-}
-
-/* an access of whole vectors: index ADD(base, lane) (or the lane: *base NULL), no gate per lane */
-static bool contiguous(const rnd *r, const lg_uop *idx, const lg_uop **base) {
-  const lg_uop *i = idx->src[1];
-  *base = NULL;
-  if (idx->nsrc == 3 && is_vec(r, idx->src[2])) return false;
-  if (i == r->lane) return true;
-  if (i->op != LG_OP_ADD || i->src[1] != r->lane || is_vec(r, i->src[0])) return false;
-  *base = i->src[0];
-  return true;
-}
-
-/* the address of a contiguous access's first element, as a pointer to a vector */
-static val vector_address(rnd *r, const lg_uop *idx, const lg_uop *base, lg_dtype dt) {
-  const char *mt = mty(dt);
-  val p = address(r, idx, base ? operand(r, base) : text("0"));
-  return inst(r, "bitcast %s* %s to <%d x %s>*", mt, p.s, (int)r->lanes, mt);
-}
-
-/* a gather's or scatter's addresses and mask: lanes whose gate is false index element 0 */
-static val lane_addresses(rnd *r, const lg_uop *idx, val *mask) {
-  const lg_uop *buf = idx->src[0];
-  lg_dtype it = idx->src[1]->dtype;
-  const char *mt = mty(lg_dtype_base(buf->dtype));
-  tname t = wty(r, it);
-  val i = vop(r, idx->src[1]);
-  *mask = wconst(r, LG_DT_BOOL, 1, 0);
-  if (idx->nsrc == 3) {
-    *mask = vop(r, idx->src[2]);
-    i = inst(r, "select %s %s, %s %s, %s zeroinitializer", wbool(r).s, mask->s, t.s, i.s, t.s);
-  }
-  if (lg_dt_is_unsigned(it) && bits(it) < 64) {
-    tname wide = wty(r, LG_DT_INT64);
-    i = inst(r, "zext %s %s to %s", t.s, i.s, wide.s);
-    t = wide;
-  }
-  return inst(r, "getelementptr inbounds %s, %s* %s, %s %s", mt, mt, vl(r, buf)->s, t.s, i.s);
-}
-
-/* the name of llvm.masked.<op> for elements of dtype dt in memory: llvm.masked.gather.v16f32.v16p0f32 */
-static void masked_name(const rnd *r, const char *op, lg_dtype dt, char *out, size_t size) {
-  lg_dtype m = sid(dt) == LG_DT_BOOL ? LG_DT_INT8 : dt;
-  snprintf(out, size, "llvm.masked.%s.%s.v%dp0%s", op, wsfx(r, m).s, (int)r->lanes, sfx(m));
-}
-
-static void vload(rnd *r, const lg_lin_inst *in) {
-  lg_uop *u = in->u, *idx = u->src[0];
-  lg_dtype dt = u->dtype;
-  const lg_uop *base;
-  const char *mt = mty(dt);
-  int w = (int)r->lanes, align = (int)lg_dtype_itemsize(dt);
-  bool mask = sid(dt) == LG_DT_BOOL;
-  tname t = wty(r, dt), m = wty(r, LG_DT_INT8);
-  if (!mask) m = t;
-  val alt = u->nsrc > 1 ? vop(r, u->src[1]) : wconst(r, dt, 0, 0.0), v;
-  if (contiguous(r, idx, &base)) {
-    int32_t k = -1;
-    char from[32];
-    if (idx->nsrc == 3) k = gate_open(r, operand(r, idx->src[2]), "load", from, sizeof from);
-    v = inst(r, "load %s, %s* %s, align %d", m.s, m.s, vector_address(r, idx, base, dt).s, align);
-    if (mask) v = inst(r, "icmp ne %s %s, zeroinitializer", m.s, v.s);
-    if (k >= 0) {
-      gate_close(r, k);
-      v = inst(r, "phi %s [ %s, %%gate%d.load ], [ %s, %%%s ]", t.s, v.s, (int)k, alt.s, from);
-    }
-  } else {
-    char name[64], args[96];
-    val g, p = lane_addresses(r, idx, &g);
-    masked_name(r, "gather", dt, name, sizeof name);
-    snprintf(args, sizeof args, "<%d x %s*>, i32, %s, %s", w, mt, wbool(r).s, m.s);
-    declare(r, m.s, name, args);
-    val pass = to_memory(r, dt, alt);
-    v = inst(r, "call %s @%s(<%d x %s*> %s, i32 %d, %s %s, %s %s)", m.s, name, w, mt, p.s, align, wbool(r).s, g.s, m.s, pass.s);
-    if (mask) v = inst(r, "icmp ne %s %s, zeroinitializer", m.s, v.s);
-  }
-  *vl(r, u) = v;
-}
-
-static void vstore(rnd *r, const lg_lin_inst *in) {
-  lg_uop *u = in->u, *idx = u->src[0];
-  lg_dtype dt = u->src[1]->dtype;
-  const lg_uop *base;
-  const char *mt = mty(dt);
-  int w = (int)r->lanes, align = (int)lg_dtype_itemsize(dt);
-  tname m = wty(r, sid(dt) == LG_DT_BOOL ? LG_DT_INT8 : dt);
-  val v = to_memory(r, dt, vop(r, u->src[1]));
-  if (contiguous(r, idx, &base)) {
-    int32_t k = -1;
-    char from[32];
-    if (idx->nsrc == 3) k = gate_open(r, operand(r, idx->src[2]), "store", from, sizeof from);
-    emit(r, "store %s %s, %s* %s, align %d", m.s, v.s, m.s, vector_address(r, idx, base, dt).s, align);
-    if (k >= 0) gate_close(r, k);
-    return;
-  }
-  char name[64], args[96];
-  val g, p = lane_addresses(r, idx, &g);
-  masked_name(r, "scatter", dt, name, sizeof name);
-  snprintf(args, sizeof args, "%s, <%d x %s*>, i32, %s", m.s, w, mt, wbool(r).s);
-  declare(r, "void", name, args);
-  /* lanes that store to one address store in lane order: the last one's value stays */
-  emit(r, "call void @%s(%s %s, <%d x %s*> %s, i32 %d, %s %s)", name, m.s, v.s, w, mt, p.s, align, wbool(r).s, g.s);
-}
-
-/* a REDUCE over the lanes, once its loops are done: its vector accumulator's lanes reduced, kept
- * in a scalar accumulator from here on. Floats add and multiply in lane order, as render_c does;
- * a float MAX reduces keys (integers, in any order). */
-static void reduce_finish(rnd *r, const lg_uop *u) {
-  lg_dtype at = acc_dt(u);
-  int32_t op = lg_lin_reduce_op(u);
-  r->w = r->lanes;
-  tname vt = wty(r, at), s = wsfx(r, at);
-  r->w = 0;
-  const char *t = ty(at);
-  val acc = inst(r, "load %s, %s* %s", vt.s, vt.s, vl(r, u)->s), v;
-  char name[64], args[64];
-  if (lg_dt_is_float(at)) { /* ADD or MUL: from -0.0 (x + -0.0 is x) or 1.0 */
-    snprintf(name, sizeof name, "llvm.vector.reduce.f%s.%s", op == LG_OP_MUL ? "mul" : "add", s.s);
-    snprintf(args, sizeof args, "%s, %s", t, vt.s);
-    declare(r, t, name, args);
-    val start = literal(at, 0, op == LG_OP_MUL ? 1.0 : -0.0);
-    v = inst(r, "call %s @%s(%s %s, %s %s)", t, name, t, start.s, vt.s, acc.s);
-  } else {
-    const char *how = lg_dtype_kind(at) == 'b' ? "or" /* MAX */
-                      : op == LG_OP_ADD        ? "add"
-                      : op == LG_OP_MUL        ? "mul"
-                      : is_signed(at)          ? "smax"
-                                               : "umax";
-    snprintf(name, sizeof name, "llvm.vector.reduce.%s.%s", how, s.s);
-    declare(r, t, name, vt.s);
-    v = inst(r, "call %s @%s(%s %s)", t, name, vt.s, acc.s);
-  }
-  new_acc(r, u, t);
-  emit(r, "store %s %s, %s* %s", t, v.s, t, vl(r, u)->s);
-}
 /* The split loop's part on this core, as render_c computes it: n * core_id / ncores (which = 0)
  * or n * (core_id + 1) / ncores (which = 1) in int64, n widened as C converts it. */
 static val core_bound(rnd *r, lg_dtype dt, val n, int which) {
-  const char *t = ty(dt);
-  bool wide = bits(dt) == 64;
-  val n64 = wide ? n : inst(r, "%s %s %s to i64", is_signed(dt) ? "sext" : "zext", t, n.s);
-  val id = which ? inst(r, "add nsw i32 %%core_id, 1") : text("%core_id");
-  val id64 = inst(r, "sext i32 %s to i64", id.s), cores = inst(r, "sext i32 %%ncores to i64");
-  val b = inst(r, "sdiv i64 %s, %s", inst(r, "mul i64 %s, %s", n64.s, id64.s).s, cores.s);
-  return wide ? b : inst(r, "trunc i64 %s to %s", b.s, t);
+  const char *t = lg_rl_ty(dt);
+  bool wide = lg_rl_bits(dt) == 64;
+  val n64 = wide ? n : lg_rl_inst(r, "%s %s %s to i64", lg_rl_is_signed(dt) ? "sext" : "zext", t, n.s);
+  val id = which ? lg_rl_inst(r, "add nsw i32 %%core_id, 1") : lg_rl_text("%core_id");
+  val id64 = lg_rl_inst(r, "sext i32 %s to i64", id.s), cores = lg_rl_inst(r, "sext i32 %%ncores to i64");
+  val b = lg_rl_inst(r, "sdiv i64 %s, %s", lg_rl_inst(r, "mul i64 %s, %s", n64.s, id64.s).s, cores.s);
+  return wide ? b : lg_rl_inst(r, "trunc i64 %s to %s", b.s, t);
 }
 
 /* loop<k>: ridx = phi [start, before], [ridx + 1, latch]; on to the body while ridx < end. start
  * is 0 and end the RANGE's, except in the split loop (this core's part). */
 static void loop_open(rnd *r, const lg_lin_inst *in, bool split) {
   lg_uop *u = in->u;
-  const char *t = ty(u->dtype);
-  val end = operand(r, u->src[0]), start = text("0");
+  const char *t = lg_rl_ty(u->dtype);
+  val end = lg_rl_operand(r, u->src[0]), start = lg_rl_text("0");
   if (split) start = core_bound(r, u->dtype, end, 0), end = core_bound(r, u->dtype, end, 1);
   loop *l = &r->loops[r->nloops++];
   l->label = r->nlabel++;
   snprintf(l->ridx.s, sizeof l->ridx.s, "%%ridx%d", r->nname++);
   char from[32];
   snprintf(from, sizeof from, "%s", r->block);
-  emit(r, "br label %%loop%d", (int)l->label);
+  lg_rl_emit(r, "br label %%loop%d", (int)l->label);
   block(r, "loop", l->label, "");
-  emit(r, "%s = phi %s [ %s, %%%s ], [ %s.next, %%loop%d.latch ]", l->ridx.s, t, start.s, from, l->ridx.s,
-       (int)l->label);
-  val more = inst(r, "icmp %s %s %s, %s", is_signed(u->dtype) ? "slt" : "ult", t, l->ridx.s, end.s);
-  emit(r, "br i1 %s, label %%loop%d.body, label %%loop%d.exit", more.s, (int)l->label, (int)l->label);
+  lg_rl_emit(r, "%s = phi %s [ %s, %%%s ], [ %s.next, %%loop%d.latch ]", l->ridx.s, t, start.s, from, l->ridx.s,
+             (int)l->label);
+  val more = lg_rl_inst(r, "icmp %s %s %s, %s", lg_rl_is_signed(u->dtype) ? "slt" : "ult", t, l->ridx.s, end.s);
+  lg_rl_emit(r, "br i1 %s, label %%loop%d.body, label %%loop%d.exit", more.s, (int)l->label, (int)l->label);
   block(r, "loop", l->label, ".body");
-  *vl(r, u) = l->ridx;
+  *lg_rl_vl(r, u) = l->ridx;
 }
 
 static void loop_close(rnd *r, const lg_lin_inst *in) {
   loop *l = &r->loops[--r->nloops];
-  const char *t = ty(in->u->dtype);
-  emit(r, "br label %%loop%d.latch", (int)l->label);
+  const char *t = lg_rl_ty(in->u->dtype);
+  lg_rl_emit(r, "br label %%loop%d.latch", (int)l->label);
   block(r, "loop", l->label, ".latch");
-  emit(r, "%s.next = add nuw nsw %s %s, 1", l->ridx.s, t, l->ridx.s); /* ridx < end: no wrap */
-  emit(r, "br label %%loop%d", (int)l->label);
+  lg_rl_emit(r, "%s.next = add nuw nsw %s %s, 1", l->ridx.s, t, l->ridx.s); /* ridx < end: no wrap */
+  lg_rl_emit(r, "br label %%loop%d", (int)l->label);
   block(r, "loop", l->label, ".exit");
 }
 
@@ -1052,26 +852,26 @@ static void walk(rnd *r) {
   for (int64_t k = 0; k < r->lin.n; k++) {
     const lg_lin_inst *in = &r->lin.inst[k];
     lg_uop *u = in->u;
-    bool acc = in->kind == LG_LIN_INIT || in->kind == LG_LIN_UPDATE, vacc = acc && r->vacc[slot_of(r, u)];
-    r->w = vacc || (in->kind == LG_LIN_NODE && is_vec(r, u)) ? r->lanes : 0;
+    bool acc = in->kind == LG_LIN_INIT || in->kind == LG_LIN_UPDATE, vacc = acc && r->vacc[lg_rl_slot_of(r, u)];
+    r->w = vacc || (in->kind == LG_LIN_NODE && lg_rl_is_vec(r, u)) ? r->lanes : 0;
     switch (in->kind) {
     case LG_LIN_OPEN: loop_open(r, in, k == r->split_open); break;
     case LG_LIN_CLOSE:
       loop_close(r, in);
       for (int64_t i = 0; i < r->nfinishing; i++)
-        if (r->finish_at[slot_of(r, r->finishing[i])] == u) reduce_finish(r, r->finishing[i]);
+        if (r->finish_at[lg_rl_slot_of(r, r->finishing[i])] == u) lg_rl_reduce_finish(r, r->finishing[i]);
       break;
     case LG_LIN_INIT: reduce_init(r, in); break;
     case LG_LIN_UPDATE:
       reduce_update(r, in);
-      if (vacc && !is_vec(r, u) && !r->finish_at[slot_of(r, u)]) reduce_finish(r, u);
+      if (vacc && !lg_rl_is_vec(r, u) && !r->finish_at[lg_rl_slot_of(r, u)]) lg_rl_reduce_finish(r, u);
       break;
     default:
       switch (u->op) {
-      case LG_OP_CONST: *vl(r, u) = literal(u->dtype, u->arg.i, u->arg.f); break;
-      case LG_OP_RANGE: lanes_value(r, in); break;
-      case LG_OP_LOAD: (r->w ? vload : load)(r, in); break;
-      case LG_OP_STORE: (r->w ? vstore : store)(r, in); break;
+      case LG_OP_CONST: *lg_rl_vl(r, u) = lg_rl_literal(u->dtype, u->arg.i, u->arg.f); break;
+      case LG_OP_RANGE: lg_rl_lanes_value(r, in); break;
+      case LG_OP_LOAD: (r->w ? lg_rl_vload : load)(r, in); break;
+      case LG_OP_STORE: (r->w ? lg_rl_vstore : store)(r, in); break;
       case LG_OP_DEFINE_GLOBAL: /* named before the walk */
       case LG_OP_DEFINE_VAR:
       case LG_OP_INDEX: /* formed by its LOADs and STOREs */
@@ -1088,7 +888,7 @@ static void walk(rnd *r) {
 
 static lg_status check_node(rnd *r, const lg_uop *u) {
   char msg[256];
-  return lg_lin_check_node(u, "the LLVM renderer", msg, sizeof msg) ? fail(r, u, "%s", msg) : LG_OK;
+  return lg_lin_check_node(u, "the LLVM renderer", msg, sizeof msg) ? lg_rl_fail(r, u, "%s", msg) : LG_OK;
 }
 
 static int by_slot(const void *a, const void *b) {
@@ -1107,62 +907,10 @@ static bool is_ident(const char *s) {
   return true;
 }
 
-/* the vector lanes, as render_c's lanes_pass: which nodes are vectors, which REDUCEs keep a vector
- * accumulator and when they reduce its lanes. Nodes come in loop order, where a REDUCE's INIT
- * may precede its value's node: repeated until nothing changes. */
-static lg_status lanes_pass(rnd *r) {
-  for (int64_t k = 0; k < r->lin.n; k++) {
-    lg_uop *u = r->lin.inst[k].u;
-    if (r->lin.inst[k].kind != LG_LIN_NODE || u->op != LG_OP_RANGE) continue;
-    if (r->lane) return fail(r, u, "a kernel has one RANGE of vector lanes; this is a second one");
-    int64_t n = u->src[0]->op == LG_OP_CONST ? u->src[0]->arg.i : 0;
-    if (n < 2 || n > 64 || (n & (n - 1))) return fail(r, u, "vector lanes need a constant size, a power of 2 from 2 to 64");
-    r->lane = u, r->lanes = (int32_t)n;
-  }
-  r->vec = calloc((size_t)r->nslots + 1, sizeof *r->vec);
-  r->vacc = calloc((size_t)r->nslots + 1, sizeof *r->vacc);
-  r->finish_at = calloc((size_t)r->nslots + 1, sizeof *r->finish_at);
-  r->finishing = malloc(((size_t)r->nslots + 1) * sizeof *r->finishing);
-  if (!r->vec || !r->vacc || !r->finish_at || !r->finishing)
-    return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render LLVM: out of memory");
-  if (!r->lane) return LG_OK;
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (int64_t k = 0; k < r->lin.n; k++) {
-      lg_uop *u = r->lin.inst[k].u;
-      if (!has_slot(r->lin.inst[k].kind)) continue;
-      int64_t i = slot_of(r, u);
-      bool v = u == r->lane, acc = false;
-      if (u->op == LG_OP_REDUCE) {
-        bool over = false;
-        const lg_uop *outer = NULL;
-        for (int32_t j = 1; j < u->nsrc; j++) {
-          over |= u->src[j] == r->lane;
-          if (u->src[j] != r->lane && (!outer || u->src[j]->arg.ints[0] < outer->arg.ints[0])) outer = u->src[j];
-        }
-        acc = over || is_vec(r, u->src[0]);
-        v = acc && !over;
-        if (over && outer && !r->finish_at[i]) r->finish_at[i] = outer, r->finishing[r->nfinishing++] = u;
-      } else if (u->op != LG_OP_CONST && u->op != LG_OP_DEFINE_GLOBAL && u->op != LG_OP_DEFINE_VAR) {
-        for (int32_t j = 0; j < u->nsrc; j++) v |= is_vec(r, u->src[j]);
-      }
-      changed |= v != r->vec[i] || acc != r->vacc[i];
-      r->vec[i] = v, r->vacc[i] = acc;
-    }
-  }
-  for (int64_t k = 0; k < r->lin.n; k++) {
-    lg_uop *u = r->lin.inst[k].u;
-    lg_dtype dt = u->op == LG_OP_STORE ? u->src[1]->dtype : u->dtype;
-    if (has_slot(r->lin.inst[k].kind) && (is_vec(r, u) || r->vacc[slot_of(r, u)]) && (is_f16(dt) || is_bf16(dt)))
-      return fail(r, u, "vector lanes of float16 and bfloat16 are not supported");
-  }
-  return LG_OK;
-}
-
 /* slots, checks, parameters (sorted, named) */
 static lg_status prepass(rnd *r) {
   for (int64_t k = 0; k < r->lin.n; k++)
-    if (has_slot(r->lin.inst[k].kind) && !lg_ptrmap_put(&r->slot, r->lin.inst[k].u, (void *)(intptr_t)++r->nslots))
+    if (lg_rl_has_slot(r->lin.inst[k].kind) && !lg_ptrmap_put(&r->slot, r->lin.inst[k].u, (void *)(intptr_t)++r->nslots))
       return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render LLVM: out of memory");
   r->vals = calloc((size_t)r->nslots + 1, sizeof *r->vals);
   r->globals = malloc(((size_t)r->nslots + 1) * sizeof *r->globals);
@@ -1173,8 +921,8 @@ static lg_status prepass(rnd *r) {
     return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render LLVM: out of memory");
   for (int64_t k = 0; k < r->lin.n; k++) {
     lg_uop *u = r->lin.inst[k].u;
-    if (!has_slot(r->lin.inst[k].kind)) continue;
-    for (int32_t i = 0; i < u->nsrc; i++) r->users[slot_of(r, u->src[i])]++;
+    if (!lg_rl_has_slot(r->lin.inst[k].kind)) continue;
+    for (int32_t i = 0; i < u->nsrc; i++) r->users[lg_rl_slot_of(r, u->src[i])]++;
     lg_status st = check_node(r, u);
     if (st) return st;
     if (u->op == LG_OP_DEFINE_GLOBAL) r->globals[r->nglobals++] = u;
@@ -1186,19 +934,19 @@ static lg_status prepass(rnd *r) {
   qsort(r->vars, (size_t)r->nvars, sizeof *r->vars, by_name);
   for (int64_t i = 0; i < r->nglobals; i++) {
     if (i > 0 && r->globals[i]->arg.i == r->globals[i - 1]->arg.i)
-      return fail(r, r->globals[i], "another DEFINE_GLOBAL has the same slot with another dtype");
-    snprintf(vl(r, r->globals[i])->s, sizeof(val), "%%data%lld", (long long)r->globals[i]->arg.i);
+      return lg_rl_fail(r, r->globals[i], "another DEFINE_GLOBAL has the same slot with another dtype");
+    snprintf(lg_rl_vl(r, r->globals[i])->s, sizeof(val), "%%data%lld", (long long)r->globals[i]->arg.i);
   }
   for (int64_t i = 0; i < r->nvars; i++) {
     const char *s = r->vars[i]->arg.s;
     if (i > 0 && strcmp(s, r->vars[i - 1]->arg.s) == 0)
-      return fail(r, r->vars[i], "another DEFINE_VAR has the same name (its place in ints is ambiguous)");
+      return lg_rl_fail(r, r->vars[i], "another DEFINE_VAR has the same name (its place in ints is ambiguous)");
     if (is_ident(s) && strlen(s) < 32)
-      snprintf(vl(r, r->vars[i])->s, sizeof(val), "%%var_%s", s);
+      snprintf(lg_rl_vl(r, r->vars[i])->s, sizeof(val), "%%var_%s", s);
     else
-      snprintf(vl(r, r->vars[i])->s, sizeof(val), "%%var%lld", (long long)i);
+      snprintf(lg_rl_vl(r, r->vars[i])->s, sizeof(val), "%%var%lld", (long long)i);
   }
-  return lanes_pass(r);
+  return lg_rl_lanes_pass(r);
 }
 
 /* The entry reads the arguments and calls the body (inlined), whose buffer parameters do not
@@ -1219,21 +967,21 @@ static lg_status assemble(rnd *r, const char *name, char **src) {
   for (int64_t i = 0; i < r->nglobals; i++) {
     const lg_uop *g = r->globals[i];
     long long s = (long long)g->arg.i;
-    const char *t = mty(lg_dtype_base(g->dtype)), *ro = lg_ptrmap_get(&r->stored, g, NULL) ? "" : " readonly";
+    const char *t = lg_rl_mty(lg_dtype_base(g->dtype)), *ro = lg_ptrmap_get(&r->stored, g, NULL) ? "" : " readonly";
     lg_strbuf_put(&out, "  %%bufp%lld = getelementptr inbounds i8*, i8** %%bufs, i64 %lld\n", s, s);
     lg_strbuf_put(&out, "  %%buf%lld = load i8*, i8** %%bufp%lld, align 8\n", s, s);
     lg_strbuf_put(&out, "  %%arg%lld = bitcast i8* %%buf%lld to %s*\n", s, s, t);
-    lg_strbuf_put(&params, ", %s* noalias%s align 64 %s", t, ro, vl(r, g)->s);
+    lg_strbuf_put(&params, ", %s* noalias%s align 64 %s", t, ro, lg_rl_vl(r, g)->s);
     lg_strbuf_put(&args, ", %s* %%arg%lld", t, s);
   }
   for (int64_t i = 0; i < r->nvars; i++) {
-    const char *t = ty(r->vars[i]->dtype);
+    const char *t = lg_rl_ty(r->vars[i]->dtype);
     lg_strbuf_put(&out, "  %%intp%lld = getelementptr inbounds i64, i64* %%ints, i64 %lld\n", (long long)i, (long long)i);
     lg_strbuf_put(&out, "  %%int%lld = load i64, i64* %%intp%lld, align 8\n", (long long)i, (long long)i);
-    if (bits(r->vars[i]->dtype) < 64)
+    if (lg_rl_bits(r->vars[i]->dtype) < 64)
       lg_strbuf_put(&out, "  %%iarg%lld = trunc i64 %%int%lld to %s\n", (long long)i, (long long)i, t);
-    lg_strbuf_put(&params, ", %s %s", t, vl(r, r->vars[i])->s);
-    lg_strbuf_put(&args, ", %s %%%s%lld", t, bits(r->vars[i]->dtype) < 64 ? "iarg" : "int",
+    lg_strbuf_put(&params, ", %s %s", t, lg_rl_vl(r, r->vars[i])->s);
+    lg_strbuf_put(&args, ", %s %%%s%lld", t, lg_rl_bits(r->vars[i]->dtype) < 64 ? "iarg" : "int",
                   (long long)i);
   }
   lg_strbuf_put(&out, "  call void @%s.body(%s)\n  ret void\n}\n\n", name, args.p ? args.p : "");

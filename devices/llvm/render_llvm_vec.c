@@ -1,0 +1,213 @@
+/* render_llvm_vec.c: the vector lanes of the LLVM renderer (devices/llvm/render_llvm.c writes the
+ * rest).
+ *
+ * A kernel with a RANGE of kind LG_RANGE_LANES (opt.vectorize) computes its W lanes at once, as
+ * render_c does: every value that depends on the lanes is an LLVM vector (<16 x float>, <16 x i1>
+ * for bool), the RANGE's value is <0, 1, ..., W-1>, scalar operands are put in every lane. An
+ * access whose index is ADD(base, lane) (opt.lua writes contiguous ones so) and whose gate, if
+ * any, is one for all lanes is one vector load or store; any other is a masked gather or scatter
+ * (llvm.masked.*) whose lanes with a false gate read and write nothing and index element 0. A
+ * REDUCE over the lanes keeps a vector accumulator and reduces its lanes (floats added in lane
+ * order, as render_c does) once its loops are done, into a scalar accumulator. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "render_llvm.h"
+
+/* the lanes' RANGE: their numbers */
+void lg_rl_lanes_value(rnd *r, const lg_lin_inst *in) {
+  lg_strbuf b = {0};
+  const char *t = lg_rl_ty(in->u->dtype);
+  for (int32_t i = 0; i < r->lanes; i++) lg_strbuf_put(&b, i ? ", %s %d" : "%s %d", t, (int)i);
+  *lg_rl_vl(r, in->u) = lg_rl_define(r, "lane", "add <%d x %s> zeroinitializer, <%s>", (int)r->lanes, t, b.p ? b.p : "");
+  r->oom |= b.oom;
+  free(b.p);
+}
+
+/* an access of whole vectors: index ADD(base, lane) (or the lane: *base NULL), no gate per lane */
+static bool contiguous(const rnd *r, const lg_uop *idx, const lg_uop **base) {
+  const lg_uop *i = idx->src[1];
+  *base = NULL;
+  if (idx->nsrc == 3 && lg_rl_is_vec(r, idx->src[2])) return false;
+  if (i == r->lane) return true;
+  if (i->op != LG_OP_ADD || i->src[1] != r->lane || lg_rl_is_vec(r, i->src[0])) return false;
+  *base = i->src[0];
+  return true;
+}
+
+/* the address of a contiguous access's first element, as a pointer to a vector */
+static val vector_address(rnd *r, const lg_uop *idx, const lg_uop *base, lg_dtype dt) {
+  const char *mt = lg_rl_mty(dt);
+  val p = lg_rl_address(r, idx, base ? lg_rl_operand(r, base) : lg_rl_text("0"));
+  return lg_rl_inst(r, "bitcast %s* %s to <%d x %s>*", mt, p.s, (int)r->lanes, mt);
+}
+
+/* a gather's or scatter's addresses and mask: lanes whose gate is false index element 0 */
+static val lane_addresses(rnd *r, const lg_uop *idx, val *mask) {
+  const lg_uop *buf = idx->src[0];
+  lg_dtype it = idx->src[1]->dtype;
+  const char *mt = lg_rl_mty(lg_dtype_base(buf->dtype));
+  tname t = lg_rl_wty(r, it);
+  val i = lg_rl_vop(r, idx->src[1]);
+  *mask = lg_rl_wconst(r, LG_DT_BOOL, 1, 0);
+  if (idx->nsrc == 3) {
+    *mask = lg_rl_vop(r, idx->src[2]);
+    i = lg_rl_inst(r, "select %s %s, %s %s, %s zeroinitializer", lg_rl_wbool(r).s, mask->s, t.s, i.s, t.s);
+  }
+  if (lg_dt_is_unsigned(it) && lg_rl_bits(it) < 64) {
+    tname wide = lg_rl_wty(r, LG_DT_INT64);
+    i = lg_rl_inst(r, "zext %s %s to %s", t.s, i.s, wide.s);
+    t = wide;
+  }
+  return lg_rl_inst(r, "getelementptr inbounds %s, %s* %s, %s %s", mt, mt, lg_rl_vl(r, buf)->s, t.s, i.s);
+}
+
+/* the name of llvm.masked.<op> for elements of dtype dt in memory: llvm.masked.gather.v16f32.v16p0f32 */
+static void masked_name(const rnd *r, const char *op, lg_dtype dt, char *out, size_t size) {
+  lg_dtype m = lg_rl_sid(dt) == LG_DT_BOOL ? LG_DT_INT8 : dt;
+  snprintf(out, size, "llvm.masked.%s.%s.v%dp0%s", op, lg_rl_wsfx(r, m).s, (int)r->lanes, lg_rl_sfx(m));
+}
+
+void lg_rl_vload(rnd *r, const lg_lin_inst *in) {
+  lg_uop *u = in->u, *idx = u->src[0];
+  lg_dtype dt = u->dtype;
+  const lg_uop *base;
+  const char *mt = lg_rl_mty(dt);
+  int w = (int)r->lanes, align = (int)lg_dtype_itemsize(dt);
+  bool mask = lg_rl_sid(dt) == LG_DT_BOOL;
+  tname t = lg_rl_wty(r, dt), m = lg_rl_wty(r, LG_DT_INT8);
+  if (!mask) m = t;
+  val alt = u->nsrc > 1 ? lg_rl_vop(r, u->src[1]) : lg_rl_wconst(r, dt, 0, 0.0), v;
+  if (contiguous(r, idx, &base)) {
+    int32_t k = -1;
+    char from[32];
+    if (idx->nsrc == 3) k = lg_rl_gate_open(r, lg_rl_operand(r, idx->src[2]), "load", from, sizeof from);
+    v = lg_rl_inst(r, "load %s, %s* %s, align %d", m.s, m.s, vector_address(r, idx, base, dt).s, align);
+    if (mask) v = lg_rl_inst(r, "icmp ne %s %s, zeroinitializer", m.s, v.s);
+    if (k >= 0) {
+      lg_rl_gate_close(r, k);
+      v = lg_rl_inst(r, "phi %s [ %s, %%gate%d.load ], [ %s, %%%s ]", t.s, v.s, (int)k, alt.s, from);
+    }
+  } else {
+    char name[64], args[96];
+    val g, p = lane_addresses(r, idx, &g);
+    masked_name(r, "gather", dt, name, sizeof name);
+    snprintf(args, sizeof args, "<%d x %s*>, i32, %s, %s", w, mt, lg_rl_wbool(r).s, m.s);
+    lg_rl_declare(r, m.s, name, args);
+    val pass = lg_rl_to_memory(r, dt, alt);
+    v = lg_rl_inst(r, "call %s @%s(<%d x %s*> %s, i32 %d, %s %s, %s %s)", m.s, name, w, mt, p.s, align, lg_rl_wbool(r).s, g.s,
+                   m.s, pass.s);
+    if (mask) v = lg_rl_inst(r, "icmp ne %s %s, zeroinitializer", m.s, v.s);
+  }
+  *lg_rl_vl(r, u) = v;
+}
+
+void lg_rl_vstore(rnd *r, const lg_lin_inst *in) {
+  lg_uop *u = in->u, *idx = u->src[0];
+  lg_dtype dt = u->src[1]->dtype;
+  const lg_uop *base;
+  const char *mt = lg_rl_mty(dt);
+  int w = (int)r->lanes, align = (int)lg_dtype_itemsize(dt);
+  tname m = lg_rl_wty(r, lg_rl_sid(dt) == LG_DT_BOOL ? LG_DT_INT8 : dt);
+  val v = lg_rl_to_memory(r, dt, lg_rl_vop(r, u->src[1]));
+  if (contiguous(r, idx, &base)) {
+    int32_t k = -1;
+    char from[32];
+    if (idx->nsrc == 3) k = lg_rl_gate_open(r, lg_rl_operand(r, idx->src[2]), "store", from, sizeof from);
+    lg_rl_emit(r, "store %s %s, %s* %s, align %d", m.s, v.s, m.s, vector_address(r, idx, base, dt).s, align);
+    if (k >= 0) lg_rl_gate_close(r, k);
+    return;
+  }
+  char name[64], args[96];
+  val g, p = lane_addresses(r, idx, &g);
+  masked_name(r, "scatter", dt, name, sizeof name);
+  snprintf(args, sizeof args, "%s, <%d x %s*>, i32, %s", m.s, w, mt, lg_rl_wbool(r).s);
+  lg_rl_declare(r, "void", name, args);
+  /* lanes that store to one address store in lane order: the last one's value stays */
+  lg_rl_emit(r, "call void @%s(%s %s, <%d x %s*> %s, i32 %d, %s %s)", name, m.s, v.s, w, mt, p.s, align, lg_rl_wbool(r).s, g.s);
+}
+
+/* a REDUCE over the lanes, once its loops are done: its vector accumulator's lanes reduced, kept
+ * in a scalar accumulator from here on. Floats add and multiply in lane order, as render_c does;
+ * a float MAX reduces keys (integers, in any order). */
+void lg_rl_reduce_finish(rnd *r, const lg_uop *u) {
+  lg_dtype at = lg_rl_acc_dt(u);
+  int32_t op = lg_lin_reduce_op(u);
+  r->w = r->lanes;
+  tname vt = lg_rl_wty(r, at), s = lg_rl_wsfx(r, at);
+  r->w = 0;
+  const char *t = lg_rl_ty(at);
+  val acc = lg_rl_inst(r, "load %s, %s* %s", vt.s, vt.s, lg_rl_vl(r, u)->s), v;
+  char name[64], args[64];
+  if (lg_dt_is_float(at)) { /* ADD or MUL: from -0.0 (x + -0.0 is x) or 1.0 */
+    snprintf(name, sizeof name, "llvm.vector.reduce.f%s.%s", op == LG_OP_MUL ? "mul" : "add", s.s);
+    snprintf(args, sizeof args, "%s, %s", t, vt.s);
+    lg_rl_declare(r, t, name, args);
+    val start = lg_rl_literal(at, 0, op == LG_OP_MUL ? 1.0 : -0.0);
+    v = lg_rl_inst(r, "call %s @%s(%s %s, %s %s)", t, name, t, start.s, vt.s, acc.s);
+  } else {
+    const char *how = lg_dtype_kind(at) == 'b' ? "or" /* MAX */
+                      : op == LG_OP_ADD        ? "add"
+                      : op == LG_OP_MUL        ? "mul"
+                      : lg_rl_is_signed(at)    ? "smax"
+                                               : "umax";
+    snprintf(name, sizeof name, "llvm.vector.reduce.%s.%s", how, s.s);
+    lg_rl_declare(r, t, name, vt.s);
+    v = lg_rl_inst(r, "call %s @%s(%s %s)", t, name, vt.s, acc.s);
+  }
+  lg_rl_new_acc(r, u, t);
+  lg_rl_emit(r, "store %s %s, %s* %s", t, v.s, t, lg_rl_vl(r, u)->s);
+}
+
+/* the vector lanes, as render_c's lanes_pass: which nodes are vectors, which REDUCEs keep a vector
+ * accumulator and when they reduce its lanes. Nodes come in loop order, where a REDUCE's INIT
+ * may precede its value's node: repeated until nothing changes. */
+lg_status lg_rl_lanes_pass(rnd *r) {
+  for (int64_t k = 0; k < r->lin.n; k++) {
+    lg_uop *u = r->lin.inst[k].u;
+    if (r->lin.inst[k].kind != LG_LIN_NODE || u->op != LG_OP_RANGE) continue;
+    if (r->lane) return lg_rl_fail(r, u, "a kernel has one RANGE of vector lanes; this is a second one");
+    int64_t n = u->src[0]->op == LG_OP_CONST ? u->src[0]->arg.i : 0;
+    if (n < 2 || n > 64 || (n & (n - 1))) return lg_rl_fail(r, u, "vector lanes need a constant size, a power of 2 from 2 to 64");
+    r->lane = u, r->lanes = (int32_t)n;
+  }
+  r->vec = calloc((size_t)r->nslots + 1, sizeof *r->vec);
+  r->vacc = calloc((size_t)r->nslots + 1, sizeof *r->vacc);
+  r->finish_at = calloc((size_t)r->nslots + 1, sizeof *r->finish_at);
+  r->finishing = malloc(((size_t)r->nslots + 1) * sizeof *r->finishing);
+  if (!r->vec || !r->vacc || !r->finish_at || !r->finishing)
+    return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render LLVM: out of memory");
+  if (!r->lane) return LG_OK;
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (int64_t k = 0; k < r->lin.n; k++) {
+      lg_uop *u = r->lin.inst[k].u;
+      if (!lg_rl_has_slot(r->lin.inst[k].kind)) continue;
+      int64_t i = lg_rl_slot_of(r, u);
+      bool v = u == r->lane, acc = false;
+      if (u->op == LG_OP_REDUCE) {
+        bool over = false;
+        const lg_uop *outer = NULL;
+        for (int32_t j = 1; j < u->nsrc; j++) {
+          over |= u->src[j] == r->lane;
+          if (u->src[j] != r->lane && (!outer || u->src[j]->arg.ints[0] < outer->arg.ints[0])) outer = u->src[j];
+        }
+        acc = over || lg_rl_is_vec(r, u->src[0]);
+        v = acc && !over;
+        if (over && outer && !r->finish_at[i]) r->finish_at[i] = outer, r->finishing[r->nfinishing++] = u;
+      } else if (u->op != LG_OP_CONST && u->op != LG_OP_DEFINE_GLOBAL && u->op != LG_OP_DEFINE_VAR) {
+        for (int32_t j = 0; j < u->nsrc; j++) v |= lg_rl_is_vec(r, u->src[j]);
+      }
+      changed |= v != r->vec[i] || acc != r->vacc[i];
+      r->vec[i] = v, r->vacc[i] = acc;
+    }
+  }
+  for (int64_t k = 0; k < r->lin.n; k++) {
+    lg_uop *u = r->lin.inst[k].u;
+    lg_dtype dt = u->op == LG_OP_STORE ? u->src[1]->dtype : u->dtype;
+    if (lg_rl_has_slot(r->lin.inst[k].kind) && (lg_rl_is_vec(r, u) || r->vacc[lg_rl_slot_of(r, u)]) &&
+        (lg_rl_is_f16(dt) || lg_rl_is_bf16(dt)))
+      return lg_rl_fail(r, u, "vector lanes of float16 and bfloat16 are not supported");
+  }
+  return LG_OK;
+}
