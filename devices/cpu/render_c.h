@@ -28,7 +28,11 @@ enum {
 };
 
 /* helpers a kernel may need, emitted once each */
-enum { H_BF16, H_BF16_DOUBLE, H_ODD, H_MAX, H_IDIV, H_MOD, H_SHL, H_SHR, H_FTOI, H_BITCAST, H_VTYPE, H_VALL, H_VWHERE, H_VMAX, H_VLOAD, H_VSTORE, H_VINTRIN, H_VGATHER, H_VFMA, H_VLANES, H_VLOAD2, H_VLOADH };
+enum {
+  H_BF16, H_BF16_DOUBLE, H_ODD, H_MAX, H_IDIV, H_MOD, H_SHL, H_SHR, H_FTOI, H_BITCAST, /* scalar */
+  H_VTYPE, H_VALL, H_VWHERE, H_VMAX, H_VLOAD, H_VSTORE, H_VINTRIN, H_VGATHER, H_VFMA, H_VLANES, H_VLOAD2,
+  H_VLOADH /* vector lanes (render_c_vec.c) */
+};
 
 typedef struct expr {
   char *s;      /* C text; NULL when out of memory */

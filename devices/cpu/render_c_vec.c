@@ -2,12 +2,18 @@
  *
  * A kernel with a RANGE of kind LG_RANGE_LANES (opt.vectorize) computes its W lanes at once: every
  * value that depends on the lanes is a GCC vector (`f32x16`, vector_size(64)) and bool lanes are
- * int32 masks (0 or -1, what a vector comparison gives). An access whose index is ADD(base, lane)
- * (opt.lua writes contiguous ones so) loads or stores a whole vector through an unaligned type
- * (`f32x16_u`). What C has no vector form for runs as a loop over the lanes, which gcc unrolls:
- * the libm functions, saturating float-to-int casts, division and shifts that need the helpers,
- * gathers and scatters, accesses gated per lane. A REDUCE over the lanes keeps a vector
- * accumulator and adds its lanes up once its loops are done. */
+ * int32 masks (0 or -1, what a vector comparison gives). Accesses, by the index opt.apply writes:
+ *   - ADD(base, lane): one vector load or store (`f32x16_u`, unaligned); with a gate per lane an
+ *     AVX-512 masked one (`load_f32x16`, `store_f32x16`: lanes off the gate touch no memory);
+ *   - ADD(base, MUL(lane, 2)): two masked loads of the even elements and a shuffle (`load2_`);
+ *     ADD(base, IDIV(lane, 2)): half a vector loaded, each element twice (`loadh_`);
+ *   - any other index of 4-byte lanes: an AVX-512 gather (`gather_`).
+ * Each helper has a loop over the lanes for machines without AVX-512. What C has no vector form
+ * for also runs as a loop over the lanes: the libm functions, saturating float-to-int casts,
+ * division and shifts that need their guards, other gathers and scatters. A REDUCE over the lanes
+ * keeps a vector accumulator (products added with fma_f32x16, linearize.h) and adds its lanes up
+ * once its loops are done (`add_lanes_f32x16`, through memory: subscripting the accumulator
+ * itself would make gcc keep it in memory). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * A kernel with a RANGE of kind LG_RANGE_LANES (opt.vectorize) computes its W lanes at once, as
  * render_c does: every value that depends on the lanes is an LLVM vector (<16 x float>, <16 x i1>
  * for bool), the RANGE's value is <0, 1, ..., W-1>, scalar operands are put in every lane. An
- * access whose index is ADD(base, lane) (opt.lua writes contiguous ones so) and whose gate, if
+ * access whose index is ADD(base, lane) (opt.apply writes contiguous ones so) and whose gate, if
  * any, is one for all lanes is one vector load or store; any other is a masked gather or scatter
  * (llvm.masked.*) whose lanes with a false gate read and write nothing and index element 0. A
  * REDUCE over the lanes keeps a vector accumulator and reduces its lanes (floats added in lane
