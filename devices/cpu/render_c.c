@@ -15,7 +15,8 @@
  *   - parameters: `float *restrict data0 = (float *)bufs[0];` per DEFINE_GLOBAL (const when the
  *     kernel only loads from it), `const int32_t var_n = (int32_t)ints[0];` per DEFINE_VAR;
  *   - loops `for (int32_t ridx0 = 0; ridx0 < 16; ridx0++) {`, loads `float val0 = data1[i];`,
- *     accumulators `float acc0 = 0.0f;` then `acc0 = acc0 + x;`, stores `data0[i] = x;`;
+ *     accumulators `float acc0 = 0.0f;` then `acc0 = acc0 + x;` (a float sum of products
+ *     `acc0 = fmaf(a, b, acc0);`, lg_lin_fma_terms in linearize.h), stores `data0[i] = x;`;
  *   - math used once is inlined into its user (up to INLINE_MAX characters), other math gets an
  *     `alu` variable; constants are inline; parentheses follow C's precedence.
  * Values follow core/alu.c's folding, without undefined behaviour in C:
