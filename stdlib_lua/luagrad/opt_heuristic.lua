@@ -175,8 +175,7 @@ function H.heuristic(sink)
 end
 
 -- the lanes of a vector of 64 bytes (an AVX-512 register) of the kernel's widest dtype (16 at
--- most), or nil
--- when the kernel has 16-bit floats
+-- most), or nil when the kernel has 16-bit floats
 local function vector_width(sink)
   local widest = 1
   for _, u in ipairs(sink:toposort()) do
@@ -257,10 +256,9 @@ function heuristic(sink)
   end
   -- else the store's contiguous axis, with loads that gather (a pooling's stride-2 windows),
   -- unless a long reduce axis is contiguous in a load (it takes the lanes in step 3)
-  local inner = reds[#reds]
-  local inner_contiguous = false
-  for _, a in ipairs(loads) do inner_contiguous = inner_contiguous or strides[a][inner.axis] == 1 end
-  local long_inner = inner.size > 4 and inner_contiguous
+  local inner, inner_contiguous = reds[#reds], false
+  for _, a in ipairs(inner and loads or {}) do inner_contiguous = inner_contiguous or strides[a][inner.axis] == 1 end
+  local long_inner = inner_contiguous and inner.size > 4
   local width = vector_width(sink)
   if not vec and gather and not long_inner and width and lanes_for(gather.size, width) then vec = gather end
   if vec and vec.size * 2 < lanes and long_inner then vec = nil end -- too short for the lanes
@@ -268,7 +266,7 @@ function heuristic(sink)
   if reduce_lanes then budget = VECTORS end -- each accumulator below is a vector
   if vec then
     local n, amount = vec.size, vec.size
-    if n > lanes then -- 3 vectors where that pads little (24 of the 32 registers hold accumulators)
+    if n > lanes then -- 3 vectors where that pads little (a matmul: 3 x 8 rows = 24 accumulators)
       local v = (n % (3 * lanes) == 0 or n >= 32 * lanes) and 3 or n % (2 * lanes) == 0 and 2 or 1
       amount = v * lanes
     elseif 2 * n >= lanes then
