@@ -65,6 +65,16 @@ describe("schedule", function()
     assert.are.same({ 15, 15, 15, 15 }, dear:totable())
   end)
 
+  it("fuses a value made cheap by the buffers below it into its readers (no bool buffer for max pooling's gradient)", function()
+    local x = T.randn(2, 3, 8, 8):realize()
+    x.requires_grad = true
+    local act = (x * 2 + 1):relu() -- costly: it gets a buffer
+    local dx = lg.grad(act:max_pool2d(2), { x }, T.ones(2, 3, 4, 4))[1]
+    for _, k in ipairs(schedule.schedule({ dx.uop })) do
+      assert.are_not.equal(lg.bool, k.output.dtype)
+    end
+  end)
+
   it("lowers a FUNCTION to its value: its inputs are only there for gradients", function()
     local f = T.func("any", { 1 }, a * b + c, a, b)
     assert.are.equal(1, kernels(f))
