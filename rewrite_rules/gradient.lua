@@ -9,7 +9,7 @@
 local Tensor = require "luagrad.tensor"
 
 local LN2 = math.log(2)
-local reduce = Tensor.reduce_prim
+local function reduce(...) return Tensor.reduce_prim(...) end -- looked up when used: any load order
 
 -- 0-based axes as the 1-based list the Tensor methods take
 local function axes1(axes)
