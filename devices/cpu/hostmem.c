@@ -2,6 +2,7 @@
  * spares are a list, newest first; a request takes the newest spare of its size. */
 #include <malloc.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "hostmem.h"
 
@@ -10,6 +11,7 @@ enum {
   SPARE_MIN = 64 * 1024,  /* buffers from this size on are kept for reuse when freed ... */
   SPARE_COUNT = 1024      /* ... up to this many */
 };
+#define HUGE ((size_t)2 << 20) /* buffers from this size on get transparent huge pages */
 #define SPARE_BYTES ((size_t)1 << 30) /* ... and this many bytes */
 
 /* A freed buffer kept for reuse. */
@@ -48,6 +50,11 @@ void *lg_hostmem_alloc(lg_hostmem *h, int64_t nbytes) {
     *at = k->next;
     h->spare_bytes -= size;
     free(k);
+    return mem;
+  }
+  if (size >= HUGE) { /* 2 MiB pages: a matmul's columns stride through megabytes */
+    void *mem = aligned_alloc(HUGE, (size + HUGE - 1) & ~(size_t)(HUGE - 1));
+    if (mem) madvise(mem, size, MADV_HUGEPAGE); /* advice: without it, 4 KiB pages */
     return mem;
   }
   return size ? aligned_alloc(ALIGN, size) : NULL; /* aligned_alloc wants a multiple of ALIGN */

@@ -264,10 +264,13 @@ function heuristic(sink)
   if vec and vec.size * 2 < lanes and long_inner then vec = nil end -- too short for the lanes
   local reduce_lanes = not vec and long_inner and width
   if reduce_lanes then budget = VECTORS end -- each accumulator below is a vector
+  -- a matmul whose B (the reduce axis by the vector axis) is larger than the caches
+  local big = vec and #outs == 2 and outs[2] == vec and #reds == 1 and reds[1].size * vec.size * acc.itemsize > L2_BYTES
   if vec then
     local n, amount = vec.size, vec.size
-    if n > lanes then -- 3 vectors where that pads little (a matmul: 3 x 8 rows = 24 accumulators)
-      local v = (n % (3 * lanes) == 0 or n >= 32 * lanes) and 3 or n % (2 * lanes) == 0 and 2 or 1
+    if n > lanes then -- 3 vectors where that pads little (a matmul: 3 x 8 rows = 24 accumulators),
+      -- 2 for a big matmul (2 x 12 rows: a narrower slice of B stays in L2)
+      local v = big and 2 or (n % (3 * lanes) == 0 or n >= 32 * lanes) and 3 or n % (2 * lanes) == 0 and 2 or 1
       amount = v * lanes
     elseif 2 * n >= lanes then
       amount = pow2_at_least(n)
@@ -300,12 +303,15 @@ function heuristic(sink)
     return a.r.axis > b.r.axis
   end)
   local amounts = (budget == SCALARS or reduce_lanes) and { 4, 3, 2, 1 } or { 8, 7, 6, 5, 4, 3, 2, 1 }
+  if big then table.insert(amounts, 1, 12) end
+  -- an amount that divides n, or pads it by at most a 64th (2048 rows by 12: 2052)
+  local function fits(n, a) return (n + a - 1) // a * a - n <= n // 64 end
   local first = {} -- with vectors, the two best axes take the pair of amounts that fills most registers
   if vec and #cands >= 2 then
     local best, n1, n2 = 1, cands[1].r.size, cands[2].r.size
     for _, a in ipairs(amounts) do
       for _, b in ipairs(amounts) do
-        if n1 % a == 0 and n2 % b == 0 and total * a * b <= budget and a * b > best then
+        if fits(n1, a) and fits(n2, b) and total * a * b <= budget and a * b > best then
           best, first[1], first[2] = a * b, a, b
         end
       end
@@ -314,7 +320,7 @@ function heuristic(sink)
   for i, c in ipairs(cands) do
     local n, best = c.r.size, first[i]
     for _, a in ipairs(amounts) do
-      if not best and n % a == 0 and total * a <= budget then best = a end
+      if not best and fits(n, a) and total * a <= budget then best = a end
     end
     if best and best > 1 then
       total = total * best
@@ -333,9 +339,9 @@ function heuristic(sink)
       opts[#opts + 1] = { "unroll", r.axis, r.size }
     end
   end
-  -- a matmul whose B (the reduce axis by the vector axis) is larger than the caches: the vector
-  -- axis's loop goes outside, so each slice of B stays cached while every row of A passes
-  if vec and #outs == 2 and outs[2] == vec and #reds == 1 and reds[1].size * vec.size * acc.itemsize > L2_BYTES then
+  -- a big matmul: the vector axis's loop goes outside, so each slice of B stays cached while every
+  -- row of A passes
+  if big then
     opts[#opts + 1] = { "swap", outs[1].axis, outs[2].axis }
   end
   return opts
