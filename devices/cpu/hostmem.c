@@ -11,7 +11,10 @@ enum {
   SPARE_MIN = 64 * 1024,  /* buffers from this size on are kept for reuse when freed ... */
   SPARE_COUNT = 1024      /* ... up to this many */
 };
-#define HUGE ((size_t)2 << 20) /* buffers from this size on get transparent huge pages */
+#define HUGE_PAGE ((size_t)2 << 20) /* a transparent huge page */
+#define HUGE_MIN ((size_t)8 << 20)  /* buffers from this size on get them: beyond the reach of the
+                                       TLB's 4 KiB entries (smaller ones stay on 4 KiB pages, as
+                                       faulting huge pages in may compact memory first) */
 #define SPARE_BYTES ((size_t)1 << 30) /* ... and this many bytes */
 
 /* A freed buffer kept for reuse. */
@@ -52,8 +55,8 @@ void *lg_hostmem_alloc(lg_hostmem *h, int64_t nbytes) {
     free(k);
     return mem;
   }
-  if (size >= HUGE) { /* 2 MiB pages: a matmul's columns stride through megabytes */
-    void *mem = aligned_alloc(HUGE, (size + HUGE - 1) & ~(size_t)(HUGE - 1));
+  if (size >= HUGE_MIN) { /* 2 MiB pages: a 2048 matmul's column of B strides through 16 MB */
+    void *mem = aligned_alloc(HUGE_PAGE, (size + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1));
     if (mem) madvise(mem, size, MADV_HUGEPAGE); /* advice: without it, 4 KiB pages */
     return mem;
   }
