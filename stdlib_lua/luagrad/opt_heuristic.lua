@@ -104,7 +104,8 @@ end
 --   3. without vectors, the innermost reduce axis, when it is contiguous in a load, becomes
 --      vector lanes (a vector accumulator; whole when it is smaller); reduce axes of at most 4
 --      are unrolled whole while the body stays small;
---   4. a matmul whose B is larger than L2_BYTES swaps its two output loops (B's slices stay in
+--   4. a matmul whose B is larger than L2_BYTES takes 2 vectors by 12 rows (a narrow slice of B)
+--      and swaps its two output loops (B's slices stay in
 --      the caches).
 -- A kernel without a reduction gets vector lanes on its output axis that every access walks
 -- contiguously (or not at all). Small kernels (under SMALL loop iterations) stay as they are, and
