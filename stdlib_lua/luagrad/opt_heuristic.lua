@@ -105,8 +105,7 @@ end
 --      vector lanes (a vector accumulator; whole when it is smaller); reduce axes of at most 4
 --      are unrolled whole while the body stays small;
 --   4. a matmul whose B is larger than L2_BYTES takes 2 vectors by 12 rows (a narrow slice of B)
---      and swaps its two output loops (B's slices stay in
---      the caches).
+--      and swaps its two output loops (B's slices stay in the caches).
 -- A kernel without a reduction gets vector lanes on its output axis that every access walks
 -- contiguously (or not at all). Small kernels (under SMALL loop iterations) stay as they are, and
 -- so do kernels with 16-bit floats, which the renderers do not vectorize.
