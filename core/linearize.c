@@ -672,6 +672,76 @@ int32_t lg_lin_fma_terms(const lg_uop *u, int32_t (*users)(const void *ctx, cons
   return n;
 }
 
+/* ---- vector lanes ------------------------------------------------------------------------------ */
+
+static lg_status lanes_fail(lg_ctx *ctx, const char *who, const lg_uop *u, const char *msg) {
+  char d[96];
+  return lg_ctx_fail(ctx, LG_ERR_SPEC, "%s: %s: %s", who, lg_lin_describe(u, d, sizeof d), msg);
+}
+
+bool lg_lin_has_slot(int32_t kind) { return kind != LG_LIN_CLOSE && kind != LG_LIN_UPDATE; }
+
+void lg_lin_lanes_free(lg_lin_lanes *l) {
+  free(l->vec), free(l->vacc), free(l->finish_at), free(l->finishing);
+  *l = (lg_lin_lanes){0};
+}
+
+/* Nodes come in loop order, where a REDUCE's INIT may precede its value's node: the pass repeats
+ * until nothing changes. */
+lg_status lg_lin_lanes_of(lg_ctx *ctx, const lg_linear *L, int64_t nslots,
+                          int64_t (*slot)(const void *ctx, const lg_uop *u), const void *sctx, const char *who,
+                          lg_lin_lanes *out) {
+  *out = (lg_lin_lanes){0};
+  for (int64_t k = 0; k < L->n; k++) {
+    lg_uop *u = L->inst[k].u;
+    if (L->inst[k].kind != LG_LIN_NODE || u->op != LG_OP_RANGE) continue;
+    if (out->lane) return lanes_fail(ctx, who, u, "a kernel has one RANGE of vector lanes; this is a second one");
+    int64_t n = u->src[0]->op == LG_OP_CONST ? u->src[0]->arg.i : 0;
+    if (n < 2 || n > 64 || (n & (n - 1)))
+      return lanes_fail(ctx, who, u, "vector lanes need a constant size, a power of 2 from 2 to 64");
+    out->lane = u, out->width = (int32_t)n;
+  }
+  out->vec = calloc((size_t)nslots + 1, sizeof *out->vec);
+  out->vacc = calloc((size_t)nslots + 1, sizeof *out->vacc);
+  out->finish_at = calloc((size_t)nslots + 1, sizeof *out->finish_at);
+  out->finishing = malloc(((size_t)nslots + 1) * sizeof *out->finishing);
+  if (!out->vec || !out->vacc || !out->finish_at || !out->finishing)
+    return lg_ctx_fail(ctx, LG_ERR_NOMEM, "%s: out of memory", who);
+  if (!out->lane) return LG_OK;
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (int64_t k = 0; k < L->n; k++) {
+      lg_uop *u = L->inst[k].u;
+      if (!lg_lin_has_slot(L->inst[k].kind)) continue;
+      int64_t i = slot(sctx, u);
+      bool v = u == out->lane, acc = false;
+      if (u->op == LG_OP_REDUCE) {
+        bool over = false;
+        const lg_uop *outer = NULL;
+        for (int32_t j = 1; j < u->nsrc; j++) {
+          over |= u->src[j] == out->lane;
+          if (u->src[j] != out->lane && (!outer || u->src[j]->arg.ints[0] < outer->arg.ints[0])) outer = u->src[j];
+        }
+        acc = over || out->vec[slot(sctx, u->src[0])];
+        v = acc && !over;
+        if (over && outer && !out->finish_at[i]) out->finish_at[i] = outer, out->finishing[out->nfinishing++] = u;
+      } else if (u->op != LG_OP_CONST && u->op != LG_OP_DEFINE_GLOBAL && u->op != LG_OP_DEFINE_VAR) {
+        for (int32_t j = 0; j < u->nsrc; j++) v |= out->vec[slot(sctx, u->src[j])];
+      }
+      changed |= v != out->vec[i] || acc != out->vacc[i];
+      out->vec[i] = v, out->vacc[i] = acc;
+    }
+  }
+  for (int64_t k = 0; k < L->n; k++) {
+    lg_uop *u = L->inst[k].u;
+    int32_t dt = lg_dt_scalar_id(u->op == LG_OP_STORE ? u->src[1]->dtype : u->dtype);
+    if (lg_lin_has_slot(L->inst[k].kind) && (out->vec[slot(sctx, u)] || out->vacc[slot(sctx, u)]) &&
+        (dt == LG_DT_FLOAT16 || dt == LG_DT_BFLOAT16))
+      return lanes_fail(ctx, who, u, "vector lanes of float16 and bfloat16 are not supported");
+  }
+  return LG_OK;
+}
+
 int32_t lg_lin_reduce_op(const lg_uop *u) {
   const char *s = u->arg.kind == LG_ARG_STR ? u->arg.s : "";
   return strcmp(s, "ADD") == 0 ? LG_OP_ADD : strcmp(s, "MUL") == 0 ? LG_OP_MUL : strcmp(s, "MAX") == 0 ? LG_OP_MAX : -1;

@@ -56,6 +56,31 @@ enum { LG_LIN_FMA_TERMS = 64 };
 int32_t lg_lin_fma_terms(const lg_uop *u, int32_t (*users)(const void *ctx, const lg_uop *x), const void *ctx,
                          const lg_uop **terms, bool *fused);
 
+/* A kernel's vector lanes (a RANGE of kind LG_RANGE_LANES; docs/kernel_ir.md) as both renderers
+ * see them. Slots number L's instructions other than CLOSE and UPDATE, in order, as the
+ * renderers number theirs; slot(ctx, u) is node u's. */
+typedef struct lg_lin_lanes {
+  const lg_uop *lane;       /* the lanes' RANGE, or NULL */
+  int32_t width;            /* its size */
+  bool *vec;                /* per slot: the node's value is a vector of the lanes */
+  bool *vacc;               /* per slot: a REDUCE's accumulator is a vector */
+  const lg_uop **finish_at; /* per slot: a REDUCE over the lanes combines them after this loop's
+                               CLOSE (NULL: right after its update) */
+  lg_uop **finishing;       /* the REDUCEs with a finish_at */
+  int64_t nfinishing;
+} lg_lin_lanes;
+/* Which nodes are vectors: the lanes' RANGE and what depends on it; a REDUCE over the lanes keeps
+ * a vector accumulator (also of a scalar value) and is a scalar, one not over them with a vector
+ * value is a vector. Errors (a second RANGE of lanes, a size that is not a constant power of 2
+ * from 2 to 64, float16 or bfloat16 lanes) are LG_ERR_SPEC, "<who>: <node>: ...". Free *out
+ * with lg_lin_lanes_free, also after an error. */
+lg_status lg_lin_lanes_of(lg_ctx *ctx, const lg_linear *L, int64_t nslots,
+                          int64_t (*slot)(const void *ctx, const lg_uop *u), const void *sctx, const char *who,
+                          lg_lin_lanes *out);
+void lg_lin_lanes_free(lg_lin_lanes *l);
+/* A linear instruction of this kind has a node of its own (not a loop's CLOSE or UPDATE). */
+bool lg_lin_has_slot(int32_t kind);
+
 /* The op of a kernel REDUCE node (its arg "ADD", "MUL" or "MAX"), or -1. */
 int32_t lg_lin_reduce_op(const lg_uop *u);
 /* What a renderer of scalar kernels cannot take in node u (buffers, accesses, reductions,

@@ -639,17 +639,17 @@ static void walk(rnd *r) {
     case LG_LIN_OPEN: loop_open(r, in, k == r->split_open); break;
     case LG_LIN_CLOSE:
       lg_rc_line(r, in->depth, "}");
-      for (int64_t i = 0; i < r->nfinishing; i++)
-        if (r->finish_at[lg_rc_slot_of(r, r->finishing[i])] == u) lg_rc_vreduce_finish(r, r->finishing[i], in->depth);
+      for (int64_t i = 0; i < r->ln.nfinishing; i++)
+        if (r->ln.finish_at[lg_rc_slot_of(r, r->ln.finishing[i])] == u) lg_rc_vreduce_finish(r, r->ln.finishing[i], in->depth);
       break;
-    case LG_LIN_INIT: (r->vacc[lg_rc_slot_of(r, u)] ? lg_rc_vreduce_init : reduce_init)(r, in); break;
+    case LG_LIN_INIT: (r->ln.vacc[lg_rc_slot_of(r, u)] ? lg_rc_vreduce_init : reduce_init)(r, in); break;
     case LG_LIN_UPDATE:
-      if (!r->vacc[lg_rc_slot_of(r, u)]) {
+      if (!r->ln.vacc[lg_rc_slot_of(r, u)]) {
         reduce_update(r, in);
         break;
       }
       lg_rc_vreduce_update(r, in);
-      if (!lg_rc_is_vec(r, u) && !r->finish_at[lg_rc_slot_of(r, u)]) lg_rc_vreduce_finish(r, u, in->depth);
+      if (!lg_rc_is_vec(r, u) && !r->ln.finish_at[lg_rc_slot_of(r, u)]) lg_rc_vreduce_finish(r, u, in->depth);
       break;
     default:
       switch (u->op) {
@@ -692,12 +692,12 @@ static bool is_ident(const char *s) {
   return true;
 }
 
-bool lg_rc_has_slot(int32_t kind) { return kind != LG_LIN_CLOSE && kind != LG_LIN_UPDATE; }
+static int64_t slot_cb(const void *r, const lg_uop *u) { return lg_rc_slot_of(r, u); } /* for lg_lin_lanes_of */
 
 /* slots, checks, parameters (sorted, named) and how often each node's text is used */
 static lg_status prepass(rnd *r) {
   for (int64_t k = 0; k < r->lin.n; k++)
-    if (lg_rc_has_slot(r->lin.inst[k].kind) && !lg_ptrmap_put(&r->slot, r->lin.inst[k].u, (void *)(intptr_t)++r->nslots))
+    if (lg_lin_has_slot(r->lin.inst[k].kind) && !lg_ptrmap_put(&r->slot, r->lin.inst[k].u, (void *)(intptr_t)++r->nslots))
       return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render C: out of memory");
   r->ex = calloc((size_t)r->nslots, sizeof *r->ex);
   r->refs = calloc((size_t)r->nslots, sizeof *r->refs);
@@ -708,7 +708,7 @@ static lg_status prepass(rnd *r) {
     return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render C: out of memory");
   for (int64_t k = 0; k < r->lin.n; k++) {
     lg_uop *u = r->lin.inst[k].u;
-    if (!lg_rc_has_slot(r->lin.inst[k].kind)) continue;
+    if (!lg_lin_has_slot(r->lin.inst[k].kind)) continue;
     for (int32_t i = 0; i < u->nsrc; i++) r->users[lg_rc_slot_of(r, u->src[i])]++;
     lg_status st = check_node(r, u);
     if (st) return st;
@@ -736,11 +736,11 @@ static lg_status prepass(rnd *r) {
       lg_rc_set_name(r, r->vars[i], "var%lld", i);
     }
   }
-  lg_status st = lg_rc_lanes_pass(r);
+  lg_status st = lg_lin_lanes_of(r->ctx, &r->lin, r->nslots, slot_cb, r, "render C", &r->ln);
   if (st) return st;
   for (int64_t k = r->lin.n - 1; k >= 0; k--) {
     lg_uop *u = r->lin.inst[k].u;
-    if (!lg_rc_has_slot(r->lin.inst[k].kind)) continue;
+    if (!lg_lin_has_slot(r->lin.inst[k].kind)) continue;
     const lg_uop *base;
     if (u->op == LG_OP_INDEX && lg_rc_is_vec(r, u) &&
         (lg_rc_contiguous(r, u, &base) || lg_rc_strided2(r, u, &base) || lg_rc_halves(r, u, &base))) {
@@ -804,7 +804,7 @@ lg_status lg_render_c(lg_ctx *ctx, lg_uop *sink, const char *name, char **src) {
   if (!st) st = lg_lin_split(r.ctx, &r.lin, &r.split_open, &r.split_trips, &r.split_work);
   if (!st) walk(&r), st = assemble(&r, name, src);
   for (int64_t i = 0; r.ex && i < r.nslots; i++) free(r.ex[i].s);
-  free(r.vec), free(r.vacc), free(r.finish_at), free(r.finishing);
+  lg_lin_lanes_free(&r.ln);
   free(r.ex), free(r.refs), free(r.users), free(r.globals), free(r.vars), free(r.helpers), free(r.pre.p), free(r.body.p);
   lg_ptrmap_free(&r.slot);
   lg_ptrmap_free(&r.stored);

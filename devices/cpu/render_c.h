@@ -65,14 +65,7 @@ typedef struct rnd {
   lg_strbuf pre, body;
   int32_t nval, nalu, nacc;
   int64_t split_open;              /* the split loop's OPEN; -1 when none */
-  const lg_uop *lane;              /* the RANGE of the vector lanes (kind LG_RANGE_LANES), or NULL */
-  int32_t lanes;                   /* its size */
-  bool *vec;                       /* per slot: the node's value is a vector of the lanes */
-  bool *vacc;                      /* per slot: a REDUCE's accumulator is a vector */
-  const lg_uop **finish_at;        /* per slot: a REDUCE over the lanes adds them up after this
-                                      loop's CLOSE (NULL: right after its update) */
-  lg_uop **finishing;              /* the REDUCEs with a finish_at */
-  int64_t nfinishing;
+  lg_lin_lanes ln;                 /* the vector lanes (opt.vectorize) */
   int64_t split_trips, split_work; /* its iterations, the work of one */
   bool oom;
 } rnd;
@@ -110,12 +103,9 @@ facts lg_rc_facts_of(const lg_uop *u);
 /* buffer access through an INDEX: data1[i], as a value for bfloat16 */
 void lg_rc_access_tmpl(const lg_uop *idx, char *out, size_t size);
 int32_t lg_rc_users_of(const void *r, const lg_uop *u); /* for lg_lin_fma_terms */
-bool lg_rc_has_slot(int32_t kind);                      /* a linear instruction with a node slot */
 
 /* ---- render_c_vec.c ---- */
 
-/* which nodes are vectors, which REDUCEs keep a vector accumulator and when they add it up */
-lg_status lg_rc_lanes_pass(rnd *r);
 bool lg_rc_is_vec(const rnd *r, const lg_uop *u);
 /* the vector helpers of lg_rc_need (kinds from H_VTYPE on) */
 void lg_rc_vec_helper(rnd *r, int32_t kind, lg_dtype a, lg_dtype b);

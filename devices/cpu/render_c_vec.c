@@ -25,7 +25,7 @@ typedef struct vname {
   char s[16];
 } vname;
 
-bool lg_rc_is_vec(const rnd *r, const lg_uop *u) { return r->vec[lg_rc_slot_of(r, u)]; }
+bool lg_rc_is_vec(const rnd *r, const lg_uop *u) { return r->ln.vec[lg_rc_slot_of(r, u)]; }
 static bool is_mask(lg_dtype dt) { return lg_dtype_kind(dt) == 'b'; }
 static lg_dtype lane_dt(lg_dtype dt) { return is_mask(dt) ? LG_DT_INT32 : dt; }
 
@@ -40,13 +40,13 @@ static lg_dtype int_of(lg_dtype dt, bool sgn) {
 static vname vtype(rnd *r, lg_dtype dt) {
   vname v;
   lg_rc_need(r, H_VTYPE, lane_dt(dt), 0);
-  snprintf(v.s, sizeof v.s, "%sx%d", lg_rc_sfx(lane_dt(dt)), (int)r->lanes);
+  snprintf(v.s, sizeof v.s, "%sx%d", lg_rc_sfx(lane_dt(dt)), (int)r->ln.width);
   return v;
 }
 
 void lg_rc_vec_helper(rnd *r, int32_t kind, lg_dtype a, lg_dtype b) {
   lg_strbuf *h = &r->pre;
-  int32_t w = r->lanes, size = lg_dtype_itemsize(a);
+  int32_t w = r->ln.width, size = lg_dtype_itemsize(a);
   if (kind == H_VINTRIN) {
     lg_strbuf_put(h, "#if defined(__x86_64__) || defined(__i386__)\n#include <immintrin.h>\n#endif\n");
     return;
@@ -206,8 +206,8 @@ static expr lane_of(rnd *r, const lg_uop *u, const char *l) {
 
 /* whether a vector of dt's lanes has masked loads and stores (helpers H_VLOAD, H_VSTORE) */
 static bool maskable(const rnd *r, lg_dtype dt) {
-  int32_t bytes = r->lanes * lg_dtype_itemsize(dt);
-  return !is_mask(dt) && r->lanes >= 4 && r->lanes <= 16 && bytes >= 16 && bytes <= 64;
+  int32_t bytes = r->ln.width * lg_dtype_itemsize(dt);
+  return !is_mask(dt) && r->ln.width >= 4 && r->ln.width <= 16 && bytes >= 16 && bytes <= 64;
 }
 
 /* an access of whole vectors: index ADD(base, lane) (or the lane: *base NULL), under a gate for
@@ -217,15 +217,15 @@ bool lg_rc_contiguous(const rnd *r, const lg_uop *idx, const lg_uop **base) {
   lg_dtype dt = lg_dtype_base(idx->src[0]->dtype);
   *base = NULL;
   if (is_mask(dt) || (idx->nsrc == 3 && lg_rc_is_vec(r, idx->src[2]) && !maskable(r, dt))) return false;
-  if (i == r->lane) return true;
-  if (i->op != LG_OP_ADD || i->src[1] != r->lane || lg_rc_is_vec(r, i->src[0])) return false;
+  if (i == r->ln.lane) return true;
+  if (i->op != LG_OP_ADD || i->src[1] != r->ln.lane || lg_rc_is_vec(r, i->src[0])) return false;
   *base = i->src[0];
   return true;
 }
 
 /* whether loads of dt's lanes can gather (helper H_VGATHER) */
 static bool gatherable(const rnd *r, lg_dtype dt) {
-  return !is_mask(dt) && lg_dtype_itemsize(dt) == 4 && (r->lanes == 8 || r->lanes == 16);
+  return !is_mask(dt) && lg_dtype_itemsize(dt) == 4 && (r->ln.width == 8 || r->ln.width == 16);
 }
 
 /* a load of every other element, index ADD(base, MUL(lane, 2)) (op LG_OP_MUL: helper H_VLOAD2),
@@ -236,7 +236,7 @@ static bool lanes_by_2(const rnd *r, const lg_uop *idx, int32_t op, const lg_uop
   *base = NULL;
   if (!gatherable(r, lg_dtype_base(idx->src[0]->dtype)) || i->op != LG_OP_ADD || lg_rc_is_vec(r, i->src[0])) return false;
   m = i->src[1];
-  if (m->op != op || m->src[0] != r->lane || m->src[1]->op != LG_OP_CONST || m->src[1]->arg.i != 2) return false;
+  if (m->op != op || m->src[0] != r->ln.lane || m->src[1]->op != LG_OP_CONST || m->src[1]->arg.i != 2) return false;
   *base = i->src[0];
   return true;
 }
@@ -355,7 +355,7 @@ static expr vcast(rnd *r, int32_t op, lg_dtype to, lg_dtype from, const expr *a)
 /* `T name;` then a loop over the lanes that sets name[l] = v (a mask's lane to 0 or -1) */
 static void lane_lines(rnd *r, int32_t depth, lg_dtype dt, const char *name, const char *guard, expr v) {
   lg_rc_line(r, depth, "%s %s;", vtype(r, dt).s, name);
-  lg_rc_line(r, depth, "for (int32_t l = 0; l < %d; l++) %s%s[l] = %s%s%s;", (int)r->lanes, guard, name,
+  lg_rc_line(r, depth, "for (int32_t l = 0; l < %d; l++) %s%s[l] = %s%s%s;", (int)r->ln.width, guard, name,
              is_mask(dt) ? "-(" : "", v.s ? v.s : "", is_mask(dt) ? ")" : "");
   free(v.s);
 }
@@ -472,7 +472,7 @@ void lg_rc_vstore(rnd *r, const lg_lin_inst *in) {
   expr gate, a = lane_access(r, idx, &gate), v = lane_of(r, u->src[1], "l");
   expr s = gate.s ? lg_rc_build(r, P_ANY, "if ($) $ = $;", &gate, P_ANY, &a, P_ANY, &v, P_ANY)
                   : lg_rc_build(r, P_ANY, "$ = $;", &a, P_ANY, &v, P_ANY);
-  lg_rc_line(r, in->depth, "for (int32_t l = 0; l < %d; l++) %s", (int)r->lanes, s.s ? s.s : "");
+  lg_rc_line(r, in->depth, "for (int32_t l = 0; l < %d; l++) %s", (int)r->ln.width, s.s ? s.s : "");
   free(s.s), free(v.s), free(a.s), free(gate.s);
 }
 
@@ -569,62 +569,9 @@ void lg_rc_vreduce_finish(rnd *r, const lg_uop *u, int32_t depth) {
 /* the lanes' RANGE: their numbers */
 void lg_rc_lanes_value(rnd *r, const lg_lin_inst *in) {
   lg_strbuf b = {0};
-  for (int32_t i = 0; i < r->lanes; i++) lg_strbuf_put(&b, i ? ", %d" : "%d", (int)i);
+  for (int32_t i = 0; i < r->ln.width; i++) lg_strbuf_put(&b, i ? ", %d" : "%d", (int)i);
   lg_rc_line(r, in->depth, "const %s lane = {%s};", vtype(r, in->u->dtype).s, b.p ? b.p : "");
   r->oom |= b.oom;
   free(b.p);
   *lg_rc_ex(r, in->u) = lg_rc_build(r, P_PRIMARY, "lane");
-}
-
-/* the vector lanes: which nodes are vectors, which REDUCEs keep a vector accumulator and when
- * they add its lanes up. Nodes come in loop order, where a REDUCE's INIT may precede its value's
- * node: repeated until nothing changes. */
-lg_status lg_rc_lanes_pass(rnd *r) {
-  for (int64_t k = 0; k < r->lin.n; k++) {
-    lg_uop *u = r->lin.inst[k].u;
-    if (r->lin.inst[k].kind != LG_LIN_NODE || u->op != LG_OP_RANGE) continue;
-    if (r->lane) return lg_rc_fail(r, u, "a kernel has one RANGE of vector lanes; this is a second one");
-    int64_t n = u->src[0]->op == LG_OP_CONST ? u->src[0]->arg.i : 0;
-    if (n < 2 || n > 64 || (n & (n - 1)))
-      return lg_rc_fail(r, u, "vector lanes need a constant size, a power of 2 from 2 to 64");
-    r->lane = u, r->lanes = (int32_t)n;
-  }
-  r->vec = calloc((size_t)r->nslots, sizeof *r->vec);
-  r->vacc = calloc((size_t)r->nslots, sizeof *r->vacc);
-  r->finish_at = calloc((size_t)r->nslots, sizeof *r->finish_at);
-  r->finishing = malloc((size_t)r->nslots * sizeof *r->finishing);
-  if (!r->vec || !r->vacc || !r->finish_at || !r->finishing) return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render C: out of memory");
-  if (!r->lane) return LG_OK;
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (int64_t k = 0; k < r->lin.n; k++) {
-      lg_uop *u = r->lin.inst[k].u;
-      if (!lg_rc_has_slot(r->lin.inst[k].kind)) continue;
-      int64_t i = lg_rc_slot_of(r, u);
-      bool v = u == r->lane, acc = false;
-      if (u->op == LG_OP_REDUCE) {
-        bool over = false;
-        const lg_uop *outer = NULL;
-        for (int32_t j = 1; j < u->nsrc; j++) {
-          over |= u->src[j] == r->lane;
-          if (u->src[j] != r->lane && (!outer || u->src[j]->arg.ints[0] < outer->arg.ints[0])) outer = u->src[j];
-        }
-        acc = over || lg_rc_is_vec(r, u->src[0]);
-        v = acc && !over;
-        if (over && outer && !r->finish_at[i]) r->finish_at[i] = outer, r->finishing[r->nfinishing++] = u;
-      } else if (u->op != LG_OP_CONST && u->op != LG_OP_DEFINE_GLOBAL && u->op != LG_OP_DEFINE_VAR) {
-        for (int32_t j = 0; j < u->nsrc; j++) v |= lg_rc_is_vec(r, u->src[j]);
-      }
-      changed |= v != r->vec[i] || acc != r->vacc[i];
-      r->vec[i] = v, r->vacc[i] = acc;
-    }
-  }
-  for (int64_t k = 0; k < r->lin.n; k++) {
-    lg_uop *u = r->lin.inst[k].u;
-    lg_dtype dt = u->op == LG_OP_STORE ? u->src[1]->dtype : u->dtype;
-    if (lg_rc_has_slot(r->lin.inst[k].kind) && (lg_rc_is_vec(r, u) || r->vacc[lg_rc_slot_of(r, u)]) &&
-        (lg_rc_sid(dt) == LG_DT_FLOAT16 || lg_rc_is_bf16(dt)))
-      return lg_rc_fail(r, u, "vector lanes of float16 and bfloat16 are not supported");
-  }
-  return LG_OK;
 }

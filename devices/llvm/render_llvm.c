@@ -203,7 +203,7 @@ tname lg_rl_wsfx(const rnd *r, lg_dtype dt) {
 /* a scalar x of dtype dt in every lane */
 static val splat(rnd *r, lg_dtype dt, val x) {
   const char *t = lg_rl_ty(dt);
-  int w = (int)r->lanes;
+  int w = (int)r->ln.width;
   val one = lg_rl_inst(r, "insertelement <%d x %s> poison, %s %s, i32 0", w, t, t, x.s);
   return lg_rl_inst(r, "shufflevector <%d x %s> %s, <%d x %s> poison, <%d x i32> zeroinitializer", w, t, one.s, w, t, w);
 }
@@ -576,11 +576,11 @@ int64_t lg_rl_slot_of(const rnd *r, const lg_uop *u) {
 }
 
 /* whether a linearized item has a slot: CLOSE and UPDATE belong to their OPEN's and INIT's */
-bool lg_rl_has_slot(int32_t kind) { return kind != LG_LIN_CLOSE && kind != LG_LIN_UPDATE; }
+static int64_t slot_cb(const void *r, const lg_uop *u) { return lg_rl_slot_of(r, u); } /* for lg_lin_lanes_of */
 
 val *lg_rl_vl(const rnd *r, const lg_uop *u) { return &r->vals[lg_rl_slot_of(r, u)]; }
 
-bool lg_rl_is_vec(const rnd *r, const lg_uop *u) { return r->vec[lg_rl_slot_of(r, u)]; }
+bool lg_rl_is_vec(const rnd *r, const lg_uop *u) { return r->ln.vec[lg_rl_slot_of(r, u)]; }
 
 /* what the operands' bounds prove about an integer op */
 static facts facts_of(const lg_uop *u) {
@@ -631,7 +631,7 @@ static val key_flip(rnd *r, lg_dtype dt, val b) {
 val lg_rl_operand(rnd *r, const lg_uop *u) {
   if (u->op != LG_OP_REDUCE) return *lg_rl_vl(r, u);
   int32_t w = r->w;
-  r->w = lg_rl_is_vec(r, u) ? r->lanes : 0;
+  r->w = lg_rl_is_vec(r, u) ? r->ln.width : 0;
   lg_dtype dt = u->dtype, kt = ibits(dt);
   tname t = lg_rl_wty(r, lg_rl_acc_dt(u)), ft = lg_rl_wty(r, dt);
   val v = lg_rl_inst(r, "load %s, %s* %s", t.s, t.s, lg_rl_vl(r, u)->s);
@@ -852,19 +852,19 @@ static void walk(rnd *r) {
   for (int64_t k = 0; k < r->lin.n; k++) {
     const lg_lin_inst *in = &r->lin.inst[k];
     lg_uop *u = in->u;
-    bool acc = in->kind == LG_LIN_INIT || in->kind == LG_LIN_UPDATE, vacc = acc && r->vacc[lg_rl_slot_of(r, u)];
-    r->w = vacc || (in->kind == LG_LIN_NODE && lg_rl_is_vec(r, u)) ? r->lanes : 0;
+    bool acc = in->kind == LG_LIN_INIT || in->kind == LG_LIN_UPDATE, vacc = acc && r->ln.vacc[lg_rl_slot_of(r, u)];
+    r->w = vacc || (in->kind == LG_LIN_NODE && lg_rl_is_vec(r, u)) ? r->ln.width : 0;
     switch (in->kind) {
     case LG_LIN_OPEN: loop_open(r, in, k == r->split_open); break;
     case LG_LIN_CLOSE:
       loop_close(r, in);
-      for (int64_t i = 0; i < r->nfinishing; i++)
-        if (r->finish_at[lg_rl_slot_of(r, r->finishing[i])] == u) lg_rl_reduce_finish(r, r->finishing[i]);
+      for (int64_t i = 0; i < r->ln.nfinishing; i++)
+        if (r->ln.finish_at[lg_rl_slot_of(r, r->ln.finishing[i])] == u) lg_rl_reduce_finish(r, r->ln.finishing[i]);
       break;
     case LG_LIN_INIT: reduce_init(r, in); break;
     case LG_LIN_UPDATE:
       reduce_update(r, in);
-      if (vacc && !lg_rl_is_vec(r, u) && !r->finish_at[lg_rl_slot_of(r, u)]) lg_rl_reduce_finish(r, u);
+      if (vacc && !lg_rl_is_vec(r, u) && !r->ln.finish_at[lg_rl_slot_of(r, u)]) lg_rl_reduce_finish(r, u);
       break;
     default:
       switch (u->op) {
@@ -910,7 +910,7 @@ static bool is_ident(const char *s) {
 /* slots, checks, parameters (sorted, named) */
 static lg_status prepass(rnd *r) {
   for (int64_t k = 0; k < r->lin.n; k++)
-    if (lg_rl_has_slot(r->lin.inst[k].kind) && !lg_ptrmap_put(&r->slot, r->lin.inst[k].u, (void *)(intptr_t)++r->nslots))
+    if (lg_lin_has_slot(r->lin.inst[k].kind) && !lg_ptrmap_put(&r->slot, r->lin.inst[k].u, (void *)(intptr_t)++r->nslots))
       return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render LLVM: out of memory");
   r->vals = calloc((size_t)r->nslots + 1, sizeof *r->vals);
   r->globals = malloc(((size_t)r->nslots + 1) * sizeof *r->globals);
@@ -921,7 +921,7 @@ static lg_status prepass(rnd *r) {
     return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render LLVM: out of memory");
   for (int64_t k = 0; k < r->lin.n; k++) {
     lg_uop *u = r->lin.inst[k].u;
-    if (!lg_rl_has_slot(r->lin.inst[k].kind)) continue;
+    if (!lg_lin_has_slot(r->lin.inst[k].kind)) continue;
     for (int32_t i = 0; i < u->nsrc; i++) r->users[lg_rl_slot_of(r, u->src[i])]++;
     lg_status st = check_node(r, u);
     if (st) return st;
@@ -946,7 +946,7 @@ static lg_status prepass(rnd *r) {
     else
       snprintf(lg_rl_vl(r, r->vars[i])->s, sizeof(val), "%%var%lld", (long long)i);
   }
-  return lg_rl_lanes_pass(r);
+  return lg_lin_lanes_of(r->ctx, &r->lin, r->nslots, slot_cb, r, "render LLVM", &r->ln);
 }
 
 /* The entry reads the arguments and calls the body (inlined), whose buffer parameters do not
@@ -1009,7 +1009,7 @@ lg_status lg_render_llvm(lg_ctx *ctx, lg_uop *sink, const char *name, char **src
   if (!st) st = lg_lin_split(r.ctx, &r.lin, &r.split_open, &r.split_trips, &r.split_work);
   if (!st) walk(&r), st = assemble(&r, name, src);
   free(r.vals), free(r.globals), free(r.vars), free(r.loops), free(r.pre.p), free(r.allocas.p), free(r.body.p);
-  free(r.vec), free(r.vacc), free(r.finish_at), free(r.finishing), free(r.users);
+  lg_lin_lanes_free(&r.ln), free(r.users);
   lg_ptrmap_free(&r.slot);
   lg_ptrmap_free(&r.stored);
   lg_linear_free(&r.lin);

@@ -46,15 +46,8 @@ typedef struct rnd {
   int64_t split_open;              /* the split loop's OPEN; -1 when none */
   int64_t split_trips, split_work; /* its iterations, the work of one */
   int32_t w;                       /* the width of the value being written: 0 (a scalar) or lanes */
-  const lg_uop *lane;              /* the RANGE of the vector lanes (kind LG_RANGE_LANES), or NULL */
-  int32_t lanes;                   /* its size */
-  bool *vec;                       /* per slot: the node's value is a vector of the lanes */
   int32_t *users;                  /* per slot: how many nodes of the kernel use the node */
-  bool *vacc;                      /* per slot: a REDUCE's accumulator is a vector */
-  const lg_uop **finish_at;        /* per slot: a REDUCE over the lanes reduces them after this
-                                      loop's CLOSE (NULL: right after its update) */
-  lg_uop **finishing;              /* the REDUCEs with a finish_at */
-  int64_t nfinishing;
+  lg_lin_lanes ln;                 /* the vector lanes (opt.vectorize) */
   bool oom;
 } rnd;
 
@@ -88,7 +81,6 @@ tname lg_rl_wsfx(const rnd *r, lg_dtype dt); /* f32, v16f32 */
 val lg_rl_wconst(rnd *r, lg_dtype dt, int64_t i, double f);
 
 int64_t lg_rl_slot_of(const rnd *r, const lg_uop *u);
-bool lg_rl_has_slot(int32_t kind); /* a linearized item with a slot: not CLOSE or UPDATE */
 val *lg_rl_vl(const rnd *r, const lg_uop *u); /* the node's value */
 bool lg_rl_is_vec(const rnd *r, const lg_uop *u);
 lg_dtype lg_rl_acc_dt(const lg_uop *u); /* the dtype a REDUCE's accumulator holds */
@@ -107,7 +99,6 @@ void lg_rl_new_acc(rnd *r, const lg_uop *u, const char *t); /* an alloca of type
 /* ---- render_llvm_vec.c ---- */
 
 /* which nodes are vectors, which REDUCEs keep a vector accumulator and when they reduce it */
-lg_status lg_rl_lanes_pass(rnd *r);
 /* the vector nodes as IR */
 void lg_rl_lanes_value(rnd *r, const lg_lin_inst *in);
 void lg_rl_vload(rnd *r, const lg_lin_inst *in);

@@ -18,8 +18,8 @@
 void lg_rl_lanes_value(rnd *r, const lg_lin_inst *in) {
   lg_strbuf b = {0};
   const char *t = lg_rl_ty(in->u->dtype);
-  for (int32_t i = 0; i < r->lanes; i++) lg_strbuf_put(&b, i ? ", %s %d" : "%s %d", t, (int)i);
-  *lg_rl_vl(r, in->u) = lg_rl_define(r, "lane", "add <%d x %s> zeroinitializer, <%s>", (int)r->lanes, t, b.p ? b.p : "");
+  for (int32_t i = 0; i < r->ln.width; i++) lg_strbuf_put(&b, i ? ", %s %d" : "%s %d", t, (int)i);
+  *lg_rl_vl(r, in->u) = lg_rl_define(r, "lane", "add <%d x %s> zeroinitializer, <%s>", (int)r->ln.width, t, b.p ? b.p : "");
   r->oom |= b.oom;
   free(b.p);
 }
@@ -29,8 +29,8 @@ static bool contiguous(const rnd *r, const lg_uop *idx, const lg_uop **base) {
   const lg_uop *i = idx->src[1];
   *base = NULL;
   if (idx->nsrc == 3 && lg_rl_is_vec(r, idx->src[2])) return false;
-  if (i == r->lane) return true;
-  if (i->op != LG_OP_ADD || i->src[1] != r->lane || lg_rl_is_vec(r, i->src[0])) return false;
+  if (i == r->ln.lane) return true;
+  if (i->op != LG_OP_ADD || i->src[1] != r->ln.lane || lg_rl_is_vec(r, i->src[0])) return false;
   *base = i->src[0];
   return true;
 }
@@ -39,7 +39,7 @@ static bool contiguous(const rnd *r, const lg_uop *idx, const lg_uop **base) {
 static val vector_address(rnd *r, const lg_uop *idx, const lg_uop *base, lg_dtype dt) {
   const char *mt = lg_rl_mty(dt);
   val p = lg_rl_address(r, idx, base ? lg_rl_operand(r, base) : lg_rl_text("0"));
-  return lg_rl_inst(r, "bitcast %s* %s to <%d x %s>*", mt, p.s, (int)r->lanes, mt);
+  return lg_rl_inst(r, "bitcast %s* %s to <%d x %s>*", mt, p.s, (int)r->ln.width, mt);
 }
 
 /* a gather's or scatter's addresses and mask: lanes whose gate is false index element 0 */
@@ -65,7 +65,7 @@ static val lane_addresses(rnd *r, const lg_uop *idx, val *mask) {
 /* the name of llvm.masked.<op> for elements of dtype dt in memory: llvm.masked.gather.v16f32.v16p0f32 */
 static void masked_name(const rnd *r, const char *op, lg_dtype dt, char *out, size_t size) {
   lg_dtype m = lg_rl_sid(dt) == LG_DT_BOOL ? LG_DT_INT8 : dt;
-  snprintf(out, size, "llvm.masked.%s.%s.v%dp0%s", op, lg_rl_wsfx(r, m).s, (int)r->lanes, lg_rl_sfx(m));
+  snprintf(out, size, "llvm.masked.%s.%s.v%dp0%s", op, lg_rl_wsfx(r, m).s, (int)r->ln.width, lg_rl_sfx(m));
 }
 
 void lg_rl_vload(rnd *r, const lg_lin_inst *in) {
@@ -73,7 +73,7 @@ void lg_rl_vload(rnd *r, const lg_lin_inst *in) {
   lg_dtype dt = u->dtype;
   const lg_uop *base;
   const char *mt = lg_rl_mty(dt);
-  int w = (int)r->lanes, align = (int)lg_dtype_itemsize(dt);
+  int w = (int)r->ln.width, align = (int)lg_dtype_itemsize(dt);
   bool mask = lg_rl_sid(dt) == LG_DT_BOOL;
   tname t = lg_rl_wty(r, dt), m = lg_rl_wty(r, LG_DT_INT8);
   if (!mask) m = t;
@@ -107,7 +107,7 @@ void lg_rl_vstore(rnd *r, const lg_lin_inst *in) {
   lg_dtype dt = u->src[1]->dtype;
   const lg_uop *base;
   const char *mt = lg_rl_mty(dt);
-  int w = (int)r->lanes, align = (int)lg_dtype_itemsize(dt);
+  int w = (int)r->ln.width, align = (int)lg_dtype_itemsize(dt);
   tname m = lg_rl_wty(r, lg_rl_sid(dt) == LG_DT_BOOL ? LG_DT_INT8 : dt);
   val v = lg_rl_to_memory(r, dt, lg_rl_vop(r, u->src[1]));
   if (contiguous(r, idx, &base)) {
@@ -133,7 +133,7 @@ void lg_rl_vstore(rnd *r, const lg_lin_inst *in) {
 void lg_rl_reduce_finish(rnd *r, const lg_uop *u) {
   lg_dtype at = lg_rl_acc_dt(u);
   int32_t op = lg_lin_reduce_op(u);
-  r->w = r->lanes;
+  r->w = r->ln.width;
   tname vt = lg_rl_wty(r, at), s = lg_rl_wsfx(r, at);
   r->w = 0;
   const char *t = lg_rl_ty(at);
@@ -157,57 +157,4 @@ void lg_rl_reduce_finish(rnd *r, const lg_uop *u) {
   }
   lg_rl_new_acc(r, u, t);
   lg_rl_emit(r, "store %s %s, %s* %s", t, v.s, t, lg_rl_vl(r, u)->s);
-}
-
-/* the vector lanes, as render_c's lanes_pass: which nodes are vectors, which REDUCEs keep a vector
- * accumulator and when they reduce its lanes. Nodes come in loop order, where a REDUCE's INIT
- * may precede its value's node: repeated until nothing changes. */
-lg_status lg_rl_lanes_pass(rnd *r) {
-  for (int64_t k = 0; k < r->lin.n; k++) {
-    lg_uop *u = r->lin.inst[k].u;
-    if (r->lin.inst[k].kind != LG_LIN_NODE || u->op != LG_OP_RANGE) continue;
-    if (r->lane) return lg_rl_fail(r, u, "a kernel has one RANGE of vector lanes; this is a second one");
-    int64_t n = u->src[0]->op == LG_OP_CONST ? u->src[0]->arg.i : 0;
-    if (n < 2 || n > 64 || (n & (n - 1))) return lg_rl_fail(r, u, "vector lanes need a constant size, a power of 2 from 2 to 64");
-    r->lane = u, r->lanes = (int32_t)n;
-  }
-  r->vec = calloc((size_t)r->nslots + 1, sizeof *r->vec);
-  r->vacc = calloc((size_t)r->nslots + 1, sizeof *r->vacc);
-  r->finish_at = calloc((size_t)r->nslots + 1, sizeof *r->finish_at);
-  r->finishing = malloc(((size_t)r->nslots + 1) * sizeof *r->finishing);
-  if (!r->vec || !r->vacc || !r->finish_at || !r->finishing)
-    return lg_ctx_fail(r->ctx, LG_ERR_NOMEM, "render LLVM: out of memory");
-  if (!r->lane) return LG_OK;
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (int64_t k = 0; k < r->lin.n; k++) {
-      lg_uop *u = r->lin.inst[k].u;
-      if (!lg_rl_has_slot(r->lin.inst[k].kind)) continue;
-      int64_t i = lg_rl_slot_of(r, u);
-      bool v = u == r->lane, acc = false;
-      if (u->op == LG_OP_REDUCE) {
-        bool over = false;
-        const lg_uop *outer = NULL;
-        for (int32_t j = 1; j < u->nsrc; j++) {
-          over |= u->src[j] == r->lane;
-          if (u->src[j] != r->lane && (!outer || u->src[j]->arg.ints[0] < outer->arg.ints[0])) outer = u->src[j];
-        }
-        acc = over || lg_rl_is_vec(r, u->src[0]);
-        v = acc && !over;
-        if (over && outer && !r->finish_at[i]) r->finish_at[i] = outer, r->finishing[r->nfinishing++] = u;
-      } else if (u->op != LG_OP_CONST && u->op != LG_OP_DEFINE_GLOBAL && u->op != LG_OP_DEFINE_VAR) {
-        for (int32_t j = 0; j < u->nsrc; j++) v |= lg_rl_is_vec(r, u->src[j]);
-      }
-      changed |= v != r->vec[i] || acc != r->vacc[i];
-      r->vec[i] = v, r->vacc[i] = acc;
-    }
-  }
-  for (int64_t k = 0; k < r->lin.n; k++) {
-    lg_uop *u = r->lin.inst[k].u;
-    lg_dtype dt = u->op == LG_OP_STORE ? u->src[1]->dtype : u->dtype;
-    if (lg_rl_has_slot(r->lin.inst[k].kind) && (lg_rl_is_vec(r, u) || r->vacc[lg_rl_slot_of(r, u)]) &&
-        (lg_rl_is_f16(dt) || lg_rl_is_bf16(dt)))
-      return lg_rl_fail(r, u, "vector lanes of float16 and bfloat16 are not supported");
-  }
-  return LG_OK;
 }
