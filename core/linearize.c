@@ -742,6 +742,23 @@ lg_status lg_lin_lanes_of(lg_ctx *ctx, const lg_linear *L, int64_t nslots,
   return LG_OK;
 }
 
+lg_lin_facts lg_lin_facts_of(const lg_uop *u) {
+  lg_lin_facts f = {0};
+  int64_t lo, hi;
+  bool ranged = lg_dt_int_range(u->dtype, &lo, &hi);
+  f.nowrap = ranged && u->has_bounds && (u->vmin > lo || u->vmax < hi);
+  if (u->nsrc < 2) return f;
+  const lg_uop *a = u->src[0], *b = u->src[1];
+  int32_t size = (int32_t)lg_dtype_itemsize(u->dtype);
+  f.nonneg = a->has_bounds && a->vmin >= 0;
+  f.shift_plain = b->has_bounds && b->vmin >= 0 && b->vmax < 8 * size;
+  /* a narrow signed IDIV happens in int (C) or is widened (LLVM): INT_MIN / -1 cannot trap */
+  bool minus_one = b->vmin <= -1 && b->vmax >= -1, int_min = ranged && a->has_bounds && a->vmin == lo;
+  f.div_plain = b->has_bounds && (b->vmin > 0 || b->vmax < 0) &&
+                (lg_dtype_kind(u->dtype) == 'u' || size < 4 || !(minus_one && int_min));
+  return f;
+}
+
 int32_t lg_lin_reduce_op(const lg_uop *u) {
   const char *s = u->arg.kind == LG_ARG_STR ? u->arg.s : "";
   return strcmp(s, "ADD") == 0 ? LG_OP_ADD : strcmp(s, "MUL") == 0 ? LG_OP_MUL : strcmp(s, "MAX") == 0 ? LG_OP_MAX : -1;

@@ -81,6 +81,15 @@ void lg_lin_lanes_free(lg_lin_lanes *l);
 /* A linear instruction of this kind has a node of its own (not a loop's CLOSE or UPDATE). */
 bool lg_lin_has_slot(int32_t kind);
 
+/* What the operands' bounds prove about integer operation u, for a renderer to drop checks. */
+typedef struct lg_lin_facts {
+  bool nowrap;      /* the result stays in range */
+  bool div_plain;   /* IDIV/MOD: no division by 0 or INT_MIN / -1 */
+  bool shift_plain; /* the amount is in [0, bits) */
+  bool nonneg;      /* the first operand is >= 0 */
+} lg_lin_facts;
+lg_lin_facts lg_lin_facts_of(const lg_uop *u);
+
 /* The op of a kernel REDUCE node (its arg "ADD", "MUL" or "MAX"), or -1. */
 int32_t lg_lin_reduce_op(const lg_uop *u);
 /* What a renderer of scalar kernels cannot take in node u (buffers, accesses, reductions,

@@ -367,7 +367,7 @@ static expr float_op(rnd *r, int32_t op, lg_dtype dt, const expr *a, const expr 
   }
 }
 
-static expr int_op(rnd *r, int32_t op, lg_dtype dt, const expr *a, const expr *b, const expr *c, facts f) {
+static expr int_op(rnd *r, int32_t op, lg_dtype dt, const expr *a, const expr *b, const expr *c, lg_lin_facts f) {
   const char *t = lg_rc_ctype(dt), *u = utype(dt);
   bool nar = lg_rc_narrow(dt), plain = f.nowrap || (lg_dtype_kind(dt) == 'u' && !nar); /* C gets it right as written */
   const char *widen = lg_rc_sid(dt) == LG_DT_UINT16 ? "(uint32_t)" : "";               /* 65535 * 65535 overflows int */
@@ -427,7 +427,7 @@ static expr int_op(rnd *r, int32_t op, lg_dtype dt, const expr *a, const expr *b
 }
 
 /* an ALU op on operands of dtype dt (the result's, except for comparisons) */
-expr lg_rc_op_expr(rnd *r, int32_t op, lg_dtype dt, const expr *a, const expr *b, const expr *c, facts f) {
+expr lg_rc_op_expr(rnd *r, int32_t op, lg_dtype dt, const expr *a, const expr *b, const expr *c, lg_lin_facts f) {
   switch (op) {
   case LG_OP_CMPLT: return lg_rc_build(r, P_REL, "$ < $", a, P_SHIFT, b, P_SHIFT);
   case LG_OP_CMPNE: return lg_rc_build(r, P_EQ, "$ != $", a, P_SHIFT, b, P_SHIFT);
@@ -488,23 +488,6 @@ void lg_rc_set_name(rnd *r, const lg_uop *u, const char *fmt, int64_t n) {
   *lg_rc_ex(r, u) = lg_rc_build(r, P_PRIMARY, s);
 }
 
-/* what the operands' bounds prove about an integer op */
-facts lg_rc_facts_of(const lg_uop *u) {
-  facts f = {0};
-  int64_t lo, hi;
-  bool ranged = lg_dt_int_range(u->dtype, &lo, &hi);
-  f.nowrap = ranged && u->has_bounds && (u->vmin > lo || u->vmax < hi);
-  if (u->nsrc < 2) return f;
-  const lg_uop *a = u->src[0], *b = u->src[1];
-  f.nonneg = a->has_bounds && a->vmin >= 0;
-  f.shift_plain = b->has_bounds && b->vmin >= 0 && b->vmax < bits(u->dtype);
-  bool minus_one = b->vmin <= -1 && b->vmax >= -1, int_min = ranged && a->has_bounds && a->vmin == lo;
-  f.div_plain = b->has_bounds && (b->vmin > 0 || b->vmax < 0) &&
-                (lg_dtype_kind(u->dtype) == 'u' || lg_rc_narrow(u->dtype) || !(minus_one && int_min));
-  return f;
-}
-
-
 /* buffer access through an INDEX: data1[i], as a value for bfloat16 */
 void lg_rc_access_tmpl(const lg_uop *idx, char *out, size_t size) {
   const lg_uop *buf = idx->src[0];
@@ -553,7 +536,7 @@ static void value(rnd *r, const lg_lin_inst *in) {
              *c = u->nsrc > 2 ? lg_rc_ex(r, u->src[2]) : NULL;
   expr v = u->op == LG_OP_CAST      ? lg_rc_cast_expr(r, u->dtype, u->src[0]->dtype, a)
            : u->op == LG_OP_BITCAST ? lg_rc_bitcast_expr(r, u->dtype, u->src[0]->dtype, a)
-                                    : lg_rc_op_expr(r, u->op, u->dtype, a, b, c, lg_rc_facts_of(u));
+                                    : lg_rc_op_expr(r, u->op, u->dtype, a, b, c, lg_lin_facts_of(u));
   if (r->refs[lg_rc_slot_of(r, u)] == 1 && v.s && strlen(v.s) <= INLINE_MAX) {
     *lg_rc_ex(r, u) = v;
     return;
@@ -602,7 +585,7 @@ static void reduce_update(rnd *r, const lg_lin_inst *in) {
     free(e.s);
     return;
   }
-  expr v = lg_rc_op_expr(r, lg_lin_reduce_op(u), u->dtype, acc, lg_rc_ex(r, u->src[0]), NULL, (facts){0});
+  expr v = lg_rc_op_expr(r, lg_lin_reduce_op(u), u->dtype, acc, lg_rc_ex(r, u->src[0]), NULL, (lg_lin_facts){0});
   lg_rc_line(r, in->depth, "%s = %s;", acc->s ? acc->s : "", v.s ? v.s : "");
   free(v.s);
 }

@@ -39,14 +39,6 @@ typedef struct expr {
   int32_t prec; /* how tightly it binds */
 } expr;
 
-/* what the operands' bounds prove about an integer operation */
-typedef struct facts {
-  bool nowrap;      /* the result stays in range */
-  bool div_plain;   /* IDIV/MOD: no division by 0 or INT_MIN / -1 */
-  bool shift_plain; /* the amount is in [0, bits) */
-  bool nonneg;      /* the first operand is >= 0 */
-} facts;
-
 typedef struct rnd {
   lg_ctx *ctx;
   lg_linear lin;
@@ -92,14 +84,13 @@ void lg_rc_need(rnd *r, int32_t kind, lg_dtype a, lg_dtype b);
 
 /* scalar operations: an ALU op on operands of dtype dt (the result's, except for comparisons),
  * CAST, BITCAST */
-expr lg_rc_op_expr(rnd *r, int32_t op, lg_dtype dt, const expr *a, const expr *b, const expr *c, facts f);
+expr lg_rc_op_expr(rnd *r, int32_t op, lg_dtype dt, const expr *a, const expr *b, const expr *c, lg_lin_facts f);
 expr lg_rc_cast_expr(rnd *r, lg_dtype to, lg_dtype from, const expr *a);
 expr lg_rc_bitcast_expr(rnd *r, lg_dtype to, lg_dtype from, const expr *a);
 
 int64_t lg_rc_slot_of(const rnd *r, const lg_uop *u);
 expr *lg_rc_ex(const rnd *r, const lg_uop *u); /* the node's C text */
 void lg_rc_set_name(rnd *r, const lg_uop *u, const char *fmt, int64_t n);
-facts lg_rc_facts_of(const lg_uop *u);
 /* buffer access through an INDEX: data1[i], as a value for bfloat16 */
 void lg_rc_access_tmpl(const lg_uop *idx, char *out, size_t size);
 int32_t lg_rc_users_of(const void *r, const lg_uop *u); /* for lg_lin_fma_terms */

@@ -166,7 +166,7 @@ void lg_rc_vec_helper(rnd *r, int32_t kind, lg_dtype a, lg_dtype b) {
     static const char *const names[LG_OP__COUNT] = {[LG_OP_ADD] = "add", [LG_OP_MUL] = "mul", [LG_OP_MAX] = "max"};
     int32_t op = (int32_t)b;
     expr x = lg_rc_build(r, P_PRIMARY, "s"), y = lg_rc_build(r, is_mask(a) ? P_EQ : P_PRIMARY, is_mask(a) ? "t[l] != 0" : "t[l]");
-    expr v = lg_rc_op_expr(r, op, a, &x, &y, NULL, (facts){0});
+    expr v = lg_rc_op_expr(r, op, a, &x, &y, NULL, (lg_lin_facts){0});
     lg_strbuf_put(h, "static inline %s %s_lanes_%s(%s v) {\n  %s t[%d];\n  __builtin_memcpy(t, &v, sizeof t);\n",
         lg_rc_ctype(a), names[op], t.s, t.s, lg_rc_ctype(lane_dt(a)), (int)w);
     lg_strbuf_put(h, "  %s s = t[0]%s;\n  for (int32_t l = 1; l < %d; l++) s = %s;\n  return s;\n}\n", lg_rc_ctype(a),
@@ -258,15 +258,15 @@ bool lg_rc_lane_loop(const rnd *r, const lg_uop *u) {
   case LG_OP_TRUNC:
   case LG_OP_POW: return true;
   case LG_OP_IDIV:
-  case LG_OP_MOD: return !lg_rc_facts_of(u).div_plain || lg_rc_narrow(dt);
+  case LG_OP_MOD: return !lg_lin_facts_of(u).div_plain || lg_rc_narrow(dt);
   case LG_OP_SHL:
-  case LG_OP_SHR: return !lg_rc_facts_of(u).shift_plain;
+  case LG_OP_SHR: return !lg_lin_facts_of(u).shift_plain;
   default: return false;
   }
 }
 
 /* an ALU op on vectors of dtype dt (the operands' for comparisons, the values' for WHERE) */
-static expr valu(rnd *r, int32_t op, lg_dtype dt, const expr *a, const expr *b, const expr *c, facts f) {
+static expr valu(rnd *r, int32_t op, lg_dtype dt, const expr *a, const expr *b, const expr *c, lg_lin_facts f) {
   char tm[160];
   bool mask = is_mask(dt), wrap = lg_dtype_kind(dt) == 'i' && !f.nowrap; /* signed lanes that may overflow */
   vname t = vtype(r, dt), ut = wrap ? vtype(r, int_of(dt, false)) : t;
@@ -344,7 +344,7 @@ static expr vcast(rnd *r, int32_t op, lg_dtype to, lg_dtype from, const expr *a)
     char z[48];
     lg_rc_need(r, H_VALL, from, 0);
     snprintf(z, sizeof z, "%s_all(0)", vtype(r, from).s);
-    expr zero = lg_rc_build(r, P_PRIMARY, z), out = valu(r, LG_OP_CMPNE, from, a, &zero, NULL, (facts){0});
+    expr zero = lg_rc_build(r, P_PRIMARY, z), out = valu(r, LG_OP_CMPNE, from, a, &zero, NULL, (lg_lin_facts){0});
     free(zero.s);
     return out;
   }
@@ -486,13 +486,13 @@ void lg_rc_vvalue(rnd *r, const lg_lin_inst *in) {
     for (int32_t i = 0; i < u->nsrc; i++) x[i] = lane_of(r, u->src[i], "l");
     expr v = u->op == LG_OP_CAST      ? lg_rc_cast_expr(r, u->dtype, u->src[0]->dtype, &x[0])
              : u->op == LG_OP_BITCAST ? lg_rc_bitcast_expr(r, u->dtype, u->src[0]->dtype, &x[0])
-                                      : lg_rc_op_expr(r, u->op, u->dtype, &x[0], &x[1], &x[2], lg_rc_facts_of(u));
+                                      : lg_rc_op_expr(r, u->op, u->dtype, &x[0], &x[1], &x[2], lg_lin_facts_of(u));
     lane_lines(r, in->depth, u->dtype, name, "", v);
   } else {
     for (int32_t i = 0; i < u->nsrc; i++) x[i] = vop(r, u->src[i]);
     lg_dtype dt = u->op == LG_OP_WHERE || lg_op_has(u->op, LG_OPF_CMP) ? u->src[u->nsrc - 1]->dtype : u->dtype;
     expr v = u->op == LG_OP_CAST || u->op == LG_OP_BITCAST ? vcast(r, u->op, u->dtype, u->src[0]->dtype, &x[0])
-                                                           : valu(r, u->op, dt, &x[0], &x[1], &x[2], lg_rc_facts_of(u));
+                                                           : valu(r, u->op, dt, &x[0], &x[1], &x[2], lg_lin_facts_of(u));
     if (r->refs[lg_rc_slot_of(r, u)] <= 1 && v.s && strlen(v.s) <= INLINE_MAX) { /* unused: ADD(base, lane) */
       for (int32_t i = 0; i < u->nsrc; i++) free(x[i].s);
       *lg_rc_ex(r, u) = v;
@@ -549,7 +549,7 @@ void lg_rc_vreduce_update(rnd *r, const lg_lin_inst *in) {
     return;
   }
   expr *acc = lg_rc_ex(r, u), x = vop(r, u->src[0]);
-  expr v = valu(r, lg_lin_reduce_op(u), u->dtype, acc, &x, NULL, (facts){0});
+  expr v = valu(r, lg_lin_reduce_op(u), u->dtype, acc, &x, NULL, (lg_lin_facts){0});
   lg_rc_line(r, in->depth, "%s = %s;", acc->s ? acc->s : "", v.s ? v.s : "");
   free(v.s), free(x.s);
 }

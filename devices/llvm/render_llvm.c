@@ -51,13 +51,6 @@
 /* helpers a kernel may need, emitted once each */
 enum { H_BF16 = 1, H_ODD_F32 = 2, H_BF16_DOUBLE = 4, H_ODD_DOUBLE = 8 };
 
-/* what the operands' bounds prove about an integer operation */
-typedef struct facts {
-  bool nowrap;      /* the result stays in range */
-  bool div_plain;   /* IDIV/MOD: no division by 0 or INT_MIN / -1 */
-  bool shift_plain; /* the amount is in [0, bits) */
-} facts;
-
 /* ---- text --------------------------------------------------------------------------------------- */
 
 lg_status lg_rl_fail(rnd *r, const lg_uop *u, const char *fmt, ...) {
@@ -434,7 +427,7 @@ static val shift(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, bo
   return lg_rl_inst(r, "select %s %s, %s %s, %s %s", c.s, ok.s, t.s, v.s, t.s, out.s);
 }
 
-static val int_op(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, val c, facts f) {
+static val int_op(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, val c, lg_lin_facts f) {
   tname t = lg_rl_wty(r, dt);
   const char *nsw = lg_rl_is_signed(dt) && f.nowrap ? " nsw" : "";
   switch (op) {
@@ -461,7 +454,7 @@ static val int_op(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, v
 
 /* an ALU op; dt is the operands' dtype (the result's, except for comparisons), bdt the second
  * operand's (a shift amount may have its own) */
-static val op_value(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, val c, facts f) {
+static val op_value(rnd *r, int32_t op, lg_dtype dt, lg_dtype bdt, val a, val b, val c, lg_lin_facts f) {
   tname t = lg_rl_wty(r, dt);
   char k = lg_dtype_kind(dt);
   switch (op) {
@@ -582,20 +575,6 @@ val *lg_rl_vl(const rnd *r, const lg_uop *u) { return &r->vals[lg_rl_slot_of(r, 
 
 bool lg_rl_is_vec(const rnd *r, const lg_uop *u) { return r->ln.vec[lg_rl_slot_of(r, u)]; }
 
-/* what the operands' bounds prove about an integer op */
-static facts facts_of(const lg_uop *u) {
-  facts f = {0};
-  int64_t lo, hi;
-  bool ranged = lg_dt_int_range(u->dtype, &lo, &hi);
-  f.nowrap = ranged && u->has_bounds && (u->vmin > lo || u->vmax < hi);
-  if (u->nsrc < 2) return f;
-  const lg_uop *a = u->src[0], *b = u->src[1];
-  f.shift_plain = b->has_bounds && b->vmin >= 0 && b->vmax < lg_rl_bits(u->dtype);
-  bool minus_one = b->vmin <= -1 && b->vmax >= -1, int_min = ranged && a->has_bounds && a->vmin == lo;
-  f.div_plain = b->has_bounds && (b->vmin > 0 || b->vmax < 0) &&
-                (lg_dtype_kind(u->dtype) == 'u' || narrow(u->dtype) || !(minus_one && int_min));
-  return f;
-}
 
 
 /* A float MAX accumulates integer keys: the bits of x, its magnitude bits flipped when negative,
@@ -737,7 +716,7 @@ static void value(rnd *r, const lg_lin_inst *in) {
   *lg_rl_vl(r, u) = u->op == LG_OP_CAST      ? cast_value(r, u->dtype, u->src[0]->dtype, a)
                     : u->op == LG_OP_BITCAST ? bitcast_value(r, u->dtype, u->src[0]->dtype, a)
                                              : op_value(r, u->op, odt, u->nsrc > 1 ? u->src[1]->dtype : odt, a, b, c,
-                                                        facts_of(u));
+                                                        lg_lin_facts_of(u));
 }
 
 /* a new accumulator of type t: an alloca in the entry block */
@@ -799,7 +778,7 @@ static void reduce_update(rnd *r, const lg_lin_inst *in) {
     val gt = lg_rl_inst(r, "icmp sgt %s %s, %s", t.s, cur.s, kx.s);
     v = lg_rl_inst(r, "select %s %s, %s %s, %s %s", c.s, gt.s, t.s, cur.s, t.s, kx.s);
   } else {
-    v = op_value(r, lg_lin_reduce_op(u), dt, dt, cur, x, x, (facts){0});
+    v = op_value(r, lg_lin_reduce_op(u), dt, dt, cur, x, x, (lg_lin_facts){0});
   }
   lg_rl_emit(r, "store %s %s, %s* %s", t.s, v.s, t.s, lg_rl_vl(r, u)->s);
 }
