@@ -298,20 +298,27 @@ do -- conv2d forward + backward, from a fixed random upstream gradient
     speed(t_ref, t))
 end
 
-do -- the main job's CNN: training images/s, batch 128, after 3 warm-up steps
+do -- the main job's CNN: training images/s, batch 128, after 3 warm-up steps; its step through
+  -- lg.jit (as the main job runs it) and as it is (eager)
   local steps, batch = 20, 128
   -- lg.data works on the CPU device only: on another, every step trains on one random batch
   local data = realize.device == "CPU" and "" or " synthetic"
   -- three runs of each, taking turns (the machine's speed drifts), the best of each counted
-  local ours, theirs = 0, 0
+  local jit, eager, theirs = 0, 0, 0
+  local function ours(mode)
+    return number_after(run(("THREADS=%d %s bench/cnn.lua %d %d 3%s%s"):format(THREADS, lua, steps, batch, data, mode)),
+      "images/s")
+  end
   for _ = 1, 3 do
-    ours = math.max(ours, number_after(run(("THREADS=%d %s bench/cnn.lua %d %d 3%s"):format(THREADS, lua, steps, batch,
-      data)), "images/s"))
+    jit = math.max(jit, ours(""))
     theirs = math.max(theirs, number_after(run(("OPENBLAS_NUM_THREADS=%d /usr/bin/python3 bench/torch_cnn.py --steps %d"
       .. " --batch %d --threads %d"):format(THREADS, steps, batch, THREADS)), "images/s"))
+    eager = math.max(eager, ours(" eager"))
   end
-  row(("Fashion-MNIST CNN training, batch %d, %d steps%s"):format(batch, steps, data), ours, "images/s",
-    ("torch: %.1f images/s"):format(theirs), speed(ours, theirs))
+  local torch = ("torch: %.1f images/s"):format(theirs)
+  row(("Fashion-MNIST CNN training, batch %d, %d steps%s, lg.jit"):format(batch, steps, data), jit, "images/s", torch,
+    speed(jit, theirs))
+  row("same, eager (no lg.jit)", eager, "images/s", torch, speed(eager, theirs))
 end
 
 do -- compile time per kernel, CPU (cc) against LLVM: the kernels of the CNN's first two training
@@ -319,7 +326,7 @@ do -- compile time per kernel, CPU (cc) against LLVM: the kernels of the CNN's f
   local times = {}
   for _, dev in ipairs({ "CPU", "LLVM" }) do
     local dir = run("mktemp -d"):gsub("%s+$", "")
-    local out = run(("CACHE_DIR=%s DEVICE=%s DEBUG=2 THREADS=%d %s bench/cnn.lua 0 128 2 synthetic"):format(dir, dev,
+    local out = run(("CACHE_DIR=%s DEVICE=%s DEBUG=2 THREADS=%d %s bench/cnn.lua 0 128 2 synthetic eager"):format(dir, dev,
       THREADS, lua))
     run("rm -rf " .. dir)
     local ms, from = {}, out:find("\nsteps:\n", 1, true)

@@ -51,19 +51,25 @@ print(("Fashion-MNIST: %d training images, %d test images; %d epochs of %d steps
 local net = model()
 local lr0 = 3e-3
 local opt = lg.optim.Adam(nn.parameters(net), { lr = lr0 })
+-- a training step: loss and the batch's right answers; lg.jit replays its kernels from the fourth
+-- call on (a last, smaller batch of an epoch is a call of its own shape)
+local train_step = lg.jit(function(xb, yb)
+  local logits = net(xb)
+  local loss = logits:cross_entropy(yb)
+  local hits = logits:detach():argmax(2):eq(yb):sum()
+  opt:zero_grad()
+  loss:backward()
+  opt:step()
+  return loss, hits
+end)
 local total_steps, step = epochs * steps_per_epoch, 0
 for epoch = 1, epochs do
   T.training = true
   local t0, seen, loss_sum, right = clock(), 0, 0, 0
   for xb, yb in lg.data.batches(train_x, train_y, batch) do
     if seen >= n_train then break end
-    local logits = net(xb)
-    local loss = logits:cross_entropy(yb)
-    local hits = logits:detach():argmax(2):eq(yb):sum()
-    opt.lr = lr0 * (1 - step / total_steps)
-    opt:zero_grad()
-    loss:backward()
-    opt:step()
+    opt.lr = lr0 * (1 - step / total_steps) -- written in place: the replays read it
+    local loss, hits = train_step(xb, yb)
     step = step + 1
     local n = xb.shape[1]
     seen, loss_sum, right = seen + n, loss_sum + loss:item() * n, right + hits:item()

@@ -1,7 +1,7 @@
 /* lua_device.c: devices, buffers and programs from Lua.
  *   core.buffer(device, dtype, n) -> Buffer of n elements; buf:write(values [, first]),
  *   buf:read([first [, count]]) -> list, buf:write_bytes(s [, byte offset]), buf:read_bytes();
- *   fields dtype, device, nbytes, #buf. Element positions are 1-based here, as everywhere in Lua.
+ *   fields dtype, device, nbytes, id (one per buffer, whatever the handle), #buf. Element positions are 1-based here, as everywhere in Lua.
  *   core.program(device, source, entry) -> Program; prog:launch({buf...} [, {int...} [, ncores
  *   [, sample]]]) (sample: run only the first cores, CPU).
  *   core.programs(device, {source...}, {entry...}) -> {Program or error message...}, compiled at
@@ -149,6 +149,7 @@ static int buf_index(lua_State *L) {
   if (strcmp(k, "dtype") == 0) lgl_push_dtype(L, b->dtype);
   else if (strcmp(k, "device") == 0) lua_pushstring(L, lg_device_name(lg_buffer_device(b->buf)));
   else if (strcmp(k, "nbytes") == 0) lua_pushinteger(L, lg_buffer_size(b->buf));
+  else if (strcmp(k, "id") == 0) lua_pushlightuserdata(L, b->buf); /* the same for every handle of a buffer */
   else lua_rawget(L, lua_upvalueindex(1));
   return 1;
 }

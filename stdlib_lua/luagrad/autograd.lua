@@ -289,6 +289,13 @@ Tensor.add_field("grad", function(t) return grads[t] end, function(t, v)
   grads[t] = v
 end)
 
+-- lg.autograd.grads() -> {tensor -> its .grad}: every tensor that has one, in a new table
+function M.grads()
+  local out = {}
+  for t, g in pairs(grads) do out[t] = g end
+  return out
+end
+
 -- a handle made inside no_grad, detached (buffers and constants carry no history already)
 local function detach_made(t)
   local u = rawget(t, "uop")

@@ -26,7 +26,9 @@ autograd              lg.autograd: reverse-mode autodiff (t:backward(), t.requir
 autograd.grad         lg.autograd.grad(out, {inputs...} [, grad]): the same as lg.grad
 autograd.no_grad      lg.autograd.no_grad(fn, ...): the same as lg.no_grad
 autograd.rules        lg.autograd.rules: the gradient rules, op name -> function(g, out, src...) -> gradient per source
+autograd.grads        lg.autograd.grads() -> {tensor -> grad}: every tensor that has a .grad, in a new table
 autograd.reload       lg.autograd.reload(): read gradient.lua from the rules path again
+jit                   lg.jit(fn) -> function: fn's results; from the fourth call with the same shapes, replays fn's kernels without running fn (a training step; see luagrad/jit.lua)
 manual_seed           lg.manual_seed(n): seed the counter-based random numbers (rand, randn, randint) for reproducible results
 promote               lg.promote(dtype_a, dtype_b) -> dtype: the dtype two operands meet at (PyTorch's promotion)
 graph_rewrite         lg.graph_rewrite(node, rules [, opts]) -> node: rewrite a UOp graph to a fixed point; rules: a pass name ("symbolic") or a RuleSet; opts: mode, ctx, budget, stats
@@ -143,6 +145,8 @@ Tensor.backward       t:backward([grad]): add the gradients of t to .grad of eve
 Tensor.detach         t:detach() -> Tensor: the same value, through which no gradient flows back
 Tensor.add_field      Tensor.add_field(name, get [, set]): a field t.name read by get(t), written by set(t, v) (internal)
 Tensor.track_made     Tensor.track_made(set) -> set: collect the tensors made or assigned from now on (lg.no_grad; internal)
+Tensor.set_on_write   Tensor.set_on_write(fn): fn(t, node) is told of every write to t, with the node t held before (lg.jit; internal)
+Tensor.set_node       Tensor.set_node(t, u): t takes the node u, seen by its views (realize, lg.jit; internal)
 Tensor.contiguous     t:contiguous() -> Tensor: the values in a buffer of their own, in row-major order
 Tensor.add            t:add(x) -> Tensor: t + x (broadcast; x a tensor or a number)
 Tensor.sub            t:sub(x) -> Tensor: t - x

@@ -30,6 +30,7 @@ lg.Tensor = Tensor
 lg.state = require "luagrad.state" -- safetensors files and state dicts
 lg.data = require "luagrad.data"   -- datasets: IDX files, Fashion-MNIST, batches
 lg.nn, lg.optim = require "luagrad.nn", require "luagrad.optim" -- layers; SGD, Adam, AdamW
+lg.jit = require("luagrad.jit").jit -- lg.jit(fn): replays fn's kernels (a training step) without running fn
 
 -- u:simplify(): the symbolic pass to a fixed point
 function core.UOp.simplify(u) return lg.graph_rewrite(u, "symbolic") end

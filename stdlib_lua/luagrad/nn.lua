@@ -77,7 +77,12 @@ end
 
 -- ---- lazy buffer updates -------------------------------------------------------------------
 
-local pending = setmetatable({}, { __mode = "k" }) -- tensors with a lazy update not yet realized
+-- tensors with a lazy update not yet realized, in the order of their first update (so that
+-- every step realizes them in one order, and schedules alike); `queued` is the set of them
+local pending, queued = {}, {}
+local function queue(t)
+  if not queued[t] then pending[#pending + 1], queued[t] = t, true end
+end
 
 local function realized(t)
   local u = t.uop
@@ -87,9 +92,8 @@ end
 -- nn.take_pending() -> {Tensor}: the buffers updated lazily since the last call (what an
 -- optimizer step realizes along with the parameters)
 function nn.take_pending()
-  local list = {}
-  for t in pairs(pending) do list[#list + 1] = t end
-  for _, t in ipairs(list) do pending[t] = nil end
+  local list = pending
+  pending, queued = {}, {}
   return list
 end
 
@@ -259,7 +263,9 @@ end, function(self, x)
     rm:assign(rm * (1 - m) + detached * m)
     rv:assign(rv * (1 - m) + uvar * (m * n / (n - 1)))
     nbt:assign(nbt + 1)
-    pending[rm], pending[rv], pending[nbt] = true, true, true
+    queue(rm)
+    queue(rv)
+    queue(nbt)
   end
   return out
 end)

@@ -1,13 +1,15 @@
 -- luagrad.optim: SGD, Adam and AdamW, with PyTorch's update rules (torch.optim, 1.13).
 --   local opt = lg.optim.Adam(lg.nn.parameters(model), {lr = 1e-3})
 --   opt:zero_grad(); loss:backward(); opt:step()
--- step() builds each update as lazy tensor math from p.grad, points every parameter at its new
--- value with p:assign (inside lg.no_grad when autograd is loaded), and realizes the parameters,
+-- step() builds each update as lazy tensor math from p.grad, points every parameter (and state
+-- tensor) at its new value with assign (inside lg.no_grad when autograd is loaded), so the same
+-- handles hold them from step to step (as lg.jit's replays need), and realizes the parameters,
 -- the optimizer's states and the buffers that layers updated lazily (BatchNorm2d's running
 -- statistics, lg.nn.take_pending) in ONE Tensor.realize_all: one schedule per step, no loops over
 -- elements. Parameters without a .grad are skipped. Values that change from step to step (the
 -- learning rate, Adam's beta^t) live in 0-d buffers, not in constants, so every step after the
--- first reuses the compiled kernels; opt.lr may be changed between steps. Adam's step count is
+-- first reuses the compiled kernels; opt.lr may be changed between steps (and between replays of
+-- a step by lg.jit: it is written in place). Adam's step count is
 -- one per optimizer (as tinygrad), not one per parameter as PyTorch: they differ only for a
 -- parameter that was skipped on some steps.
 local core = require "luagrad.core"
@@ -30,10 +32,40 @@ local function number(what, v, name, default, lo, hi)
 end
 
 -- a 0-d float64 buffer holding v
-local function scalar(v) return Tensor.new({ v }, { dtype = dt.float64 }):reshape({}) end
+local function scalar(v) return Tensor.from_values({ v }, {}, dt.float64) end
 
 local Optimizer = {}
-Optimizer.__index = Optimizer
+
+-- The learning rate lives in a 0-d float64 buffer (self._lr): opt.lr reads its value, and
+-- opt.lr = v writes v into it in place, so that every step (and each replay of a step by lg.jit,
+-- which does not call step) reads the new value without a new kernel.
+local function set_lr(self, v)
+  if type(v) ~= "number" or v < 0 then error(("%s: lr is %s, expected a number >= 0"):format(self.name, tostring(v)), 3) end
+  local old = rawget(self, "_lr")
+  if not old then
+    rawset(self, "_lr", scalar(v))
+  elseif v ~= self._lr_value then
+    local buf = core.node_buffer(old.uop.src[1])
+    buf:write({ v })
+    -- a node of its own for the new value: what recent runs computed from the old one is not reused
+    rawset(self, "_lr", Tensor.wrap(core.view_as(core.buffer_node(buf), old.uop)))
+  end
+  rawset(self, "_lr_value", v)
+end
+
+-- an optimizer class (its methods, over those of parent)
+local function class(parent)
+  local c = setmetatable({}, { __index = parent })
+  c.__index = function(self, k)
+    if k == "lr" then return rawget(self, "_lr_value") end
+    return c[k]
+  end
+  c.__newindex = function(self, k, v)
+    if k == "lr" then return set_lr(self, v) end
+    rawset(self, k, v)
+  end
+  return c
+end
 
 local function new(what, class, params, opts, names)
   if type(params) ~= "table" or is_tensor(params) then fail(what, "params is a %s, expected a list of tensors", is_tensor(params) and "Tensor" or type(params)) end
@@ -58,15 +90,8 @@ function Optimizer:zero_grad()
   for _, p in ipairs(self.params) do p.grad = nil end
 end
 
--- the learning rate as a 0-d float64 buffer, made again only when opt.lr changes
-function Optimizer:lr_tensor()
-  if self._lr_value ~= self.lr then self._lr_value, self._lr = self.lr, scalar(self.lr) end
-  return self._lr
-end
-
 -- opt:step(): one update of every parameter that has a .grad
 function Optimizer:step()
-  if type(self.lr) ~= "number" or self.lr < 0 then error(("%s: lr is %s, expected a number >= 0"):format(self.name, tostring(self.lr)), 2) end
   local todo = {}
   for i, p in ipairs(self.params) do
     local g = p.grad
@@ -83,7 +108,7 @@ function Optimizer:step()
   end
   if #todo == 0 then return end
   local out
-  local function build() out = self:update(todo, self:lr_tensor()) end
+  local function build() out = self:update(todo, self._lr) end
   local lg = package.loaded.luagrad
   if type(lg) == "table" and lg.no_grad then lg.no_grad(build) else build() end
   for _, p in ipairs(todo) do out[#out + 1] = p end
@@ -93,8 +118,7 @@ end
 
 -- ---- SGD -----------------------------------------------------------------------------------
 
-local SGD = setmetatable({}, { __index = Optimizer })
-SGD.__index = SGD
+local SGD = class(Optimizer)
 
 -- SGD(params [, {lr = 0.001, momentum = 0, dampening = 0, nesterov = false, weight_decay = 0}])
 function optim.SGD(params, opts)
@@ -118,8 +142,12 @@ function SGD:update(todo, lr)
     if self.weight_decay ~= 0 then g = g + p * self.weight_decay end
     if mom ~= 0 then
       local buf = self.state[p]
-      buf = buf and (buf * mom + g * (1 - self.dampening)) or g
-      self.state[p] = buf
+      if buf then
+        buf:assign(buf * mom + g * (1 - self.dampening))
+      else
+        buf = Tensor.wrap(g.uop) -- a handle of its own (g may be p.grad)
+        self.state[p] = buf
+      end
       out[#out + 1] = buf
       g = self.nesterov and (g + buf * mom) or buf
     end
@@ -130,8 +158,7 @@ end
 
 -- ---- Adam, AdamW ---------------------------------------------------------------------------
 
-local Adam = setmetatable({}, { __index = Optimizer })
-Adam.__index = Adam
+local Adam = class(Optimizer)
 
 local function adam(what, params, opts, decoupled, wd)
   local self
@@ -174,8 +201,8 @@ function Adam:update(todo, lr)
     if wd ~= 0 then
       if self.decoupled then base = p * (1 - lr * wd):cast(d) else g = g + p * wd end
     end
-    s.m = s.m * b1 + g * (1 - b1)
-    s.v = s.v * b2 + g * g * (1 - b2)
+    s.m:assign(s.m * b1 + g * (1 - b1))
+    s.v:assign(s.v * b2 + g * g * (1 - b2))
     out[#out + 1], out[#out + 2] = s.m, s.v
     local denom = s.v:sqrt() / bc2_sqrt:cast(d) + self.eps
     p:assign(base - step_size:cast(d) * s.m / denom)

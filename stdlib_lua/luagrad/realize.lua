@@ -20,6 +20,9 @@ local env_device = os.getenv("DEVICE")
 M.device = env_device and env_device ~= "" and env_device:upper() or "CPU" -- where buffers and kernels live
 local programs = {} -- source -> Program: a kernel compiled once per process
 M.kernels_run = 0
+-- M.recorder(prog, args, name), when set, is told of every launch (luagrad.jit records a call):
+-- args are the buffer handles, the output first; they stay alive (they are the recorder's now).
+-- While it is set, runs reuse nothing and leave nothing to reuse: a replay writes the buffers again.
 
 local function numel(shape)
   local n = 1
@@ -94,6 +97,9 @@ local graph_nodes = core.nodes
 -- step needs (made of constants) does not alternate between computed and reused, which would
 -- alternate the steps' plans.
 local recent, runs, KEEP, run_number = {}, {}, 2, 0
+
+-- forget what recent runs computed: buffers they read were written again (a replay of luagrad.jit)
+function M.forget_recent() recent, runs = {}, {} end
 
 -- roots with the nodes that recent runs computed replaced by their buffers; the nodes reused go
 -- into the list `used`
@@ -190,8 +196,8 @@ function M.run_many(roots)
   if #bases == 0 then return out end
   local key, bufs = core.structure(bases) -- graphs that differ only in their buffers share a plan
   local plan = plans[key]
-  local used = {}
-  if not (plan and #plan.steps == 1) then -- one kernel computes nothing a recent run did
+  local used, recorder = {}, M.recorder
+  if not recorder and not (plan and #plan.steps == 1) then -- one kernel computes nothing a recent run did
     local again = reuse(bases, used)
     if again ~= bases then
       bases = again
@@ -212,6 +218,7 @@ function M.run_many(roots)
     if st.prog then
       local t0 = debug_level >= 2 and core.clock()
       st.prog:launch(args)
+      if recorder then recorder(st.prog, args, st.name) end
       M.kernels_run = M.kernels_run + 1
       if t0 then
         local t, bytes = core.clock() - t0, 0
@@ -223,7 +230,7 @@ function M.run_many(roots)
     outs[j] = buf
   end
   if debug_level >= 1 then print(("ran %d kernels"):format(#plan.steps)) end
-  if #plan.steps > 1 then -- what the kernels computed, under the nodes of this run's graphs
+  if #plan.steps > 1 and not recorder then -- what the kernels computed, under the nodes of this run's graphs
     local nodes, run = graph_nodes(bases), {}
     run_number = run_number + 1
     for j, st in ipairs(plan.steps) do
@@ -259,7 +266,9 @@ function M.run_many(roots)
   -- the handles go now: the BUFFER nodes made above hold what is still needed, and the memory
   -- of the other outputs (intermediates) is free for the next run instead of waiting for the
   -- garbage collector (a training step's activations are hundreds of megabytes)
-  for _, b in ipairs(outs) do b:release() end
+  if not recorder then
+    for _, b in ipairs(outs) do b:release() end
+  end
   if fresh > COLLECT_BYTES then -- see COLLECT_BYTES
     fresh = 0
     collectgarbage()

@@ -135,6 +135,11 @@ local function write_back(t, parent, step, new)
     shape_str(parent.shape))
 end
 
+-- on_write(t, node) is told of every write, with the node t (the root of the views written)
+-- held before: luagrad.jit follows state and weights through it; nil when that is not loaded
+local on_write
+function Tensor.set_on_write(fn) on_write = fn end
+
 -- t takes the value `new` (a Tensor of t's shape and dtype), written through to the tensors t
 -- is a view of, and seen by their other views
 function Tensor.write(t, new)
@@ -143,6 +148,7 @@ function Tensor.write(t, new)
     new = write_back(t, parent, t._step, new)
     t, parent = parent, rawget(parent, "_parent")
   end
+  if on_write then on_write(t, t.uop) end
   t.uop = new.uop
   if made then made[t] = true end
   refresh(t)
@@ -203,7 +209,9 @@ end
 local function from_values(flat, shape, dtype, device)
   local buf = core.buffer(device or realize.device, dtype, #flat)
   buf:write(flat)
-  return wrap(realize.buffer_node(buf)):reshape(shape)
+  local u = realize.buffer_node(buf)
+  if #shape ~= 1 then u = core.uop("RESHAPE", dtype, { u }, shape) end -- a tensor of its own, not a view
+  return wrap(u)
 end
 
 -- Tensor(number | nested table | Tensor [, {dtype =, device =, requires_grad =}])
@@ -301,6 +309,12 @@ local function empty(t)
   return not (op == "BUFFER" or (op == "RESHAPE" and u.src[1].op == "BUFFER"))
 end
 
+-- t takes the node u (a realized value: a view of a buffer), seen by t's views
+function Tensor.set_node(t, u)
+  t.uop = u
+  refresh(t)
+end
+
 -- Tensor.realize_all(list): realize the tensors of the list together, in one schedule, so that
 -- what their graphs share is computed once (an optimizer step, all gradients of a backward)
 function Tensor.realize_all(list)
@@ -313,10 +327,7 @@ function Tensor.realize_all(list)
       todo[#todo + 1], roots[#roots + 1] = t, t.uop
     end
   end
-  for i, u in ipairs(realize.run_many(roots)) do
-    todo[i].uop = u
-    refresh(todo[i])
-  end
+  for i, u in ipairs(realize.run_many(roots)) do Tensor.set_node(todo[i], u) end
   return list
 end
 

@@ -1,0 +1,170 @@
+-- lg.jit: replays give what running the function gives (a training step with batch norm and
+-- Adam, a recurrence), without running it; what a replay cannot do again is an error.
+local lg = require "luagrad"
+local H = require "ops.helpers"
+local N = require "nn.helpers"
+local T, nn = lg.Tensor, lg.nn
+
+-- a small CNN and its Adam; lg.manual_seed makes its weights and the batches the same each time
+local function setup()
+  lg.manual_seed(7)
+  local net = nn.Sequential(nn.Conv2d(1, 4, 3, { padding = 1 }), nn.BatchNorm2d(4), T.relu,
+    function(x) return x:max_pool2d(2):flatten(2) end, nn.Linear(4 * 4 * 4, 3))
+  local batches = {}
+  for i = 1, 8 do
+    batches[i] = { T.randn(6, 1, 8, 8):realize(), T.randint(1, 4, { 6 }, { dtype = lg.int32 }):realize() }
+  end
+  return net, lg.optim.Adam(nn.parameters(net), { lr = 0.01 }), batches
+end
+
+-- the model's parameters and running statistics, flat
+local function state(net)
+  local out = {}
+  for name, t in pairs(nn.state_dict(net)) do out[name] = H.flat(t:totable()) end
+  return out
+end
+
+-- trains on the batches with step(net, opt) -> fn(x, y) -> loss; halves lr before step 6
+local function train(make_step)
+  local net, opt, batches = setup()
+  T.training = true
+  local step, losses = make_step(net, opt), {}
+  for i, b in ipairs(batches) do
+    if i == 6 then opt.lr = opt.lr / 2 end
+    losses[i] = step(b[1], b[2]):item()
+  end
+  T.training = nil
+  return losses, state(net)
+end
+
+local function plain_step(net, opt)
+  return function(x, y)
+    local loss = net(x):cross_entropy(y)
+    opt:zero_grad()
+    loss:backward()
+    opt:step()
+    return loss
+  end
+end
+
+describe("lg.jit", function()
+  it("replays a training step: the same losses, parameters and running statistics as running it", function()
+    local calls = 0
+    local want_losses, want = train(plain_step)
+    local losses, got = train(function(net, opt)
+      local step = plain_step(net, opt)
+      return lg.jit(function(x, y)
+        calls = calls + 1
+        return step(x, y)
+      end)
+    end)
+    assert.are.equal(3, calls) -- run, recorded twice, then replayed
+    H.close(want_losses, losses, 1e-6, "losses")
+    for name, w in pairs(want) do H.close(w, got[name], 1e-6, name) end
+  end)
+
+  it("goes on from the same state after steps of another batch size and steps without the jit", function()
+    local function mixed(jitted)
+      local net, opt, batches = setup()
+      T.training = true
+      local step = plain_step(net, opt)
+      local fast = jitted and lg.jit(step) or step
+      local losses = {}
+      for i = 1, 20 do
+        local b = batches[(i - 1) % #batches + 1]
+        local x, y = b[1], b[2]
+        if i % 4 == 0 then x, y = x[{ { 1, 4 } }], y[{ { 1, 4 } }] end -- a signature of its own
+        losses[i] = ((i == 10 or i == 18) and step or fast)(x, y):item() -- without the jit
+      end
+      T.training = nil
+      local grads = {} -- the last step's (a replay's)
+      for i, p in ipairs(nn.parameters(net)) do grads[i] = H.flat(p.grad:totable()) end
+      return losses, state(net), grads
+    end
+    local want_losses, want, want_grads = mixed(false)
+    local losses, got, grads = mixed(true)
+    for i, g in ipairs(want_grads) do H.close(g, grads[i], 1e-6, "grad " .. i) end
+    H.close(want_losses, losses, 1e-6, "losses")
+    for name, w in pairs(want) do H.close(w, got[name], 1e-6, name) end
+  end)
+
+  it("a jitted evaluation reads the weights and running statistics that training steps gave new values", function()
+    local function run(jitted)
+      local net, opt, batches = setup()
+      local train = plain_step(net, opt)
+      local eval = function(x) return lg.no_grad(function() return net(x) end) end
+      if jitted then train, eval = lg.jit(train), lg.jit(eval) end
+      local outs = {}
+      for i = 1, 10 do
+        local b = batches[(i - 1) % #batches + 1]
+        T.training = true
+        train(b[1], b[2])
+        T.training = nil
+        outs[i] = H.flat(eval(batches[1][1]):totable())
+      end
+      return outs
+    end
+    local want, got = run(false), run(true)
+    for i = 1, #want do H.close(want[i], got[i], 1e-6, "evaluation " .. i) end
+  end)
+
+  it("a replay builds no graph and schedules nothing: it launches the recorded kernels", function()
+    local net, opt, batches = setup()
+    T.training = true
+    local step = lg.jit(plain_step(net, opt))
+    for i = 1, 3 do step(batches[i][1], batches[i][2]) end
+    local realize_all, realizes = T.realize_all, 0
+    T.realize_all = function(list)
+      realizes = realizes + 1
+      return realize_all(list)
+    end
+    local ok, n = pcall(N.kernels, function() step(batches[4][1], batches[4][2]) end)
+    T.realize_all, T.training = realize_all, nil
+    assert(ok, n)
+    assert.are.equal(0, realizes)
+    assert.is_true(n > 10)
+  end)
+
+  it("a call with arguments of another shape runs the function; the replays go on after it", function()
+    local f = lg.jit(function(x, k) return x * k + 1 end)
+    local k = T({ 2.0 })
+    for i = 1, 5 do
+      local n = i == 4 and 3 or 2
+      H.close(H.flat((T.full({ n }, i) * 2 + 1):totable()), H.flat(f(T.full({ n }, i), k):totable()), 0, "call " .. i)
+    end
+  end)
+
+  it("passes a result back in as an argument (a recurrence)", function()
+    local f = lg.jit(function(h) return h * 2 + 1 end)
+    local h, want = T({ 0.0, 1.0 }), { 0, 1 }
+    for _ = 1, 6 do
+      h = f(h)
+      want = { want[1] * 2 + 1, want[2] * 2 + 1 }
+      H.close(want, H.flat(h:totable()), 0, "h")
+    end
+  end)
+
+  it("a tensor made from host values on each call (random numbers) is an error, not a repeated value", function()
+    local f = lg.jit(function(x) return x + T.rand(3) end)
+    local x = T.zeros(3)
+    f(x)
+    f(x)
+    local ok, err = pcall(f, x)
+    assert.is_false(ok)
+    assert.matches("jit: kernel 1 %(E_3%) reads, as its input %d, a buffer that is neither an argument", err)
+    assert.matches("lg.rand", err, 1, true)
+  end)
+
+  it("results must be tensors; arguments tensors or plain values", function()
+    local f = lg.jit(function(x) return x:sum():item() end)
+    local ok, err = pcall(f, T({ 1, 2 }))
+    assert.is_false(ok)
+    assert.matches("jit: result 1 is a number: a replay cannot compute Lua values again, return tensors", err, 1, true)
+    ok, err = pcall(lg.jit(function(x) return x end), {})
+    assert.is_false(ok)
+    assert.matches("jit: argument 1 is a table", err, 1, true)
+    ok, err = pcall(lg.jit, 3)
+    assert.is_false(ok)
+    assert.matches("jit: expected a function, got a number", err, 1, true)
+  end)
+end)
