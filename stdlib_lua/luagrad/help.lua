@@ -145,6 +145,9 @@ Tensor.backward       t:backward([grad]): add the gradients of t to .grad of eve
 Tensor.detach         t:detach() -> Tensor: the same value, through which no gradient flows back
 Tensor.add_field      Tensor.add_field(name, get [, set]): a field t.name read by get(t), written by set(t, v) (internal)
 Tensor.track_made     Tensor.track_made(set) -> set: collect the tensors made or assigned from now on (lg.no_grad; internal)
+Tensor.random_keys    Tensor.random_keys(c) -> k1, k2: the keys of the random generator's draw number c (lg.jit; internal)
+Tensor.random_counter Tensor.random_counter([c]) -> the number of the generator's next draw, set to c first if given (lg.jit; internal)
+Tensor.on_draw        Tensor.on_draw(fn) -> the previous fn: fn(keys, c) is told of every random draw (lg.jit; internal)
 Tensor.set_on_write   Tensor.set_on_write(fn): fn(t, node) is told of every write to t, with the node t held before (lg.jit; internal)
 Tensor.set_node       Tensor.set_node(t, u): t takes the node u, seen by its views (realize, lg.jit; internal)
 Tensor.contiguous     t:contiguous() -> Tensor: the values in a buffer of their own, in row-major order

@@ -15,8 +15,10 @@
 -- input is: an argument (a replay reads the buffer of the tensor passed now), a value a kernel
 -- of the same call computed, a value computed by the call before (state: parameters, optimizer
 -- moments, running statistics), or a buffer both calls read (a constant). A kernel input that is
--- none of these is an error: fn makes tensors from host values each call (Tensor.new, lg.rand,
--- dropout), which a replay would not make again.
+-- none of these is an error: fn makes tensors from host values each call (Tensor.new of numbers
+-- that change), which a replay would not make again. Random numbers (lg.rand, dropout) are
+-- drawn anew by each replay: it writes the keys of the generator's next draws, in the order fn
+-- draws them, so a replay gives the numbers running fn would.
 --
 -- State is found through the tensors that hold it: those realized during the recording that
 -- view a carried value. A replay reads their buffers as they are when it starts and points them
@@ -110,8 +112,9 @@ end
 
 -- What the kernel inputs of a recorded call are (see the header): per kernel, per input slot,
 -- {arg = k} (the k-th argument), {now = j} (kernel j's output), {before = j} (the value a
--- tensor held before the call, which kernel j computes anew: state) or {fixed = buffer};
--- and the tensors that hold state: j -> {tensor...}.
+-- tensor held before the call, which kernel j computes anew: state), {draw = n, buf =} (the keys
+-- of the call's n-th random draw, counted from 0) or {fixed = buffer}; and the tensors that
+-- hold state: j -> {tensor...}.
 local function sources(rec)
   local made, arg, state, held = {}, {}, {}, {}
   for i, l in ipairs(rec.launches) do made[l.args[1].id] = i end
@@ -135,8 +138,9 @@ local function sources(rec)
     ins[i] = {}
     for s = 2, #l.args do
       local y = l.args[s].id
+      local d = rec.draws[y]
       ins[i][s] = arg[y] and { arg = arg[y] } or made[y] and { now = made[y] } or state[y] and { before = state[y] }
-        or { fixed = l.args[s] }
+        or d and { draw = d.n, buf = d.buf } or { fixed = l.args[s] }
     end
   end
   return ins, held
@@ -144,7 +148,9 @@ end
 
 -- run fn on args, recording its launches: {launches = {{prog, args, name}...}, bufs, res,
 -- written = {tensor fn assigned -> {old =, new =}: the nodes it held before and after the call},
--- grads = {tensor whose .grad fn changed -> its .grad after the call, or false}}
+-- grads = {tensor whose .grad fn changed -> its .grad after the call, or false}, draws = {id of
+-- the keys buffer of a random draw -> {buf =, n = the draw's number from the call's first}},
+-- ndraws = how many}
 local function record(fn, args, bufs)
   local launches, outer, outer_written, mine = {}, realize.recorder, written, {}
   realize.recorder = function(prog, a, name)
@@ -152,9 +158,15 @@ local function record(fn, args, bufs)
     if outer then outer(prog, a, name) end
   end
   written = mine
-  local grads = autograd.grads()
+  local grads, draws, c0 = autograd.grads(), {}, Tensor.random_counter()
+  local outer_draw
+  outer_draw = Tensor.on_draw(function(keys, c)
+    draws[node_buffer(keys.uop).id] = { buf = node_buffer(keys.uop), n = c - c0 }
+    if outer_draw then outer_draw(keys, c) end
+  end)
   local ok, res = pcall(function() return results(table.pack(fn(table.unpack(args, 1, args.n)))) end)
   realize.recorder, written = outer, outer_written
+  Tensor.on_draw(outer_draw)
   if outer_written then
     for t, old in pairs(mine) do outer_written[t] = outer_written[t] or old end
   end
@@ -167,16 +179,19 @@ local function record(fn, args, bufs)
   for t in pairs(grads) do
     if not now[t] then set[t] = false end
   end
-  return { launches = launches, bufs = bufs, res = res, written = mine, grads = set }
+  return { launches = launches, bufs = bufs, res = res, written = mine, grads = set, draws = draws,
+    ndraws = Tensor.random_counter() - c0 }
 end
 
-local function kind(src) return src.arg and "arg" or src.now and "now" or src.before and "before" or "fixed" end
+local function kind(src)
+  return src.arg and "arg" or src.now and "now" or src.before and "before" or src.draw and "draw" or "fixed"
+end
 
 -- b's source of a kernel input, checked against a's: the same, or a buffer that a tensor held
 -- in call a and gave up for the one call b read (it follows that tensor); nil if neither
 local function match(x, y, moved)
   if kind(x) ~= kind(y) then return end
-  if not x.fixed then return (x.arg or x.now or x.before) == (y.arg or y.now or y.before) and y or nil end
+  if not x.fixed then return (x.arg or x.now or x.before or x.draw) == (y.arg or y.now or y.before or y.draw) and y or nil end
   if x.fixed.id == y.fixed.id then return y end
   local t = moved[x.fixed.id]
   local now = t and node_buffer(t.uop)
@@ -201,8 +216,8 @@ local function plan(a, b)
       ins_b[i][s] = match(ins_a[i][s], ins_b[i][s], a.moved)
       if not ins_b[i][s] then
         fail("kernel %d (%s) reads, as its input %d, a buffer that is neither an argument, nor computed by fn's kernels, "
-          .. "nor state that fn assigns, nor the same each call: fn makes a tensor from host values each call "
-          .. "(Tensor.new, lg.rand, dropout), which a replay would not make again", i, l.name, s - 1)
+          .. "nor state that fn assigns, nor random keys, nor the same each call: fn makes a tensor from host values "
+          .. "each call (Tensor.new of numbers that change), which a replay would not make again", i, l.name, s - 1)
       end
     end
     steps[i] = { prog = l.prog, name = l.name, out = l.args[1], ins = ins_b[i] }
@@ -224,7 +239,7 @@ end
 -- The handles' buffer is read anew each call, so state that code outside the replays gave new
 -- values (an eager step, a load_state_dict) is where the replay starts from. The .grad fields
 -- fn set take the same values again (the gradient buffers the replay wrote).
-local function replayer(steps, carried, outs, grads)
+local function replayer(steps, carried, outs, grads, ndraws)
   local pair, mine = {}, {}
   for j in pairs(carried) do
     local x = steps[j].out
@@ -232,6 +247,7 @@ local function replayer(steps, carried, outs, grads)
     mine[pair[j][2].id] = true
   end
   local launches, holes, watches = {}, {}, {} -- holes: {step, slot, source} filled per call
+  local keys = {} -- buffer id -> the draw whose keys it holds
   for i, st in ipairs(steps) do
     local args = { st.out }
     if carried[i] then holes[#holes + 1] = { i, 1, { out = i } } end
@@ -240,6 +256,9 @@ local function replayer(steps, carried, outs, grads)
         holes[#holes + 1] = { i, s, src }
       elseif src.now then
         args[s] = steps[src.now].out
+      elseif src.draw then
+        args[s] = src.buf
+        keys[src.buf.id] = src
       else
         args[s] = src.fixed
         local id = src.fixed.id
@@ -266,6 +285,9 @@ local function replayer(steps, carried, outs, grads)
       end
       out[j] = cur[j].id == pair[j][1].id and pair[j][2] or pair[j][1]
     end
+    local first = Tensor.random_counter() -- this call's draws, as running fn would make them
+    for _, d in pairs(keys) do d.buf:write({ Tensor.random_keys(first + d.draw) }) end
+    Tensor.random_counter(first + ndraws)
     for _, h in ipairs(holes) do
       local src = h[3]
       local by = src.watch and src.watch.by
@@ -320,7 +342,7 @@ function M.jit(fn)
         st.calls = 0
         error(steps, 0)
       end
-      st.replay = replayer(steps, carried, outs, rec.grads)
+      st.replay = replayer(steps, carried, outs, rec.grads, rec.ndraws)
       if debug_level >= 1 then
         local n = 0
         for _ in pairs(carried) do n = n + 1 end

@@ -155,15 +155,35 @@ local function mix(x) -- uint32 tensor
   return x ~ (x >> 16)
 end
 
+-- Tensor.random_keys(c) -> k1, k2: the keys of the generator's draw number c (its seed's)
+function Tensor.random_keys(c)
+  local s = mix_host(mix_host(state.seed) ~ mix_host((state.seed >> 32) + 0x9e3779b9))
+  local k1 = mix_host(s + mix_host(c + 0x632be5ab))
+  return k1, mix_host(k1 ~ 0x85ebca6b)
+end
+
+-- Tensor.random_counter([c]) -> the number of the generator's next draw (set to c first if given)
+function Tensor.random_counter(c)
+  if c then state.counter = c end
+  return state.counter
+end
+
+-- on_draw(keys, c), when set, is told of every draw: its keys tensor and its number (luagrad.jit
+-- writes a replay's keys). Tensor.on_draw(fn) -> the previous one.
+local on_draw
+function Tensor.on_draw(fn)
+  local old = on_draw
+  on_draw = fn
+  return old
+end
+
 -- n fresh uint32 random words (a new counter of the generator)
 local function bits(n)
   local c = state.counter
   state.counter = c + 1
-  local s = mix_host(mix_host(state.seed) ~ mix_host((state.seed >> 32) + 0x9e3779b9))
-  local k1 = mix_host(s + mix_host(c + 0x632be5ab))
-  local k2 = mix_host(k1 ~ 0x85ebca6b)
   -- the keys are data, not constants: draws of one size share one compiled kernel
-  local keys = Tensor.from_values({ k1, k2 }, { 2 }, dt.uint32)
+  local keys = Tensor.from_values({ Tensor.random_keys(c) }, { 2 }, dt.uint32)
+  if on_draw then on_draw(keys, c) end
   return mix(mix(iota(n):cast(dt.uint32) ~ keys[1]) + keys[2])
 end
 
