@@ -123,7 +123,7 @@ test-llvm: all
 # check-asan: the C tests and the embedding examples (lg_open/lg_close included) with leak checks,
 # then the Lua specs below against the ASan+UBSan build (lua5.4 itself is not instrumented, so
 # libasan is preloaded into it; leak checks stay off for the interpreter).
-ASAN_SPECS := graph dtypes rules repl io devices
+ASAN_SPECS := graph dtypes rules repl io devices nn
 check-asan:
 	$(MAKE) B=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  ENGINE_LIBS="$(ENGINE_LIBS) -fsanitize=address,undefined" LIBFLAG="-shared -fsanitize=address,undefined" \
