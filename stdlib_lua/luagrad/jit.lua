@@ -9,30 +9,34 @@
 --   end)
 --   for x, y in batches do print(step(x, y):item()) end
 --
--- For each signature of the arguments (the shapes and dtypes of the tensors, the values of the
--- others), the first call runs fn as it is, the second and third run it while recording their
--- launches, and the calls after replay them. The two recorded calls tell what every kernel
--- input is: an argument (a replay reads the buffer of the tensor passed now), a value a kernel
--- of the same call computed, a value computed by the call before (state: parameters, optimizer
--- moments, running statistics), or a buffer both calls read (a constant). A kernel input that is
--- none of these is an error: fn makes tensors from host values each call (Tensor.new of numbers
--- that change), which a replay would not make again. Random numbers (lg.rand, dropout) are
--- drawn anew by each replay: it writes the keys of the generator's next draws, in the order fn
--- draws them, so a replay gives the numbers running fn would.
+-- For each signature of the call (the shapes and dtypes of the tensor arguments, the values of
+-- the others, Tensor.training), the first call runs fn as it is, the second and third run it
+-- while recording their launches, and the calls after replay them. The two recordings tell what
+-- every kernel input is:
+--   * an argument: a replay reads the buffer of the tensor passed now;
+--   * a value a kernel of the same call computed;
+--   * state: the value a tensor held before the call, which fn assigns (p:assign(...), as the
+--     optimizers, their moments and batch norm's running statistics are updated) and realizes;
+--   * the keys of a random draw (lg.rand, dropout): a replay writes those of the generator's next
+--     draws, in the order fn draws them, so it gives the numbers running fn would;
+--   * a buffer fn only reads (a weight it does not train, a constant).
+-- Anything else is an error: fn makes a tensor from host values that change each call, or keeps a
+-- value from call to call in a Lua variable instead of assigning a tensor; a replay would repeat
+-- or miss it. So is a value fn assigns but leaves lazy.
 --
--- State is found through the tensors that hold it: those realized during the recording that
--- view a carried value. A replay reads their buffers as they are when it starts and points them
--- at the new values after, as running fn would; so replays of several signatures, and steps run
--- without the jit in between, all go on from the same state. The optimizers and layers keep
--- their state in the same tensors from step to step (assign); state that fn keeps by giving a
--- Lua variable a new tensor each call is followed only while nothing but the replays updates it.
+-- A replay reads each state tensor's buffer as it is when the replay starts, writes the new value
+-- into the one of two buffers the tensor does not view, and points the tensor at it, as running
+-- fn would; a buffer fn only reads is read through the tensor that held it, if that tensor was
+-- given a new value since. So replays of several signatures, steps run without the jit and
+-- load_state_dict can be mixed, and a jitted evaluation sees the weights training gave. The
+-- .grad fields fn set are set again (to the gradients the replay wrote).
 --
 -- fn's results must be tensors; a replay returns the same tensor objects, holding the new values
 -- (the buffers of values that are not state are written again by each replay). Arguments are
 -- realized before the call. What fn does in Lua besides building tensors is not replayed: Lua
--- values it reads are frozen at the recording (Tensor.training, a learning rate in a Lua number),
--- and so are the buffers it only reads (weights it does not train). Values that change between
--- calls go in as tensor arguments or as buffers written in place (the optimizers' opt.lr is one).
+-- values it reads are frozen at the recording (a learning rate in a Lua number, an upvalue).
+-- Values that change between calls go in as tensor arguments or as buffers written in place (the
+-- optimizers' opt.lr is one).
 local core = require "luagrad.core"
 local Tensor = require "luagrad.tensor"
 local realize = require "luagrad.realize"
@@ -82,16 +86,20 @@ local function on_write(t, old)
 end
 Tensor.set_on_write(on_write)
 
--- the signature of a call's arguments, and their buffers (by position, nil for non-tensors)
+-- the signature of a call: its arguments (the shapes and dtypes of tensors, the values of
+-- others: floats exactly) and the mode (Tensor.training); and the arguments' buffers (by
+-- position, nil for non-tensors)
 local function signature(args)
-  local parts, bufs = {}, {}
+  local parts, bufs = { Tensor.training and "training" or "eval" }, {}
   for i = 1, args.n do
     local a = args[i]
     if is_tensor(a) then
-      parts[i] = tostring(a.dtype) .. shape_str(a.shape)
+      parts[i + 1] = tostring(a.dtype) .. shape_str(a.shape)
       bufs[i] = buffer_of(a)
+    elseif math.type(a) == "float" then
+      parts[i + 1] = ("%a"):format(a)
     elseif a == nil or type(a) == "number" or type(a) == "string" or type(a) == "boolean" then
-      parts[i] = type(a) .. ":" .. tostring(a)
+      parts[i + 1] = type(a) .. ":" .. tostring(a)
     else
       fail("argument %d is a %s; a jitted function takes tensors, numbers, strings and booleans", i, type(a))
     end
@@ -127,6 +135,9 @@ local function sources(rec)
         shape_str(t.shape))
     end
     old = node_buffer(old)
+    if old and arg[old.id] then
+      fail("fn assigns its argument %d; a replay writes only the tensors fn keeps from call to call", arg[old.id])
+    end
     if old then
       state[old.id] = state[old.id] or j
       held[j] = held[j] or {}
@@ -217,7 +228,8 @@ local function plan(a, b)
       if not ins_b[i][s] then
         fail("kernel %d (%s) reads, as its input %d, a buffer that is neither an argument, nor computed by fn's kernels, "
           .. "nor state that fn assigns, nor random keys, nor the same each call: fn makes a tensor from host values "
-          .. "each call (Tensor.new of numbers that change), which a replay would not make again", i, l.name, s - 1)
+          .. "each call (Tensor.new of numbers that change), or keeps a value from call to call in a Lua variable "
+          .. "(assign a tensor instead), which a replay would not do again", i, l.name, s - 1)
       end
     end
     steps[i] = { prog = l.prog, name = l.name, out = l.args[1], ins = ins_b[i] }
@@ -315,16 +327,22 @@ local function replayer(steps, carried, outs, grads, ndraws)
   end
 end
 
+local MAX_SIGNATURES = 64 -- a jitted function's; more is an error (a number argument that changes)
+
 -- lg.jit(fn) -> a function with fn's results, replayed after its first three calls (see the header)
 function M.jit(fn)
   if type(fn) ~= "function" then fail("expected a function, got a %s", type(fn)) end
-  local by_sig = {} -- signature -> {calls =, last = recording, replay = function}
+  local by_sig, nsig = {}, 0 -- signature -> {calls =, last = recording, replay = function}
   return function(...)
     local args = table.pack(...)
     local sig, bufs = signature(args)
     local st = by_sig[sig]
     if not st then
-      st = { calls = 0 }
+      if nsig == MAX_SIGNATURES then
+        fail("fn was called with %d signatures (shapes and dtypes of tensors, values of other arguments); "
+          .. "pass values that change from call to call as tensors", nsig + 1)
+      end
+      st, nsig = { calls = 0 }, nsig + 1
       by_sig[sig] = st
     end
     if st.replay then return st.replay(args, bufs) end

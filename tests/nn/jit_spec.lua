@@ -176,6 +176,43 @@ describe("lg.jit", function()
     assert.matches("Tensor.new of numbers that change", err, 1, true)
   end)
 
+  it("training and evaluation are signatures of their own", function()
+    local f = lg.jit(function(x) return x:dropout(0.5) end)
+    local x = T.ones(64)
+    T.training = true
+    for _ = 1, 4 do f(x) end
+    T.training = nil
+    local ok, err = pcall(function() H.close(H.flat(x:totable()), H.flat(f(x):totable()), 0, "eval") end)
+    T.training = nil
+    assert(ok, err)
+  end)
+
+  it("state kept in a Lua variable, an assigned argument and too many signatures are errors", function()
+    local h = T.zeros(2)
+    local f = lg.jit(function(x)
+      h = h + x
+      return h
+    end)
+    f(T.ones(2))
+    f(T.ones(2))
+    local ok, err = pcall(f, T.ones(2))
+    assert.is_false(ok)
+    assert.matches("or keeps a value from call to call in a Lua variable", err, 1, true)
+
+    local g = lg.jit(function(x) return x:assign(x * 2) end)
+    g(T.ones(2))
+    g(T.ones(2))
+    ok, err = pcall(g, T.ones(2))
+    assert.is_false(ok)
+    assert.matches("jit: fn assigns its argument 1", err, 1, true)
+
+    local k = lg.jit(function(x, c) return x * c end)
+    for c = 1, 64 do k(T.ones(1), c) end
+    ok, err = pcall(k, T.ones(1), 65)
+    assert.is_false(ok)
+    assert.matches("jit: fn was called with 65 signatures", err, 1, true)
+  end)
+
   it("results must be tensors; arguments tensors or plain values", function()
     local f = lg.jit(function(x) return x:sum():item() end)
     local ok, err = pcall(f, T({ 1, 2 }))
