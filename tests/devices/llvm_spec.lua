@@ -223,14 +223,7 @@ describe("LLVM device", function()
     return args[1]:read(), src, args[1]:read_bytes()
   end
 
-  local function same(want, got, tol, what)
-    assert.are.equal(#want, #got, what)
-    for i = 1, #want do
-      local a, b = want[i], got[i]
-      local ok = a == b or (a ~= a and b ~= b) or (tol and math.abs(a - b) <= tol * (1 + math.abs(a)))
-      if not ok then error(("%s: element %d: %s, expected %s"):format(what, i, tostring(b), tostring(a)), 2) end
-    end
-  end
+  local same = require("ops.helpers").same
 
   -- the kernels: {tensor, label, float reduction}
   local function lane_kernels()

@@ -115,6 +115,17 @@ function H.close(want, got, tol, what)
   assert(want == got, ("%s: want %s, got %s"):format(what, tostring(want), tostring(got)))
 end
 
+-- flat lists want and got hold the same values: equal (NaN equals NaN), or within a
+-- relative-or-absolute tolerance tol when it is given (the devices' and optimizer's specs)
+function H.same(want, got, tol, what)
+  assert(#want == #got, ("%s: %d values expected, got %d"):format(what, #want, #got))
+  for i = 1, #want do
+    local a, b = want[i], got[i]
+    local ok = a == b or (a ~= a and b ~= b) or (tol and math.abs(a - b) <= tol * (1 + math.abs(a)))
+    if not ok then error(("%s: element %d: %s, expected %s"):format(what, i, tostring(b), tostring(a)), 2) end
+  end
+end
+
 -- erf in double: its Taylor series for |x| < 2.5, else 1 - erfc by a continued fraction
 function H.erf(x)
   if math.abs(x) >= 2.5 then
