@@ -1,7 +1,8 @@
 /* lua_device.c: devices, buffers and programs from Lua.
  *   core.buffer(device, dtype, n) -> Buffer of n elements; buf:write(values [, first]),
  *   buf:read([first [, count]]) -> list, buf:write_bytes(s [, byte offset]), buf:read_bytes();
- *   fields dtype, device, nbytes, id (one per buffer, whatever the handle), #buf. Element positions are 1-based here, as everywhere in Lua.
+ *   fields dtype, device, nbytes, id (one per buffer, whatever the handle), #buf. Element
+ *   positions are 1-based here, as everywhere in Lua.
  *   core.program(device, source, entry) -> Program; prog:launch({buf...} [, {int...} [, ncores
  *   [, sample]]]) (sample: run only the first cores, CPU).
  *   core.programs(device, {source...}, {entry...}) -> {Program or error message...}, compiled at

@@ -9,9 +9,9 @@
 -- elements. Parameters without a .grad are skipped. Values that change from step to step (the
 -- learning rate, Adam's beta^t) live in 0-d buffers, not in constants, so every step after the
 -- first reuses the compiled kernels; opt.lr may be changed between steps (and between replays of
--- a step by lg.jit: it is written in place). Adam's step count is
--- one per optimizer (as tinygrad), not one per parameter as PyTorch: they differ only for a
--- parameter that was skipped on some steps.
+-- a step by lg.jit: it is written in place). Adam's step count (in beta^t) is one per optimizer
+-- (as tinygrad), not one per parameter as PyTorch: they differ only for a parameter that was
+-- skipped on some steps.
 local core = require "luagrad.core"
 local Tensor = require "luagrad.tensor"
 local nn = require "luagrad.nn"
@@ -171,7 +171,6 @@ local function adam(what, params, opts, decoupled, wd)
   self.weight_decay = number(what, opts.weight_decay, "weight_decay", wd, 0)
   self.decoupled = decoupled
   self.b1_t, self.b2_t = scalar(1.0), scalar(1.0) -- beta^t
-  self.steps = 0
   return self
 end
 
@@ -183,7 +182,6 @@ function optim.AdamW(params, opts) return adam("AdamW", params, opts, true, 0.01
 
 function Adam:update(todo, lr)
   local b1, b2, wd = self.betas[1], self.betas[2], self.weight_decay
-  self.steps = self.steps + 1
   self.b1_t:assign(self.b1_t * b1)
   self.b2_t:assign(self.b2_t * b2)
   local out = { self.b1_t, self.b2_t }
