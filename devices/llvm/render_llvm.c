@@ -629,15 +629,15 @@ val lg_rl_vop(rnd *r, const lg_uop *u) {
   return lg_rl_is_vec(r, u) ? x : splat(r, u->dtype, x);
 }
 
-/* the address of an INDEX's element: a getelementptr into the buffer */
-val lg_rl_address(rnd *r, const lg_uop *idx, val i) {
+/* the address of an INDEX's element: a getelementptr into the buffer (see render_llvm.h) */
+val lg_rl_address(rnd *r, const lg_uop *idx, val i, bool inbounds) {
   const lg_uop *buf = idx->src[0];
   const char *mt = lg_rl_mty(lg_dtype_base(buf->dtype)), *it = lg_rl_ty(idx->src[1]->dtype);
   if (lg_dt_is_unsigned(idx->src[1]->dtype) && lg_rl_bits(idx->src[1]->dtype) < 64) {
     i = lg_rl_inst(r, "zext %s %s to i64", it, i.s);
     it = "i64";
   }
-  return lg_rl_inst(r, "getelementptr inbounds %s, %s* %s, %s %s", mt, mt, lg_rl_vl(r, buf)->s, it, i.s);
+  return lg_rl_inst(r, "getelementptr %s%s, %s* %s, %s %s", inbounds ? "inbounds " : "", mt, mt, lg_rl_vl(r, buf)->s, it, i.s);
 }
 
 /* load the element at an address as a value of dtype dt */
@@ -673,14 +673,14 @@ static void load(rnd *r, const lg_lin_inst *in) {
   lg_uop *u = in->u, *idx = u->src[0];
   val i = lg_rl_operand(r, idx->src[1]);
   if (idx->nsrc < 3) {
-    *lg_rl_vl(r, u) = load_at(r, u->dtype, lg_rl_address(r, idx, i), "val");
+    *lg_rl_vl(r, u) = load_at(r, u->dtype, lg_rl_address(r, idx, i, true), "val");
     return;
   }
   /* gated: the address is only formed and read under the gate */
   val gate = lg_rl_operand(r, idx->src[2]), alt = u->nsrc > 1 ? lg_rl_operand(r, u->src[1]) : lg_rl_literal(u->dtype, 0, 0.0);
   char from[32];
   int32_t k = lg_rl_gate_open(r, gate, "load", from, sizeof from);
-  val v = load_at(r, u->dtype, lg_rl_address(r, idx, i), "alu");
+  val v = load_at(r, u->dtype, lg_rl_address(r, idx, i, true), "alu");
   lg_rl_gate_close(r, k);
   *lg_rl_vl(r, u) =
       lg_rl_define(r, "val", "phi %s [ %s, %%gate%d.load ], [ %s, %%%s ]", lg_rl_ty(u->dtype), v.s, (int)k, alt.s, from);
@@ -702,7 +702,7 @@ static void store(rnd *r, const lg_lin_inst *in) {
   char from[32];
   if (idx->nsrc == 3) k = lg_rl_gate_open(r, lg_rl_operand(r, idx->src[2]), "store", from, sizeof from);
   const char *mt = lg_rl_mty(dt);
-  val p = lg_rl_address(r, idx, i);
+  val p = lg_rl_address(r, idx, i, true);
   lg_rl_emit(r, "store %s %s, %s* %s, align %d", mt, v.s, mt, p.s, (int)lg_dtype_itemsize(dt));
   if (k >= 0) lg_rl_gate_close(r, k);
 }

@@ -88,8 +88,9 @@ lg_dtype lg_rl_acc_dt(const lg_uop *u); /* the dtype a REDUCE's accumulator hold
  * vector, a scalar put in every lane */
 val lg_rl_operand(rnd *r, const lg_uop *u);
 val lg_rl_vop(rnd *r, const lg_uop *u);
-/* the address of an INDEX's element i */
-val lg_rl_address(rnd *r, const lg_uop *idx, val i);
+/* the address of an INDEX's element i; inbounds: a getelementptr inbounds (the address lies in
+ * the buffer) */
+val lg_rl_address(rnd *r, const lg_uop *idx, val i, bool inbounds);
 /* branch around code under a scalar gate: gate_open, the gated code, gate_close */
 int32_t lg_rl_gate_open(rnd *r, val gate, const char *what, char *from, size_t size);
 void lg_rl_gate_close(rnd *r, int32_t k);

@@ -4,9 +4,11 @@
  * A kernel with a RANGE of kind LG_RANGE_LANES (opt.vectorize) computes its W lanes at once, as
  * render_c does: every value that depends on the lanes is an LLVM vector (<16 x float>, <16 x i1>
  * for bool), the RANGE's value is <0, 1, ..., W-1>, scalar operands are put in every lane. An
- * access whose index is ADD(base, lane) (opt.apply writes contiguous ones so) and whose gate, if
- * any, is one for all lanes is one vector load or store; any other is a masked gather or scatter
- * (llvm.masked.*) whose lanes with a false gate read and write nothing and index element 0. A
+ * access whose index is ADD(base, lane) (opt.apply writes contiguous ones so) is one vector load
+ * or store: under a branch if its gate is one for all lanes, llvm.masked.load or .store if the
+ * gate is per lane (as render_c's AVX-512 masked accesses: the lanes off read and write nothing;
+ * their addresses may lie outside the buffer, so that address is no inbounds GEP). Any other
+ * access is a masked gather or scatter whose lanes with a false gate index element 0. A
  * REDUCE over the lanes keeps a vector accumulator and reduces its lanes (floats added in lane
  * order, as render_c does) once its loops are done, into a scalar accumulator. */
 #include <stdio.h>
@@ -24,21 +26,23 @@ void lg_rl_lanes_value(rnd *r, const lg_lin_inst *in) {
   free(b.p);
 }
 
-/* an access of whole vectors: index ADD(base, lane) (or the lane: *base NULL), no gate per lane */
-static bool contiguous(const rnd *r, const lg_uop *idx, const lg_uop **base) {
+/* an access of whole vectors: index ADD(base, lane) (or the lane: *base NULL); *masked: its
+ * gate is per lane */
+static bool contiguous(const rnd *r, const lg_uop *idx, const lg_uop **base, bool *masked) {
   const lg_uop *i = idx->src[1];
   *base = NULL;
-  if (idx->nsrc == 3 && lg_rl_is_vec(r, idx->src[2])) return false;
+  *masked = idx->nsrc == 3 && lg_rl_is_vec(r, idx->src[2]);
   if (i == r->ln.lane) return true;
   if (i->op != LG_OP_ADD || i->src[1] != r->ln.lane || lg_rl_is_vec(r, i->src[0])) return false;
   *base = i->src[0];
   return true;
 }
 
-/* the address of a contiguous access's first element, as a pointer to a vector */
-static val vector_address(rnd *r, const lg_uop *idx, const lg_uop *base, lg_dtype dt) {
+/* the address of a contiguous access's first element, as a pointer to a vector (a masked
+ * access's may lie outside the buffer: no inbounds) */
+static val vector_address(rnd *r, const lg_uop *idx, const lg_uop *base, lg_dtype dt, bool masked) {
   const char *mt = lg_rl_mty(dt);
-  val p = lg_rl_address(r, idx, base ? lg_rl_operand(r, base) : lg_rl_text("0"));
+  val p = lg_rl_address(r, idx, base ? lg_rl_operand(r, base) : lg_rl_text("0"), !masked);
   return lg_rl_inst(r, "bitcast %s* %s to <%d x %s>*", mt, p.s, (int)r->ln.width, mt);
 }
 
@@ -62,10 +66,13 @@ static val lane_addresses(rnd *r, const lg_uop *idx, val *mask) {
   return lg_rl_inst(r, "getelementptr inbounds %s, %s* %s, %s %s", mt, mt, lg_rl_vl(r, buf)->s, t.s, i.s);
 }
 
-/* the name of llvm.masked.<op> for elements of dtype dt in memory: llvm.masked.gather.v16f32.v16p0f32 */
-static void masked_name(const rnd *r, const char *op, lg_dtype dt, char *out, size_t size) {
+/* the name of llvm.masked.<op> for elements of dtype dt in memory, at a vector pointer
+ * (llvm.masked.load.v16f32.p0v16f32) or at a vector of pointers (llvm.masked.gather.v16f32.v16p0f32) */
+static void masked_name(const rnd *r, const char *op, lg_dtype dt, bool lanes, char *out, size_t size) {
   lg_dtype m = lg_rl_sid(dt) == LG_DT_BOOL ? LG_DT_INT8 : dt;
-  snprintf(out, size, "llvm.masked.%s.%s.v%dp0%s", op, lg_rl_wsfx(r, m).s, (int)r->ln.width, lg_rl_sfx(m));
+  tname v = lg_rl_wsfx(r, m);
+  if (lanes) snprintf(out, size, "llvm.masked.%s.%s.v%dp0%s", op, v.s, (int)r->ln.width, lg_rl_sfx(m));
+  else snprintf(out, size, "llvm.masked.%s.%s.p0%s", op, v.s, v.s);
 }
 
 void lg_rl_vload(rnd *r, const lg_lin_inst *in) {
@@ -74,31 +81,38 @@ void lg_rl_vload(rnd *r, const lg_lin_inst *in) {
   const lg_uop *base;
   const char *mt = lg_rl_mty(dt);
   int w = (int)r->ln.width, align = (int)lg_dtype_itemsize(dt);
-  bool mask = lg_rl_sid(dt) == LG_DT_BOOL;
-  tname t = lg_rl_wty(r, dt), m = lg_rl_wty(r, LG_DT_INT8);
+  bool mask = lg_rl_sid(dt) == LG_DT_BOOL, gated;
+  tname t = lg_rl_wty(r, dt), m = lg_rl_wty(r, LG_DT_INT8), b = lg_rl_wbool(r);
   if (!mask) m = t;
   val alt = u->nsrc > 1 ? lg_rl_vop(r, u->src[1]) : lg_rl_wconst(r, dt, 0, 0.0), v;
-  if (contiguous(r, idx, &base)) {
+  char name[64], args[96];
+  if (!contiguous(r, idx, &base, &gated)) {
+    val g, p = lane_addresses(r, idx, &g);
+    masked_name(r, "gather", dt, true, name, sizeof name);
+    snprintf(args, sizeof args, "<%d x %s*>, i32, %s, %s", w, mt, b.s, m.s);
+    lg_rl_declare(r, m.s, name, args);
+    val pass = lg_rl_to_memory(r, dt, alt);
+    v = lg_rl_inst(r, "call %s @%s(<%d x %s*> %s, i32 %d, %s %s, %s %s)", m.s, name, w, mt, p.s, align, b.s, g.s, m.s, pass.s);
+  } else if (gated) {
+    masked_name(r, "load", dt, false, name, sizeof name);
+    snprintf(args, sizeof args, "%s*, i32, %s, %s", m.s, b.s, m.s);
+    lg_rl_declare(r, m.s, name, args);
+    val p = vector_address(r, idx, base, dt, true), g = lg_rl_vop(r, idx->src[2]), pass = lg_rl_to_memory(r, dt, alt);
+    v = lg_rl_inst(r, "call %s @%s(%s* %s, i32 %d, %s %s, %s %s)", m.s, name, m.s, p.s, align, b.s, g.s, m.s, pass.s);
+  } else {
     int32_t k = -1;
     char from[32];
     if (idx->nsrc == 3) k = lg_rl_gate_open(r, lg_rl_operand(r, idx->src[2]), "load", from, sizeof from);
-    v = lg_rl_inst(r, "load %s, %s* %s, align %d", m.s, m.s, vector_address(r, idx, base, dt).s, align);
+    v = lg_rl_inst(r, "load %s, %s* %s, align %d", m.s, m.s, vector_address(r, idx, base, dt, false).s, align);
     if (mask) v = lg_rl_inst(r, "icmp ne %s %s, zeroinitializer", m.s, v.s);
     if (k >= 0) {
       lg_rl_gate_close(r, k);
       v = lg_rl_inst(r, "phi %s [ %s, %%gate%d.load ], [ %s, %%%s ]", t.s, v.s, (int)k, alt.s, from);
     }
-  } else {
-    char name[64], args[96];
-    val g, p = lane_addresses(r, idx, &g);
-    masked_name(r, "gather", dt, name, sizeof name);
-    snprintf(args, sizeof args, "<%d x %s*>, i32, %s, %s", w, mt, lg_rl_wbool(r).s, m.s);
-    lg_rl_declare(r, m.s, name, args);
-    val pass = lg_rl_to_memory(r, dt, alt);
-    v = lg_rl_inst(r, "call %s @%s(<%d x %s*> %s, i32 %d, %s %s, %s %s)", m.s, name, w, mt, p.s, align, lg_rl_wbool(r).s, g.s,
-                   m.s, pass.s);
-    if (mask) v = lg_rl_inst(r, "icmp ne %s %s, zeroinitializer", m.s, v.s);
+    *lg_rl_vl(r, u) = v;
+    return;
   }
+  if (mask) v = lg_rl_inst(r, "icmp ne %s %s, zeroinitializer", m.s, v.s);
   *lg_rl_vl(r, u) = v;
 }
 
@@ -108,23 +122,30 @@ void lg_rl_vstore(rnd *r, const lg_lin_inst *in) {
   const lg_uop *base;
   const char *mt = lg_rl_mty(dt);
   int w = (int)r->ln.width, align = (int)lg_dtype_itemsize(dt);
-  tname m = lg_rl_wty(r, lg_rl_sid(dt) == LG_DT_BOOL ? LG_DT_INT8 : dt);
+  tname m = lg_rl_wty(r, lg_rl_sid(dt) == LG_DT_BOOL ? LG_DT_INT8 : dt), b = lg_rl_wbool(r);
   val v = lg_rl_to_memory(r, dt, lg_rl_vop(r, u->src[1]));
-  if (contiguous(r, idx, &base)) {
+  bool gated;
+  char name[64], args[96];
+  if (!contiguous(r, idx, &base, &gated)) {
+    val g, p = lane_addresses(r, idx, &g);
+    masked_name(r, "scatter", dt, true, name, sizeof name);
+    snprintf(args, sizeof args, "%s, <%d x %s*>, i32, %s", m.s, w, mt, b.s);
+    lg_rl_declare(r, "void", name, args);
+    /* lanes that store to one address store in lane order: the last one's value stays */
+    lg_rl_emit(r, "call void @%s(%s %s, <%d x %s*> %s, i32 %d, %s %s)", name, m.s, v.s, w, mt, p.s, align, b.s, g.s);
+  } else if (gated) {
+    masked_name(r, "store", dt, false, name, sizeof name);
+    snprintf(args, sizeof args, "%s, %s*, i32, %s", m.s, m.s, b.s);
+    lg_rl_declare(r, "void", name, args);
+    val p = vector_address(r, idx, base, dt, true), g = lg_rl_vop(r, idx->src[2]);
+    lg_rl_emit(r, "call void @%s(%s %s, %s* %s, i32 %d, %s %s)", name, m.s, v.s, m.s, p.s, align, b.s, g.s);
+  } else {
     int32_t k = -1;
     char from[32];
     if (idx->nsrc == 3) k = lg_rl_gate_open(r, lg_rl_operand(r, idx->src[2]), "store", from, sizeof from);
-    lg_rl_emit(r, "store %s %s, %s* %s, align %d", m.s, v.s, m.s, vector_address(r, idx, base, dt).s, align);
+    lg_rl_emit(r, "store %s %s, %s* %s, align %d", m.s, v.s, m.s, vector_address(r, idx, base, dt, false).s, align);
     if (k >= 0) lg_rl_gate_close(r, k);
-    return;
   }
-  char name[64], args[96];
-  val g, p = lane_addresses(r, idx, &g);
-  masked_name(r, "scatter", dt, name, sizeof name);
-  snprintf(args, sizeof args, "%s, <%d x %s*>, i32, %s", m.s, w, mt, lg_rl_wbool(r).s);
-  lg_rl_declare(r, "void", name, args);
-  /* lanes that store to one address store in lane order: the last one's value stays */
-  lg_rl_emit(r, "call void @%s(%s %s, <%d x %s*> %s, i32 %d, %s %s)", name, m.s, v.s, w, mt, p.s, align, lg_rl_wbool(r).s, g.s);
 }
 
 /* a REDUCE over the lanes, once its loops are done: its vector accumulator's lanes reduced, kept

@@ -305,6 +305,18 @@ describe("LLVM device", function()
     assert.is_nil(eir:find("masked.scatter", 1, true))
   end)
 
+  it("loads and stores contiguous lanes with a gate per lane as masked vectors (a padded row)", function()
+    local rows = mat(lcg(6), { 8, 14 }, lg.float32)
+    local k = kernel_of(rows:pad({ { 0, 0 }, { 1, 0 } }) * 2) -- 15 wide, lanes padded to 16
+    local sink = opt.apply(k.sink, { { "pad", 1, 16 }, { "vectorize", 1, 16 } })
+    local got, ir = run("LLVM", k, sink)
+    same(run("CPU", k, k.sink), got, nil, "padded")
+    assert.matches("call <16 x float> @llvm.masked.load.v16f32.p0v16f32(", ir, 1, true)
+    assert.matches("call void @llvm.masked.store.v16f32.p0v16f32(", ir, 1, true)
+    assert.is_nil(ir:find("masked.gather", 1, true))
+    assert.is_nil(ir:find("masked.scatter", 1, true))
+  end)
+
   it("keeps NaN and -0.0 in vector MAX as the scalar MAX does: the same bytes as the CPU device", function()
     local nan, inf = 0 / 0, math.huge
     local vals = { -0.0, 0.0, 0.0, -0.0, -0.0, -0.0, nan, 1, -inf, -inf, -1, -0.0, 2, nan, -0.0, 0.0 }
