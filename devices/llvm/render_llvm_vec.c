@@ -7,8 +7,10 @@
  * access whose index is ADD(base, lane) (opt.apply writes contiguous ones so) is one vector load
  * or store: under a branch if its gate is one for all lanes, llvm.masked.load or .store if the
  * gate is per lane (as render_c's AVX-512 masked accesses: the lanes off read and write nothing;
- * their addresses may lie outside the buffer, so that address is no inbounds GEP). Any other
- * access is a masked gather or scatter whose lanes with a false gate index element 0. A
+ * their addresses may lie outside the buffer, so that address is no inbounds GEP). A load at
+ * ADD(base, MUL(lane, 2)) or ADD(base, IDIV(lane, 2)) (a pooling, its gradient) is one masked load
+ * of the elements it reads and a shuffle, as render_c's load2_ and loadh_. Any other access is a
+ * masked gather or scatter whose lanes with a false gate index element 0. A
  * REDUCE over the lanes keeps a vector accumulator and reduces its lanes (floats added in lane
  * order, as render_c does) once its loops are done, into a scalar accumulator. */
 #include <stdio.h>
@@ -75,6 +77,64 @@ static void masked_name(const rnd *r, const char *op, lg_dtype dt, bool lanes, c
   else snprintf(out, size, "llvm.masked.%s.%s.p0%s", op, v.s, v.s);
 }
 
+/* an index ADD(base, op(lane, 2)), op LG_OP_MUL (every other element, as a pooling reads) or
+ * LG_OP_IDIV (each element twice, its gradient), as opt.apply writes `base + 2 * lane` and
+ * `base + lane / 2` */
+static bool by_two(const rnd *r, const lg_uop *idx, int32_t op, const lg_uop **base) {
+  const lg_uop *i = idx->src[1], *m;
+  if (i->op != LG_OP_ADD || lg_rl_is_vec(r, i->src[0])) return false;
+  m = i->src[1];
+  if (m->op != op || m->src[0] != r->ln.lane || m->src[1]->op != LG_OP_CONST || m->src[1]->arg.i != 2) return false;
+  *base = i->src[0];
+  return true;
+}
+
+/* shufflevector's mask <n x i32> <i32 f(0), ..., i32 f(n-1)>, f(k) = k * mul / div + add + (k % 2)
+ * * odd, written to out (n <= 128: 1,536 bytes hold it) */
+typedef struct picks {
+  char s[1536];
+} picks;
+static picks lane_picks(int n, int mul, int div, int add, int odd) {
+  picks p;
+  int len = snprintf(p.s, sizeof p.s, "<%d x i32> <", n);
+  for (int k = 0; k < n; k++)
+    len += snprintf(p.s + len, sizeof p.s - (size_t)len, "%si32 %d", k ? ", " : "", k * mul / div + add + (k % 2) * odd);
+  snprintf(p.s + len, sizeof p.s - (size_t)len, ">");
+  return p;
+}
+
+/* A load of the elements a by_two index reads, as render_c's load2_/loadh_: one masked vector
+ * load of the 2W elements from base (the even ones only) or of the W/2 elements base + l/2 reads,
+ * then a shuffle into the lanes; lanes off the gate get alt. Its value in memory's type m. */
+static val load_by_two(rnd *r, const lg_uop *idx, const lg_uop *base, bool two, tname m, val alt) {
+  lg_dtype dt = lg_dtype_base(idx->src[0]->dtype), md = lg_rl_sid(dt) == LG_DT_BOOL ? LG_DT_INT8 : dt;
+  const char *mt = lg_rl_mty(dt);
+  int w = (int)r->ln.width, n = two ? 2 * w : w / 2, align = (int)lg_dtype_itemsize(dt);
+  tname b = lg_rl_wbool(r);
+  val g = idx->nsrc == 3 ? lg_rl_vop(r, idx->src[2]) : lg_rl_wconst(r, LG_DT_BOOL, 1, 0), mask;
+  if (two) { /* lane l's gate at 2l, false at 2l + 1 */
+    mask = lg_rl_inst(r, "shufflevector %s %s, %s zeroinitializer, %s", b.s, g.s, b.s, lane_picks(n, 1, 2, 0, w).s);
+  } else { /* element k: lanes 2k and 2k + 1 read it */
+    val even = lg_rl_inst(r, "shufflevector %s %s, %s undef, %s", b.s, g.s, b.s, lane_picks(n, 2, 1, 0, 0).s);
+    val odd = lg_rl_inst(r, "shufflevector %s %s, %s undef, %s", b.s, g.s, b.s, lane_picks(n, 2, 1, 1, 0).s);
+    mask = lg_rl_inst(r, "or <%d x i1> %s, %s", n, even.s, odd.s);
+  }
+  char name[64], args[96];
+  snprintf(name, sizeof name, "llvm.masked.load.v%d%s.p0v%d%s", n, lg_rl_sfx(md), n, lg_rl_sfx(md));
+  snprintf(args, sizeof args, "<%d x %s>*, i32, <%d x i1>, <%d x %s>", n, mt, n, n, mt);
+  char ret[32];
+  snprintf(ret, sizeof ret, "<%d x %s>", n, mt);
+  lg_rl_declare(r, ret, name, args);
+  val p = lg_rl_address(r, idx, lg_rl_operand(r, base), false);
+  p = lg_rl_inst(r, "bitcast %s* %s to <%d x %s>*", mt, p.s, n, mt);
+  val v = lg_rl_inst(r, "call <%d x %s> @%s(<%d x %s>* %s, i32 %d, <%d x i1> %s, <%d x %s> zeroinitializer)", n, mt, name,
+                     n, mt, p.s, align, n, mask.s, n, mt);
+  v = lg_rl_inst(r, "shufflevector <%d x %s> %s, <%d x %s> undef, %s", n, mt, v.s, n, mt,
+                 (two ? lane_picks(w, 2, 1, 0, 0) : lane_picks(w, 1, 2, 0, 0)).s);
+  if (idx->nsrc == 3) v = lg_rl_inst(r, "select %s %s, %s %s, %s %s", b.s, g.s, m.s, v.s, m.s, lg_rl_to_memory(r, dt, alt).s);
+  return v;
+}
+
 void lg_rl_vload(rnd *r, const lg_lin_inst *in) {
   lg_uop *u = in->u, *idx = u->src[0];
   lg_dtype dt = u->dtype;
@@ -86,7 +146,10 @@ void lg_rl_vload(rnd *r, const lg_lin_inst *in) {
   if (!mask) m = t;
   val alt = u->nsrc > 1 ? lg_rl_vop(r, u->src[1]) : lg_rl_wconst(r, dt, 0, 0.0), v;
   char name[64], args[96];
-  if (!contiguous(r, idx, &base, &gated)) {
+  bool two = by_two(r, idx, LG_OP_MUL, &base);
+  if (two || by_two(r, idx, LG_OP_IDIV, &base)) {
+    v = load_by_two(r, idx, base, two, m, alt);
+  } else if (!contiguous(r, idx, &base, &gated)) {
     val g, p = lane_addresses(r, idx, &g);
     masked_name(r, "gather", dt, true, name, sizeof name);
     snprintf(args, sizeof args, "<%d x %s*>, i32, %s, %s", w, mt, b.s, m.s);

@@ -256,6 +256,13 @@ describe("LLVM device", function()
     add((v:permute(2, 1) + 1):sum(2), "padded, permuted view sum", true)
     local cx, cw = mat(rng, { 1, 2, 7, 9 }, lg.float32), mat(rng, { 3, 2, 3, 3 }, lg.float32)
     add(conv.conv2d(cx, cw, 1), "conv", true)
+    for _, dt in ipairs({ lg.float32, lg.float64 }) do -- every other element, each element twice
+      local im = mat(rng, { 2, 3, 8, 10 }, dt)
+      add(im:max_pool2d(2), "max pool " .. tostring(dt))
+      add(im:avg_pool2d(2, { padding = 1 }), "padded avg pool " .. tostring(dt))
+      local up = mat(rng, { 2, 3, 4, 1, 5, 1 }, dt):expand(2, 3, 4, 2, 5, 2):reshape(2, 3, 8, 10)
+      add(up * im, "upsample " .. tostring(dt))
+    end
     return out
   end
 
@@ -303,6 +310,19 @@ describe("LLVM device", function()
     local eir = select(2, run("LLVM", e, opt.apply(e.sink, { { "vectorize", 1, 8 } })))
     assert.matches("store <8 x float> ", eir, 1, true)
     assert.is_nil(eir:find("masked.scatter", 1, true))
+  end)
+
+  it("loads every other element, or each twice, with one masked load and a shuffle (pooling)", function()
+    local im = mat(lcg(7), { 2, 3, 8, 12 }, lg.float32)
+    local pool, up = kernel_of(im:max_pool2d(2)), kernel_of(im:reshape(2, 3, 8, 1, 12, 1):expand(2, 3, 8, 2, 12, 2)
+      :reshape(2, 3, 16, 24) * 2)
+    for _, c in ipairs({ { pool, 3, "v32f32" }, { up, 3, "v8f32" } }) do
+      local k, axis, ty = c[1], c[2], c[3]
+      local got, ir = run("LLVM", k, opt.apply(k.sink, { { "vectorize", axis, 16 } }))
+      same(run("CPU", k, k.sink), got, nil, ty)
+      assert.matches("@llvm.masked.load." .. ty .. ".p0" .. ty .. "(", ir, 1, true)
+      assert.is_nil(ir:find("masked.gather", 1, true))
+    end
   end)
 
   it("loads and stores contiguous lanes with a gate per lane as masked vectors (a padded row)", function()
