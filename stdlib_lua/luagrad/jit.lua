@@ -86,16 +86,18 @@ local function on_write(t, old)
 end
 Tensor.set_on_write(on_write)
 
--- the signature of a call: its arguments (the shapes and dtypes of tensors, the values of
--- others: floats exactly) and the mode (Tensor.training); and the arguments' buffers (by
--- position, nil for non-tensors)
+-- the signature of a call: its arguments (the shapes and dtypes of tensors, which of them are
+-- one buffer, the values of others: floats exactly) and the mode (Tensor.training); and the
+-- arguments' buffers (by position, nil for non-tensors)
 local function signature(args)
-  local parts, bufs = { Tensor.training and "training" or "eval" }, {}
+  local parts, bufs, first = { Tensor.training and "training" or "eval" }, {}, {}
   for i = 1, args.n do
     local a = args[i]
     if is_tensor(a) then
-      parts[i + 1] = tostring(a.dtype) .. shape_str(a.shape)
       bufs[i] = buffer_of(a)
+      local id = bufs[i].id
+      parts[i + 1] = first[id] and ("=" .. first[id]) or tostring(a.dtype) .. shape_str(a.shape) -- one tensor twice
+      first[id] = first[id] or i
     elseif math.type(a) == "float" then
       parts[i + 1] = ("%a"):format(a)
     elseif a == nil or type(a) == "number" or type(a) == "string" or type(a) == "boolean" then

@@ -135,6 +135,14 @@ describe("lg.jit", function()
     end
   end)
 
+  it("one tensor passed twice is a signature of its own", function()
+    local f = lg.jit(function(a, b) return a * 2 + b end)
+    local x = T({ 1.0, 2.0 })
+    for _ = 1, 4 do f(x, x) end
+    H.close({ 12, 24 }, H.flat(f(T({ 3.0, 6.0 }), T({ 6.0, 12.0 })):totable()), 0, "two tensors")
+    H.close({ 3, 6 }, H.flat(f(x, x):totable()), 0, "one tensor twice")
+  end)
+
   it("passes a result back in as an argument (a recurrence)", function()
     local f = lg.jit(function(h) return h * 2 + 1 end)
     local h, want = T({ 0.0, 1.0 }), { 0, 1 }
