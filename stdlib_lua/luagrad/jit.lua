@@ -36,7 +36,7 @@
 -- realized before the call. What fn does in Lua besides building tensors is not replayed: Lua
 -- values it reads are frozen at the recording (a learning rate in a Lua number, an upvalue).
 -- Values that change between calls go in as tensor arguments or as buffers written in place (the
--- optimizers' opt.lr is one).
+-- optimizers' opt.lr is one). DEBUG=1 prints a line when a replay is made and at each replay.
 local core = require "luagrad.core"
 local Tensor = require "luagrad.tensor"
 local realize = require "luagrad.realize"
@@ -308,12 +308,13 @@ local function replayer(steps, carried, outs, grads, ndraws)
       launches[h[1]][h[2]] = src.arg and bufs[src.arg] or src.before and cur[src.before]
         or src.fixed and (by and buffer_of(by) or src.fixed) or out[src.out or src.now]
     end
-    local recorder = realize.recorder
+    local recorder, t0 = realize.recorder, debug_level >= 1 and core.clock()
     for i, st in ipairs(steps) do
       st.prog:launch(launches[i])
       if recorder then recorder(st.prog, table.move(launches[i], 1, #launches[i], 1, {}), st.name) end
     end
     realize.kernels_run = realize.kernels_run + #steps
+    if t0 then print(("jit: replayed %d kernels in %.2f ms"):format(#steps, (core.clock() - t0) * 1e3)) end
     realize.forget_recent()
     for j, hs in pairs(carried) do
       local node = core.buffer_node(out[j])
