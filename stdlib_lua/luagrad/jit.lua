@@ -100,8 +100,10 @@ local function signature(args)
       first[id] = first[id] or i
     elseif math.type(a) == "float" then
       parts[i + 1] = ("%a"):format(a)
-    elseif a == nil or type(a) == "number" or type(a) == "string" or type(a) == "boolean" then
-      parts[i + 1] = type(a) .. ":" .. tostring(a)
+    elseif type(a) == "string" then
+      parts[i + 1] = ("%q"):format(a)
+    elseif a == nil or type(a) == "number" or type(a) == "boolean" then
+      parts[i + 1] = tostring(a)
     else
       fail("argument %d is a %s; a jitted function takes tensors, numbers, strings and booleans", i, type(a))
     end
