@@ -36,7 +36,8 @@
 -- realized before the call. What fn does in Lua besides building tensors is not replayed: Lua
 -- values it reads are frozen at the recording (a learning rate in a Lua number, an upvalue).
 -- Values that change between calls go in as tensor arguments or as buffers written in place (the
--- optimizers' opt.lr is one). DEBUG=1 prints a line when a replay is made and at each replay.
+-- optimizers' opt.lr is one). DEBUG=1 prints a line when a replay is made and at each replay;
+-- JIT=0 (read once, as tinygrad's) runs fn at every call instead.
 local core = require "luagrad.core"
 local Tensor = require "luagrad.tensor"
 local realize = require "luagrad.realize"
@@ -44,6 +45,7 @@ local autograd = require "luagrad.autograd"
 
 local is_tensor, shape_str = Tensor.is_tensor, Tensor.shape_str
 local debug_level = tonumber(os.getenv("DEBUG") or "0") or 0
+local enabled = os.getenv("JIT") ~= "0"
 
 local M = {}
 
@@ -337,6 +339,12 @@ local MAX_SIGNATURES = 64 -- a jitted function's; more is an error (a number arg
 -- lg.jit(fn) -> a function with fn's results, replayed after its first three calls (see the header)
 function M.jit(fn)
   if type(fn) ~= "function" then fail("expected a function, got a %s", type(fn)) end
+  if not enabled then
+    return function(...)
+      local res = results(table.pack(fn(...)))
+      return table.unpack(res, 1, res.n)
+    end
+  end
   local by_sig, nsig = {}, 0 -- signature -> {calls =, last = recording, replay = function}
   return function(...)
     local args = table.pack(...)

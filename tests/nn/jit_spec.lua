@@ -221,6 +221,22 @@ describe("lg.jit", function()
     assert.matches("jit: fn was called with 65 signatures", err, 1, true)
   end)
 
+  it("JIT=0 runs the function at every call", function()
+    local lua = os.getenv("LUA") or "lua5.4"
+    local chunk = [[
+      local lg = require "luagrad"
+      local calls = 0
+      local f = lg.jit(function(x) calls = calls + 1; return x + 1 end)
+      for _ = 1, 5 do f(lg.Tensor({ 1.0 })) end
+      print(calls)]]
+    for env, want in pairs({ ["JIT=0"] = "5", ["JIT=1"] = "3" }) do
+      local p = assert(io.popen(("env %s %s -e %q 2>&1"):format(env, lua, chunk)))
+      local out = p:read("a")
+      assert(p:close(), out)
+      assert.are.equal(want, out:match("%S+"), env)
+    end
+  end)
+
   it("results must be tensors; arguments tensors or plain values", function()
     local f = lg.jit(function(x) return x:sum():item() end)
     local ok, err = pcall(f, T({ 1, 2 }))
