@@ -103,7 +103,9 @@ end
 --      convolution: 4 output channels by 7 rows, whose windows share input rows);
 --   3. without vectors, the innermost reduce axis, when it is contiguous in a load, becomes
 --      vector lanes (a vector accumulator; whole when it is smaller); reduce axes of at most 4
---      are unrolled whole while the body stays small;
+--      are unrolled whole while the body stays small, and so is the loop over the lanes' vectors
+--      when the last one is masked (a 28-wide row: 2 vectors; unrolled, the masks are constants:
+--      the weight gradient of a 3x3 convolution on 28x28 went from 7.3 to 5.6 ms);
 --   4. a matmul whose B is larger than L2_BYTES takes 2 vectors by 12 rows (a narrow slice of B)
 --      and swaps its two output loops (B's slices stay in the caches).
 -- A kernel without a reduction gets vector lanes on its output axis that every access walks
@@ -327,16 +329,18 @@ function heuristic(sink)
       opts[#opts + 1] = { "upcast", c.r.axis, best }
     end
   end
-  local copies = total
+  local copies, size = total, {}
+  for _, r in ipairs(reds) do size[r.axis] = r.size end
   if reduce_lanes then
     local amount = math.min(width, pow2_at_least(inner.size)) -- 14 takes 16 lanes, 2 of them masked
     opts[#opts + 1] = { "vectorize", inner.axis, amount }
+    if inner.size % amount ~= 0 then size[inner.axis] = (inner.size + amount - 1) // amount end -- 28: 2 vectors
   end
   for i = #reds, 1, -1 do
-    local r = reds[i]
-    if r.size >= 2 and r.size <= 4 and copies * r.size <= 4 * VECTORS * lanes then
-      copies = copies * r.size
-      opts[#opts + 1] = { "unroll", r.axis, r.size }
+    local axis, n = reds[i].axis, size[reds[i].axis]
+    if n >= 2 and n <= 4 and copies * n <= 4 * VECTORS * lanes then
+      copies = copies * n
+      opts[#opts + 1] = { "unroll", axis, n }
     end
   end
   -- a big matmul: the vector axis's loop goes outside, so each slice of B stays cached while every
