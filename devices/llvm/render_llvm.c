@@ -168,15 +168,16 @@ val lg_rl_literal(lg_dtype dt, int64_t i, double f) {
 
 /* Types and constants at the width being written (r->w): scalars, or vectors of the lanes. */
 
-/* the IR type of a value of dtype dt: float, or <16 x float> */
-tname lg_rl_wty(const rnd *r, lg_dtype dt) {
+/* scalar s at the width: s itself, or `vector` (a format of the width and s) */
+static tname at_width(const rnd *r, const char *vector, const char *s) {
   tname t;
-  if (r->w)
-    snprintf(t.s, sizeof t.s, "<%d x %s>", (int)r->w, lg_rl_ty(dt));
-  else
-    snprintf(t.s, sizeof t.s, "%s", lg_rl_ty(dt));
+  if (r->w) snprintf(t.s, sizeof t.s, vector, (int)r->w, s);
+  else snprintf(t.s, sizeof t.s, "%s", s);
   return t;
 }
+
+/* the IR type of a value of dtype dt: float, or <16 x float> */
+tname lg_rl_wty(const rnd *r, lg_dtype dt) { return at_width(r, "<%d x %s>", lg_rl_ty(dt)); }
 
 tname lg_rl_wbool(const rnd *r) { return lg_rl_wty(r, LG_DT_BOOL); }
 
@@ -184,14 +185,7 @@ tname lg_rl_wbool(const rnd *r) { return lg_rl_wty(r, LG_DT_BOOL); }
 const char *lg_rl_sfx(lg_dtype dt) { return lg_dt_is_float(dt) ? (is_f64(dt) ? "f64" : "f32") : lg_rl_ty(dt); }
 
 /* ... and for type wty(r, dt): f32, v16f32, v16i1 */
-tname lg_rl_wsfx(const rnd *r, lg_dtype dt) {
-  tname t;
-  if (r->w)
-    snprintf(t.s, sizeof t.s, "v%d%s", (int)r->w, lg_rl_sfx(dt));
-  else
-    snprintf(t.s, sizeof t.s, "%s", lg_rl_sfx(dt));
-  return t;
-}
+tname lg_rl_wsfx(const rnd *r, lg_dtype dt) { return at_width(r, "v%d%s", lg_rl_sfx(dt)); }
 
 /* a scalar x of dtype dt in every lane */
 static val splat(rnd *r, lg_dtype dt, val x) {

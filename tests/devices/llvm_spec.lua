@@ -176,31 +176,9 @@ describe("LLVM device", function()
   -- ---- vector lanes (opt.vectorize) ----
   local opt = require "luagrad.opt"
   local conv = require "opt.conv"
+  local I = require "opt.inputs"
   local T = lg.Tensor
-
-  local function lcg(seed)
-    local x = seed
-    return function(n) -- an integer in [1, n]
-      x = (x * 1103515245 + 12345) % 2147483648
-      return (x >> 8) % n + 1
-    end
-  end
-
-  -- a realized tensor of small random values of a dtype (zeros included: x / 0 and x % 0)
-  local function mat(rng, shape, dtype)
-    local vals, n = {}, 1
-    for _, d in ipairs(shape) do n = n * d end
-    for i = 1, n do
-      if dtype == lg.bool then
-        vals[i] = rng(2) == 1
-      elseif dtype.kind == "float" then
-        vals[i] = (rng(33) - 17) / 8
-      else
-        vals[i] = rng(200) - 100
-      end
-    end
-    return T(vals, { dtype = dtype }):reshape(shape):realize()
-  end
+  local lcg, mat = I.lcg, I.mat
 
   -- kernel k with `sink` in place of its own on a device ("CPU" or "LLVM"): its output's values
   -- and the kernel's source; inputs are copied to the device

@@ -48,6 +48,12 @@ local function plain_step(net, opt)
   end
 end
 
+-- the losses and the state of a run match the ones wanted
+local function same_run(want_losses, want, losses, got)
+  H.close(want_losses, losses, 1e-6, "losses")
+  for name, w in pairs(want) do H.close(w, got[name], 1e-6, name) end
+end
+
 describe("lg.jit", function()
   it("replays a training step: the same losses, parameters and running statistics as running it", function()
     local calls = 0
@@ -60,8 +66,7 @@ describe("lg.jit", function()
       end)
     end)
     assert.are.equal(3, calls) -- run, recorded twice, then replayed
-    H.close(want_losses, losses, 1e-6, "losses")
-    for name, w in pairs(want) do H.close(w, got[name], 1e-6, name) end
+    same_run(want_losses, want, losses, got)
   end)
 
   it("goes on from the same state after steps of another batch size and steps without the jit", function()
@@ -85,8 +90,7 @@ describe("lg.jit", function()
     local want_losses, want, want_grads = mixed(false)
     local losses, got, grads = mixed(true)
     for i, g in ipairs(want_grads) do H.close(g, grads[i], 1e-6, "grad " .. i) end
-    H.close(want_losses, losses, 1e-6, "losses")
-    for name, w in pairs(want) do H.close(w, got[name], 1e-6, name) end
+    same_run(want_losses, want, losses, got)
   end)
 
   it("a jitted evaluation reads the weights and running statistics that training steps gave new values", function()

@@ -6,16 +6,11 @@ local lg = require "luagrad"
 local opt = require "luagrad.opt"
 local schedule = require "luagrad.schedule"
 local C = require "opt.conv"
+local I = require "opt.inputs"
 local core = lg.core
 local T = lg.Tensor
 
-local function lcg(seed)
-  local x = seed
-  return function(n) -- an integer in [1, n]
-    x = (x * 1103515245 + 12345) % 2147483648
-    return (x >> 8) % n + 1
-  end
-end
+local lcg, mat = I.lcg, I.mat
 
 -- the one kernel that computes t (its inputs realized)
 local function kernel_of(t)
@@ -57,22 +52,6 @@ local function count_op(sink, op)
 end
 
 local same = require("ops.helpers").same
-
-local function mat(rng, shape, dtype)
-  local vals = {}
-  for i = 1, numel(shape) do
-    if dtype.kind == "float" then
-      vals[i] = (rng(33) - 17) / 8
-    elseif dtype.kind == "bool" then
-      vals[i] = rng(2) == 1
-    elseif dtype.kind == "uint" then
-      vals[i] = rng(200) - 1
-    else
-      vals[i] = rng(200) - 100
-    end
-  end
-  return T(vals, { dtype = dtype }):reshape(shape):realize()
-end
 
 describe("opt transformations", function()
   local rng = lcg(7)
